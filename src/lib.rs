@@ -1,0 +1,6 @@
+//! precis: summarise long articles with pretrained seq2seq models on CPU or GPU.
+
+pub mod error;
+pub mod models;
+
+pub use error::{Error, Result};

@@ -1,0 +1,74 @@
+//! The decoder's per-layer key/value cache, shared by every architecture.
+//!
+//! Beam search must reorder it after each step (a beam may continue another beam's prefix),
+//! so it lives outside the model as a plain value instead of hidden state.
+
+use candle_core::{D, Result, Tensor};
+
+/// Keys and values of one decoder layer, laid out `(batch, heads, seq, head_dim)`.
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    /// Self-attention keys/values of the tokens decoded so far (None before the first step).
+    pub self_kv: Option<(Tensor, Tensor)>,
+    /// Cross-attention keys/values over the encoder output, computed once per input.
+    pub cross_kv: (Tensor, Tensor),
+}
+
+/// Everything a decoder step needs besides the new token.
+#[derive(Debug, Clone)]
+pub struct DecoderState {
+    pub layers: Vec<LayerCache>,
+    /// Additive attention bias over encoder positions, `(batch, 1, 1, enc_seq)`: 0 where a key is
+    /// a real token, a large negative number where it is padding.
+    pub encoder_bias: Tensor,
+    /// How many decoder tokens have been fed so far (the position of the next one).
+    pub position: usize,
+}
+
+impl DecoderState {
+    /// Batch size the state currently holds.
+    pub fn batch_size(&self) -> Result<usize> {
+        self.encoder_bias.dim(0)
+    }
+
+    /// Keep row `indices[i]` as new row `i` in every cached tensor. Used both to expand an
+    /// encoded batch into beams (`[0,0,0,0,1,1,1,1]`) and to follow beams between steps.
+    pub fn reorder(&mut self, indices: &Tensor) -> Result<()> {
+        let pick = |t: &Tensor| t.index_select(indices, 0);
+        for layer in &mut self.layers {
+            if let Some((k, v)) = &layer.self_kv {
+                layer.self_kv = Some((pick(k)?, pick(v)?));
+            }
+            let (k, v) = &layer.cross_kv;
+            layer.cross_kv = (pick(k)?, pick(v)?);
+        }
+        self.encoder_bias = pick(&self.encoder_bias)?;
+        Ok(())
+    }
+
+    /// Append this step's keys/values to `layer`'s self-attention cache and return the full
+    /// keys/values to attend over.
+    pub fn append_self_kv(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let entry = &mut self.layers[layer].self_kv;
+        let (k, v) = match entry.take() {
+            None => (k.clone(), v.clone()),
+            Some((pk, pv)) => (Tensor::cat(&[&pk, k], D::Minus2)?, Tensor::cat(&[&pv, v], D::Minus2)?),
+        };
+        *entry = Some((k.clone(), v.clone()));
+        Ok((k, v))
+    }
+}
+
+/// Turn a `(batch, seq)` 0/1 mask into the additive bias `(batch, 1, 1, seq)` used in attention.
+pub fn padding_bias(attention_mask: &Tensor, dtype: candle_core::DType) -> Result<Tensor> {
+    let (batch, seq) = attention_mask.dims2()?;
+    let mask = attention_mask.to_dtype(dtype)?;
+    // (1 - mask) * dtype::MIN, as transformers does, so padded keys get zero weight after softmax.
+    let min = match dtype {
+        candle_core::DType::F16 => f64::from(half::f16::MIN),
+        candle_core::DType::BF16 => f64::from(half::bf16::MIN),
+        candle_core::DType::F64 => f64::MIN,
+        _ => f64::from(f32::MIN),
+    };
+    mask.affine(-min, min)?.reshape((batch, 1, 1, seq))
+}

@@ -1,0 +1,1 @@
+//! T5 / FLAN-T5 (placeholder, being written).
