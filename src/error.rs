@@ -44,7 +44,10 @@ pub enum Error {
     },
 
     #[error("{source_name}: {problem}")]
-    BadInput { source_name: String, problem: String },
+    BadInput {
+        source_name: String,
+        problem: String,
+    },
 
     #[error("device '{0}' is not available: {1}")]
     Device(String, String),

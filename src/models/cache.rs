@@ -48,11 +48,19 @@ impl DecoderState {
 
     /// Append this step's keys/values to `layer`'s self-attention cache and return the full
     /// keys/values to attend over.
-    pub fn append_self_kv(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub fn append_self_kv(
+        &mut self,
+        layer: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let entry = &mut self.layers[layer].self_kv;
         let (k, v) = match entry.take() {
             None => (k.clone(), v.clone()),
-            Some((pk, pv)) => (Tensor::cat(&[&pk, k], D::Minus2)?, Tensor::cat(&[&pv, v], D::Minus2)?),
+            Some((pk, pv)) => (
+                Tensor::cat(&[&pk, k], D::Minus2)?,
+                Tensor::cat(&[&pv, v], D::Minus2)?,
+            ),
         };
         *entry = Some((k.clone(), v.clone()));
         Ok((k, v))

@@ -29,8 +29,11 @@ pub trait Seq2Seq: Send + Sync {
 
     /// Prepare decoding over an encoded batch: computes every layer's cross-attention keys and
     /// values once, so each decoder step only projects the new token.
-    fn start_decoding(&self, encoder_hidden: &Tensor, attention_mask: &Tensor)
-    -> Result<DecoderState>;
+    fn start_decoding(
+        &self,
+        encoder_hidden: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<DecoderState>;
 
     /// Run one decoder step for `last_tokens` `(batch, 1)` u32, appending to the self-attention
     /// cache. Returns next-token logits `(batch, vocab)` in f32.

@@ -1,1 +1,592 @@
-//! T5 / FLAN-T5 (placeholder, being written).
+//! T5 and T5 v1.1 / FLAN-T5 encoder-decoder.
+//!
+//! Mirrors Hugging Face `transformers/models/t5/modeling_t5.py` weight for weight
+//! (paper: Raffel et al., "Exploring the Limits of Transfer Learning with a Unified Text-to-Text
+//! Transformer", <https://arxiv.org/abs/1910.10683>).
+//!
+//! Unlike candle-transformers' T5 this implementation takes an encoder padding mask, keeps the
+//! decoder cache outside the model so beam search can reorder it, computes cross-attention
+//! keys/values once per input, and uses unidirectional relative-position buckets in the decoder.
+
+use candle_core::{D, DType, Device, Module, Result, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder, linear_no_bias};
+use serde::Deserialize;
+
+use super::cache::{DecoderState, LayerCache, padding_bias};
+use super::{DecoderSpec, Seq2Seq};
+
+fn default_relative_attention_max_distance() -> usize {
+    128
+}
+fn default_layer_norm_epsilon() -> f64 {
+    1e-6
+}
+fn default_feed_forward_proj() -> String {
+    "relu".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_eos() -> u32 {
+    1
+}
+
+/// The fields of a T5 `config.json` that the forward pass needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub vocab_size: usize,
+    pub d_model: usize,
+    pub d_kv: usize,
+    pub d_ff: usize,
+    pub num_layers: usize,
+    #[serde(default)]
+    pub num_decoder_layers: Option<usize>,
+    pub num_heads: usize,
+    pub relative_attention_num_buckets: usize,
+    #[serde(default = "default_relative_attention_max_distance")]
+    pub relative_attention_max_distance: usize,
+    #[serde(default = "default_layer_norm_epsilon")]
+    pub layer_norm_epsilon: f64,
+    #[serde(default = "default_feed_forward_proj")]
+    pub feed_forward_proj: String,
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub pad_token_id: u32,
+    #[serde(default = "default_eos")]
+    pub eos_token_id: u32,
+    #[serde(default)]
+    pub decoder_start_token_id: Option<u32>,
+}
+
+/// Activation inside the feed-forward block, as named by `feed_forward_proj`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activation {
+    Relu,
+    /// transformers' "gelu": the exact erf form.
+    GeluErf,
+    /// transformers' "gelu_new": the tanh approximation.
+    GeluTanh,
+    Silu,
+}
+
+impl Activation {
+    fn apply(self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Relu => xs.relu(),
+            Activation::GeluErf => xs.gelu_erf(),
+            Activation::GeluTanh => xs.gelu(),
+            Activation::Silu => xs.silu(),
+        }
+    }
+}
+
+impl Config {
+    /// `(gated, activation)` from `feed_forward_proj`, e.g. "relu" or "gated-gelu".
+    fn feed_forward(&self) -> Result<(bool, Activation)> {
+        let proj = self.feed_forward_proj.as_str();
+        let (gated, name) = match proj.split_once('-') {
+            Some(("gated", name)) => (true, name),
+            Some(_) => candle_core::bail!("unsupported T5 feed_forward_proj '{proj}'"),
+            None => (false, proj),
+        };
+        // transformers maps "gated-gelu" to the tanh approximation for backwards compatibility.
+        let activation = match (gated, name) {
+            (true, "gelu") | (_, "gelu_new") => Activation::GeluTanh,
+            (false, "gelu") => Activation::GeluErf,
+            (_, "relu") => Activation::Relu,
+            (_, "silu") | (_, "swish") => Activation::Silu,
+            _ => candle_core::bail!("unsupported T5 feed_forward_proj '{proj}'"),
+        };
+        Ok((gated, activation))
+    }
+
+    pub fn spec(&self) -> DecoderSpec {
+        DecoderSpec {
+            vocab_size: self.vocab_size,
+            decoder_start_token_id: self.decoder_start_token_id.unwrap_or(self.pad_token_id),
+            eos_token_id: self.eos_token_id,
+            pad_token_id: self.pad_token_id,
+        }
+    }
+}
+
+/// T5's RMS norm: no mean subtraction and no bias.
+#[derive(Debug, Clone)]
+struct LayerNorm {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    fn new(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get(size, "weight")?;
+        Ok(Self {
+            weight,
+            eps: eps as f32,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        // Statistics in f32 even for half-precision weights, as transformers does.
+        let dtype = xs.dtype();
+        let xs32 = xs.to_dtype(DType::F32)?;
+        let variance = xs32.sqr()?.mean_keepdim(D::Minus1)?;
+        let inv_rms = (variance + f64::from(self.eps))?.sqrt()?.recip()?;
+        let normed = xs32.broadcast_mul(&inv_rms)?;
+        normed.to_dtype(dtype)?.broadcast_mul(&self.weight)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FeedForward {
+    wi: Linear,
+    /// Second input projection of the gated variants (v1.1 / FLAN), multiplied elementwise.
+    wi_gate: Option<Linear>,
+    wo: Linear,
+    activation: Activation,
+}
+
+impl FeedForward {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let (gated, activation) = cfg.feed_forward()?;
+        let (wi, wi_gate) = if gated {
+            (
+                linear_no_bias(cfg.d_model, cfg.d_ff, vb.pp("wi_0"))?,
+                Some(linear_no_bias(cfg.d_model, cfg.d_ff, vb.pp("wi_1"))?),
+            )
+        } else {
+            (linear_no_bias(cfg.d_model, cfg.d_ff, vb.pp("wi"))?, None)
+        };
+        let wo = linear_no_bias(cfg.d_ff, cfg.d_model, vb.pp("wo"))?;
+        Ok(Self {
+            wi,
+            wi_gate,
+            wo,
+            activation,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut hidden = self.activation.apply(&self.wi.forward(xs)?)?;
+        if let Some(gate) = &self.wi_gate {
+            hidden = hidden.mul(&gate.forward(xs)?)?;
+        }
+        self.wo.forward(&hidden)
+    }
+}
+
+/// Relative position bucketing (T5 paper, section 2.1): exact buckets for small distances,
+/// logarithmic ones up to `max_distance`. The encoder looks both ways, the decoder only back.
+#[derive(Debug, Clone)]
+struct RelativePositions {
+    embedding: Embedding,
+    num_buckets: usize,
+    max_distance: usize,
+    bidirectional: bool,
+}
+
+impl RelativePositions {
+    fn bucket(&self, relative_position: i64) -> u32 {
+        let mut num_buckets = self.num_buckets as i64;
+        let mut bucket = 0i64;
+        let distance = if self.bidirectional {
+            num_buckets /= 2;
+            if relative_position > 0 {
+                bucket += num_buckets;
+            }
+            relative_position.abs()
+        } else {
+            (-relative_position).max(0)
+        };
+        let max_exact = num_buckets / 2;
+        if distance < max_exact {
+            bucket += distance;
+        } else {
+            // Same f32 operation order as transformers so boundary distances land in the same bucket.
+            // (the log of the constant ratio is taken in f64, as Python's math.log does).
+            let scale = (self.max_distance as f64 / max_exact as f64).ln() as f32;
+            let ratio = (distance as f32 / max_exact as f32).ln() / scale;
+            let large = max_exact + (ratio * (num_buckets - max_exact) as f32) as i64;
+            bucket += large.min(num_buckets - 1);
+        }
+        bucket as u32
+    }
+
+    /// Bias `(1, heads, queries, keys)` for query positions `queries` against keys `0..keys`.
+    fn bias(
+        &self,
+        queries: std::ops::Range<usize>,
+        keys: usize,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let q_len = queries.len();
+        let buckets: Vec<u32> = queries
+            .flat_map(|q| (0..keys).map(move |k| self.bucket(k as i64 - q as i64)))
+            .collect();
+        let buckets = Tensor::from_vec(buckets, (q_len, keys), device)?;
+        // (q, k, heads) -> (1, heads, q, k)
+        self.embedding
+            .forward(&buckets)?
+            .permute((2, 0, 1))?
+            .unsqueeze(0)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    num_heads: usize,
+    d_kv: usize,
+}
+
+impl Attention {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let inner = cfg.num_heads * cfg.d_kv;
+        Ok(Self {
+            q: linear_no_bias(cfg.d_model, inner, vb.pp("q"))?,
+            k: linear_no_bias(cfg.d_model, inner, vb.pp("k"))?,
+            v: linear_no_bias(cfg.d_model, inner, vb.pp("v"))?,
+            o: linear_no_bias(inner, cfg.d_model, vb.pp("o"))?,
+            num_heads: cfg.num_heads,
+            d_kv: cfg.d_kv,
+        })
+    }
+
+    /// `(batch, seq, d_model)` -> `(batch, heads, seq, d_kv)`.
+    fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
+        let (batch, seq, _) = xs.dims3()?;
+        xs.reshape((batch, seq, self.num_heads, self.d_kv))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    fn project_kv(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.split_heads(&self.k.forward(xs)?)?,
+            self.split_heads(&self.v.forward(xs)?)?,
+        ))
+    }
+
+    /// Scaled-free dot-product attention (T5 folds the scale into its initialisation) with an
+    /// additive `bias` broadcastable to `(batch, heads, queries, keys)`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let dtype = q.dtype();
+        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
+        // Softmax in f32 for half-precision models, as transformers does.
+        let weights =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
+        let (batch, _, q_len, _) = q.dims4()?;
+        let context = weights.matmul(v)?.transpose(1, 2)?.reshape((
+            batch,
+            q_len,
+            self.num_heads * self.d_kv,
+        ))?;
+        self.o.forward(&context)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct EncoderBlock {
+    attention: Attention,
+    attention_norm: LayerNorm,
+    feed_forward: FeedForward,
+    feed_forward_norm: LayerNorm,
+}
+
+impl EncoderBlock {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let eps = cfg.layer_norm_epsilon;
+        Ok(Self {
+            attention: Attention::new(cfg, vb.pp("layer.0.SelfAttention"))?,
+            attention_norm: LayerNorm::new(cfg.d_model, eps, vb.pp("layer.0.layer_norm"))?,
+            feed_forward: FeedForward::new(cfg, vb.pp("layer.1.DenseReluDense"))?,
+            feed_forward_norm: LayerNorm::new(cfg.d_model, eps, vb.pp("layer.1.layer_norm"))?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let normed = self.attention_norm.forward(xs)?;
+        let q = self
+            .attention
+            .split_heads(&self.attention.q.forward(&normed)?)?;
+        let (k, v) = self.attention.project_kv(&normed)?;
+        let xs = clamp_half(&(xs + self.attention.attend(&q, &k, &v, bias)?)?)?;
+        let ff = self
+            .feed_forward
+            .forward(&self.feed_forward_norm.forward(&xs)?)?;
+        clamp_half(&(xs + ff)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DecoderBlock {
+    self_attention: Attention,
+    self_attention_norm: LayerNorm,
+    cross_attention: Attention,
+    cross_attention_norm: LayerNorm,
+    feed_forward: FeedForward,
+    feed_forward_norm: LayerNorm,
+}
+
+impl DecoderBlock {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let eps = cfg.layer_norm_epsilon;
+        Ok(Self {
+            self_attention: Attention::new(cfg, vb.pp("layer.0.SelfAttention"))?,
+            self_attention_norm: LayerNorm::new(cfg.d_model, eps, vb.pp("layer.0.layer_norm"))?,
+            cross_attention: Attention::new(cfg, vb.pp("layer.1.EncDecAttention"))?,
+            cross_attention_norm: LayerNorm::new(cfg.d_model, eps, vb.pp("layer.1.layer_norm"))?,
+            feed_forward: FeedForward::new(cfg, vb.pp("layer.2.DenseReluDense"))?,
+            feed_forward_norm: LayerNorm::new(cfg.d_model, eps, vb.pp("layer.2.layer_norm"))?,
+        })
+    }
+
+    fn forward(
+        &self,
+        xs: &Tensor,
+        self_bias: &Tensor,
+        layer: usize,
+        state: &mut DecoderState,
+    ) -> Result<Tensor> {
+        let attn = &self.self_attention;
+        let normed = self.self_attention_norm.forward(xs)?;
+        let q = attn.split_heads(&attn.q.forward(&normed)?)?;
+        let (k_new, v_new) = attn.project_kv(&normed)?;
+        let (k, v) = state.append_self_kv(layer, &k_new, &v_new)?;
+        let xs = clamp_half(&(xs + attn.attend(&q, &k, &v, self_bias)?)?)?;
+
+        let cross = &self.cross_attention;
+        let normed = self.cross_attention_norm.forward(&xs)?;
+        let q = cross.split_heads(&cross.q.forward(&normed)?)?;
+        let (k, v) = &state.layers[layer].cross_kv;
+        let xs = clamp_half(&(xs + cross.attend(&q, k, v, &state.encoder_bias)?)?)?;
+
+        let ff = self
+            .feed_forward
+            .forward(&self.feed_forward_norm.forward(&xs)?)?;
+        clamp_half(&(xs + ff)?)
+    }
+}
+
+/// T5 overflows float16 in its feed-forward outputs; transformers clamps hidden states to the
+/// finite range after each sub-layer, and so do we. Other dtypes pass through untouched.
+fn clamp_half(xs: &Tensor) -> Result<Tensor> {
+    if xs.dtype() != DType::F16 {
+        return Ok(xs.clone());
+    }
+    let max = f64::from(half::f16::MAX) - 1000.0;
+    xs.clamp(-max, max)
+}
+
+/// A T5 or T5 v1.1 / FLAN-T5 checkpoint.
+#[derive(Debug, Clone)]
+pub struct T5 {
+    shared: Embedding,
+    encoder_blocks: Vec<EncoderBlock>,
+    encoder_positions: RelativePositions,
+    encoder_norm: LayerNorm,
+    decoder_blocks: Vec<DecoderBlock>,
+    decoder_positions: RelativePositions,
+    decoder_norm: LayerNorm,
+    lm_head: Linear,
+    /// Tied checkpoints rescale the decoder output by d_model^-0.5 before the shared head.
+    head_scale: Option<f64>,
+    spec: DecoderSpec,
+    device: Device,
+}
+
+fn relative_positions(
+    cfg: &Config,
+    bidirectional: bool,
+    vb: VarBuilder,
+) -> Result<RelativePositions> {
+    let embedding = candle_nn::embedding(cfg.relative_attention_num_buckets, cfg.num_heads, vb)?;
+    Ok(RelativePositions {
+        embedding,
+        num_buckets: cfg.relative_attention_num_buckets,
+        max_distance: cfg.relative_attention_max_distance,
+        bidirectional,
+    })
+}
+
+impl T5 {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        // Checkpoints store the shared embedding under "shared" or only as the encoder's copy.
+        let shared_name = ["shared", "encoder.embed_tokens", "decoder.embed_tokens"]
+            .into_iter()
+            .find(|name| vb.contains_tensor(&format!("{name}.weight")))
+            .unwrap_or("shared");
+        let shared = candle_nn::embedding(cfg.vocab_size, cfg.d_model, vb.pp(shared_name))?;
+
+        let enc = vb.pp("encoder");
+        let encoder_blocks = (0..cfg.num_layers)
+            .map(|i| EncoderBlock::new(cfg, enc.pp(format!("block.{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let encoder_positions = relative_positions(
+            cfg,
+            true,
+            enc.pp("block.0.layer.0.SelfAttention.relative_attention_bias"),
+        )?;
+        let encoder_norm = LayerNorm::new(
+            cfg.d_model,
+            cfg.layer_norm_epsilon,
+            enc.pp("final_layer_norm"),
+        )?;
+
+        let dec = vb.pp("decoder");
+        let decoder_layers = cfg.num_decoder_layers.unwrap_or(cfg.num_layers);
+        let decoder_blocks = (0..decoder_layers)
+            .map(|i| DecoderBlock::new(cfg, dec.pp(format!("block.{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let decoder_positions = relative_positions(
+            cfg,
+            false,
+            dec.pp("block.0.layer.0.SelfAttention.relative_attention_bias"),
+        )?;
+        let decoder_norm = LayerNorm::new(
+            cfg.d_model,
+            cfg.layer_norm_epsilon,
+            dec.pp("final_layer_norm"),
+        )?;
+
+        let (lm_head, head_scale) = if cfg.tie_word_embeddings {
+            let head = Linear::new(shared.embeddings().clone(), None);
+            (head, Some((cfg.d_model as f64).powf(-0.5)))
+        } else {
+            (
+                linear_no_bias(cfg.d_model, cfg.vocab_size, vb.pp("lm_head"))?,
+                None,
+            )
+        };
+
+        Ok(Self {
+            shared,
+            encoder_blocks,
+            encoder_positions,
+            encoder_norm,
+            decoder_blocks,
+            decoder_positions,
+            decoder_norm,
+            lm_head,
+            head_scale,
+            spec: cfg.spec(),
+            device: vb.device().clone(),
+        })
+    }
+}
+
+impl Seq2Seq for T5 {
+    fn spec(&self) -> &DecoderSpec {
+        &self.spec
+    }
+
+    fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+        let (_, seq) = input_ids.dims2()?;
+        let mut xs = self.shared.forward(input_ids)?;
+        let positions = self.encoder_positions.bias(0..seq, seq, &self.device)?;
+        let bias = positions
+            .to_dtype(xs.dtype())?
+            .broadcast_add(&padding_bias(attention_mask, xs.dtype())?)?;
+        for block in &self.encoder_blocks {
+            xs = block.forward(&xs, &bias)?;
+        }
+        self.encoder_norm.forward(&xs)
+    }
+
+    fn start_decoding(
+        &self,
+        encoder_hidden: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<DecoderState> {
+        let layers = self
+            .decoder_blocks
+            .iter()
+            .map(|block| {
+                Ok(LayerCache {
+                    self_kv: None,
+                    cross_kv: block.cross_attention.project_kv(encoder_hidden)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DecoderState {
+            layers,
+            encoder_bias: padding_bias(attention_mask, encoder_hidden.dtype())?,
+            position: 0,
+        })
+    }
+
+    fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
+        let position = state.position;
+        let mut xs = self.shared.forward(last_tokens)?;
+        let self_bias = self
+            .decoder_positions
+            .bias(position..position + 1, position + 1, &self.device)?
+            .to_dtype(xs.dtype())?;
+        for (layer, block) in self.decoder_blocks.iter().enumerate() {
+            xs = block.forward(&xs, &self_bias, layer, state)?;
+        }
+        state.position += 1;
+        let mut xs = self.decoder_norm.forward(&xs)?;
+        if let Some(scale) = self.head_scale {
+            xs = (xs * scale)?;
+        }
+        self.lm_head.forward(&xs)?.squeeze(1)?.to_dtype(DType::F32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn positions(bidirectional: bool) -> RelativePositions {
+        let embedding =
+            Embedding::new(Tensor::zeros((32, 1), DType::F32, &Device::Cpu).unwrap(), 1);
+        RelativePositions {
+            embedding,
+            num_buckets: 32,
+            max_distance: 128,
+            bidirectional,
+        }
+    }
+
+    #[test]
+    fn decoder_buckets_ignore_the_future() {
+        let p = positions(false);
+        assert_eq!(p.bucket(0), 0);
+        assert_eq!(p.bucket(-3), 3);
+        // Keys after the query all share bucket 0 in the causal decoder.
+        assert_eq!(p.bucket(5), 0);
+        // Far distances saturate in the last bucket.
+        assert_eq!(p.bucket(-1000), 31);
+    }
+
+    #[test]
+    fn encoder_buckets_split_directions() {
+        let p = positions(true);
+        assert_eq!(p.bucket(0), 0);
+        assert_eq!(p.bucket(-3), 3);
+        assert_eq!(p.bucket(3), 16 + 3);
+        assert_eq!(p.bucket(-1000), 15);
+        assert_eq!(p.bucket(1000), 31);
+    }
+
+    #[test]
+    fn feed_forward_variants_parse() {
+        let mut cfg: Config = serde_json::from_value(serde_json::json!({
+            "vocab_size": 8, "d_model": 4, "d_kv": 2, "d_ff": 8, "num_layers": 1,
+            "num_heads": 2, "relative_attention_num_buckets": 8
+        }))
+        .unwrap();
+        assert_eq!(cfg.feed_forward().unwrap(), (false, Activation::Relu));
+        cfg.feed_forward_proj = "gated-gelu".into();
+        assert_eq!(cfg.feed_forward().unwrap(), (true, Activation::GeluTanh));
+        cfg.feed_forward_proj = "gelu".into();
+        assert_eq!(cfg.feed_forward().unwrap(), (false, Activation::GeluErf));
+        cfg.feed_forward_proj = "fancy-gelu".into();
+        assert!(cfg.feed_forward().is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! Shared helpers for the integration tests: fixture paths and golden files from transformers.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture_dir(model: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(model)
+}
+
+pub fn golden(model: &str) -> Value {
+    let path = repo_root()
+        .join("tests/fixtures/golden")
+        .join(format!("{model}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read golden file {}: {e}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("bad golden file {}: {e}", path.display()))
+}
+
+pub fn ids(value: &Value) -> Vec<u32> {
+    value
+        .as_array()
+        .expect("array of ids")
+        .iter()
+        .map(|v| v.as_u64().expect("id") as u32)
+        .collect()
+}
+
+pub fn id_rows(value: &Value) -> Vec<Vec<u32>> {
+    value
+        .as_array()
+        .expect("array of rows")
+        .iter()
+        .map(ids)
+        .collect()
+}
+
+pub fn floats(value: &Value) -> Vec<f64> {
+    value
+        .as_array()
+        .expect("array of floats")
+        .iter()
+        .map(|v| v.as_f64().expect("float"))
+        .collect()
+}
+
+/// A `(rows, cols)` u32 tensor from equal-length rows.
+pub fn id_tensor(rows: &[Vec<u32>]) -> Tensor {
+    let cols = rows[0].len();
+    let flat: Vec<u32> = rows.iter().flatten().copied().collect();
+    Tensor::from_vec(flat, (rows.len(), cols), &Device::Cpu).unwrap()
+}
+
+pub fn weights(dir: &Path) -> candle_nn::VarBuilder<'static> {
+    let file = dir.join("model.safetensors");
+    // SAFETY: the fixture file is not modified while the test runs.
+    unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&[file], DType::F32, &Device::Cpu) }
+        .expect("fixture weights load")
+}
+
+pub fn assert_close(what: &str, got: f64, want: f64, tol: f64) {
+    let scale = want.abs().max(1.0);
+    assert!(
+        (got - want).abs() <= tol * scale,
+        "{what}: got {got}, want {want} (tolerance {tol} relative to max(|want|, 1))"
+    );
+}
