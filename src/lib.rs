@@ -1,6 +1,7 @@
 //! precis: summarise long articles with pretrained seq2seq models on CPU or GPU.
 
 pub mod error;
+pub mod generation;
 pub mod models;
 
 pub use error::{Error, Result};

@@ -1,0 +1,335 @@
+//! Beam search with transformers 5.x semantics: a per-input step function and a batch driver.
+//!
+//! Per step and input (transformers' `_beam_search` and its helpers in `generation/utils.py`):
+//! 1. each beam's logits become log-probabilities, the processors rewrite them, and the beam's
+//!    running score is added (all in f32);
+//! 2. the top `2 × num_beams` (beam, token) pairs are kept, enough that `num_beams` of them
+//!    continue even if `num_beams` end on EOS;
+//! 3. a candidate "finishes" on EOS, or on any token once it reaches `max_length`; finished
+//!    candidates ranked within the first `num_beams` are offered to [`BeamHypotheses`] with score
+//!    `sum_logprobs / generated_len ^ length_penalty`, EOS counted in `generated_len`;
+//! 4. the best `num_beams` unfinished candidates become the new running beams;
+//! 5. the input's early-stop heuristic is updated.
+//!
+//! The batch stops when no input can improve, or under `early_stopping=True` every input is
+//! full, or every candidate finished (max length).
+
+use candle_core::Tensor;
+
+use super::config::{DECODER_PROMPT_LEN, EarlyStopping, GenerationConfig};
+use super::hypotheses::{BeamHypotheses, EXCLUDED, Offer, StopRule};
+use super::logits::decode_step;
+use super::processors::ProcessorList;
+use super::scores::{log_softmax_in_place, top_k};
+use crate::Result;
+use crate::models::{DecoderState, Seq2Seq};
+
+/// A live beam: its tokens (start token first) and summed log-probability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Beam {
+    pub tokens: Vec<u32>,
+    pub score: f32,
+}
+
+/// One of the top-k (beam, token) continuations of a step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Candidate {
+    beam: usize,
+    token: u32,
+    score: f32,
+}
+
+/// What the driver needs from one input's step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutcome {
+    /// For each new running beam, the beam (within this input) it continues.
+    pub sources: Vec<usize>,
+    /// Every candidate finished, so no beam can continue.
+    pub all_finished: bool,
+}
+
+/// The beam search state of one input.
+#[derive(Debug, Clone)]
+pub struct InputSearch {
+    beams: Vec<Beam>,
+    hypotheses: BeamHypotheses,
+    eos_token_id: u32,
+}
+
+impl InputSearch {
+    /// Start from the decoder start token. Only the first beam scores 0: the others are copies
+    /// and start at -1e9 so the first step does not pick the same token `num_beams` times.
+    pub fn new(num_beams: usize, start_token: u32, eos_token_id: u32, rule: StopRule) -> Self {
+        let beams = (0..num_beams)
+            .map(|i| Beam {
+                tokens: vec![start_token],
+                score: if i == 0 { 0.0 } else { EXCLUDED },
+            })
+            .collect();
+        Self {
+            beams,
+            hypotheses: BeamHypotheses::new(num_beams, &[start_token], rule),
+            eos_token_id,
+        }
+    }
+
+    pub fn beams(&self) -> &[Beam] {
+        &self.beams
+    }
+
+    pub fn hypotheses(&self) -> &BeamHypotheses {
+        &self.hypotheses
+    }
+
+    /// The best kept sequence.
+    pub fn into_best(self) -> Vec<u32> {
+        self.hypotheses.into_best().tokens
+    }
+
+    /// Advance by one token. `log_probs` holds this input's processed log-probabilities,
+    /// `num_beams` rows of `vocab`, in beam order.
+    pub fn step(&mut self, log_probs: &[f32], vocab: usize, max_length: usize) -> StepOutcome {
+        let num_beams = self.beams.len();
+        let cur_len = self.beams[0].tokens.len();
+        let candidates = self.top_candidates(log_probs, vocab, 2 * num_beams);
+        let finished: Vec<bool> = candidates
+            .iter()
+            .map(|c| c.token == self.eos_token_id || cur_len + 1 >= max_length)
+            .collect();
+
+        // Finished candidates sink by -1e9 so the best unfinished ones keep running.
+        let running_scores = candidates
+            .iter()
+            .zip(&finished)
+            .map(|(c, &f)| if f { c.score + EXCLUDED } else { c.score });
+        let survivors = top_k(running_scores, num_beams);
+
+        let offers: Vec<Offer> = candidates
+            .iter()
+            .zip(&finished)
+            .enumerate()
+            .map(|(rank, (c, &f))| Offer {
+                score: c.score,
+                finished: f && rank < num_beams,
+            })
+            .collect();
+        let extend = |c: &Candidate| extended(&self.beams[c.beam].tokens, c.token);
+        self.hypotheses
+            .offer(&offers, cur_len + 1 - DECODER_PROMPT_LEN, |i| {
+                extend(&candidates[i])
+            });
+
+        let sources = survivors.iter().map(|&(i, _)| candidates[i].beam).collect();
+        self.beams = survivors
+            .iter()
+            .map(|&(i, score)| Beam {
+                tokens: extend(&candidates[i]),
+                score,
+            })
+            .collect();
+        self.hypotheses
+            .update_can_improve(self.beams[0].score, cur_len + 1);
+        StepOutcome {
+            sources,
+            all_finished: finished.iter().all(|&f| f),
+        }
+    }
+
+    /// The `k` best (beam, token) pairs by running score plus log-probability.
+    fn top_candidates(&self, log_probs: &[f32], vocab: usize, k: usize) -> Vec<Candidate> {
+        let totals = log_probs
+            .chunks_exact(vocab)
+            .zip(&self.beams)
+            .flat_map(|(row, beam)| row.iter().map(move |&lp| lp + beam.score));
+        top_k(totals, k)
+            .into_iter()
+            .map(|(index, score)| Candidate {
+                beam: index / vocab,
+                token: (index % vocab) as u32,
+                score,
+            })
+            .collect()
+    }
+}
+
+fn extended(tokens: &[u32], token: u32) -> Vec<u32> {
+    let mut out = Vec::with_capacity(tokens.len() + 1);
+    out.extend_from_slice(tokens);
+    out.push(token);
+    out
+}
+
+/// Whether the batch goes on (transformers' `_beam_search_has_unfinished_sequences`).
+fn should_continue(
+    inputs: &[InputSearch],
+    early_stopping: EarlyStopping,
+    all_finished: bool,
+) -> bool {
+    let improvement_possible = inputs.iter().any(|i| i.hypotheses.can_improve());
+    let all_full = inputs.iter().all(|i| i.hypotheses.is_full());
+    let done_early = all_full && early_stopping == EarlyStopping::Always;
+    improvement_possible && !done_early && !all_finished
+}
+
+/// Beam-search every input of an encoded batch. `state` holds one row per input and is
+/// expanded here to `num_beams` rows per input. Returns the best sequence per input and the
+/// number of decoder steps run.
+pub fn beam_search(
+    model: &dyn Seq2Seq,
+    state: &mut DecoderState,
+    batch: usize,
+    config: &GenerationConfig,
+    processors: &ProcessorList,
+) -> Result<(Vec<Vec<u32>>, usize)> {
+    let spec = model.spec();
+    let num_beams = config.num_beams;
+    let max_length = config.effective_max_length();
+    let rule = StopRule {
+        length_penalty: config.length_penalty,
+        early_stopping: config.early_stopping,
+        max_length,
+        prompt_len: DECODER_PROMPT_LEN,
+    };
+    let expand: Vec<u32> = (0..batch as u32)
+        .flat_map(|b| std::iter::repeat_n(b, num_beams))
+        .collect();
+    reorder(state, &expand)?;
+    let mut inputs: Vec<InputSearch> = (0..batch)
+        .map(|_| {
+            InputSearch::new(
+                num_beams,
+                spec.decoder_start_token_id,
+                spec.eos_token_id,
+                rule,
+            )
+        })
+        .collect();
+
+    let identity: Vec<u32> = (0..(batch * num_beams) as u32).collect();
+    let mut steps = 0;
+    loop {
+        let log_probs = scored_step(model, state, &inputs, processors)?;
+        steps += 1;
+        let mut sources = Vec::with_capacity(identity.len());
+        let mut all_finished = true;
+        for (b, (input, rows)) in inputs
+            .iter_mut()
+            .zip(log_probs.groups(num_beams))
+            .enumerate()
+        {
+            let outcome = input.step(rows, log_probs.vocab(), max_length);
+            all_finished &= outcome.all_finished;
+            sources.extend(outcome.sources.iter().map(|&s| (b * num_beams + s) as u32));
+        }
+        if !should_continue(&inputs, config.early_stopping, all_finished) {
+            break;
+        }
+        // Most steps keep every beam in place; skip the copy of every cached tensor then.
+        if sources != identity {
+            reorder(state, &sources)?;
+        }
+    }
+    Ok((
+        inputs.into_iter().map(InputSearch::into_best).collect(),
+        steps,
+    ))
+}
+
+/// Decode one step for every beam and turn its logits into processed log-probabilities.
+fn scored_step(
+    model: &dyn Seq2Seq,
+    state: &mut DecoderState,
+    inputs: &[InputSearch],
+    processors: &ProcessorList,
+) -> Result<super::logits::HostLogits> {
+    let beams = || inputs.iter().flat_map(|i| i.beams.iter());
+    let last: Vec<u32> = beams().map(|b| b.tokens[b.tokens.len() - 1]).collect();
+    let mut logits = decode_step(model, state, &last)?;
+    for (row, beam) in logits.rows_mut().zip(beams()) {
+        log_softmax_in_place(row);
+        processors.apply(&beam.tokens, row);
+    }
+    Ok(logits)
+}
+
+fn reorder(state: &mut DecoderState, rows: &[u32]) -> Result<()> {
+    let device = state.encoder_bias.device().clone();
+    let indices = Tensor::from_slice(rows, rows.len(), &device)?;
+    state.reorder(&indices)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(early_stopping: EarlyStopping, length_penalty: f64, max_length: usize) -> StopRule {
+        StopRule {
+            length_penalty,
+            early_stopping,
+            max_length,
+            prompt_len: 1,
+        }
+    }
+
+    /// Log-probabilities for `rows` beams over a vocabulary of 4 from per-row weights.
+    fn log_probs(rows: &[[f32; 4]]) -> Vec<f32> {
+        rows.iter()
+            .flat_map(|r| {
+                let mut r = r.to_vec();
+                log_softmax_in_place(&mut r);
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_step_expands_only_the_first_beam() {
+        let mut input = InputSearch::new(2, 0, 1, rule(EarlyStopping::Heuristic, 1.0, 10));
+        let rows = log_probs(&[[0.0, -5.0, 2.0, 1.0], [0.0, -5.0, 2.0, 1.0]]);
+        let outcome = input.step(&rows, 4, 10);
+        assert_eq!(outcome.sources, vec![0, 0]);
+        let tokens: Vec<_> = input.beams().iter().map(|b| b.tokens.clone()).collect();
+        assert_eq!(tokens, vec![vec![0, 2], vec![0, 3]]);
+        assert!(!outcome.all_finished);
+    }
+
+    #[test]
+    fn eos_within_the_top_beams_is_kept_and_replaced() {
+        let mut input = InputSearch::new(2, 0, 1, rule(EarlyStopping::Heuristic, 1.0, 10));
+        // EOS (1) is the best token: it finishes, and two other tokens keep running.
+        let rows = log_probs(&[[0.0, 3.0, 2.0, 1.0], [0.0; 4]]);
+        input.step(&rows, 4, 10);
+        let best = &input.hypotheses().slots()[0];
+        assert!(best.finished);
+        assert_eq!(best.tokens, vec![0, 1]);
+        let tokens: Vec<_> = input.beams().iter().map(|b| b.tokens.clone()).collect();
+        assert_eq!(tokens, vec![vec![0, 2], vec![0, 3]]);
+    }
+
+    #[test]
+    fn eos_ranked_below_num_beams_is_dropped() {
+        let mut input = InputSearch::new(2, 0, 1, rule(EarlyStopping::Heuristic, 1.0, 10));
+        // EOS ranks third of the 2 × 2 candidates: neither kept nor continued.
+        let rows = log_probs(&[[3.0, 1.0, 2.0, -1.0], [0.0; 4]]);
+        input.step(&rows, 4, 10);
+        assert!(input.hypotheses().slots().iter().all(|h| !h.finished));
+        let tokens: Vec<_> = input.beams().iter().map(|b| b.tokens.clone()).collect();
+        assert_eq!(tokens, vec![vec![0, 0], vec![0, 2]]);
+    }
+
+    #[test]
+    fn max_length_finishes_every_top_candidate() {
+        let mut input = InputSearch::new(2, 0, 1, rule(EarlyStopping::Heuristic, 1.0, 2));
+        let rows = log_probs(&[[0.0, -1.0, 2.0, 1.0], [0.0; 4]]);
+        let outcome = input.step(&rows, 4, 2);
+        assert!(outcome.all_finished);
+        let kept: Vec<_> = input
+            .hypotheses()
+            .slots()
+            .iter()
+            .map(|h| h.tokens.clone())
+            .collect();
+        assert_eq!(kept, vec![vec![0, 2], vec![0, 3]]);
+    }
+}

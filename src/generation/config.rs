@@ -1,0 +1,371 @@
+//! Generation options with the meaning transformers gives them, validated once at the boundary.
+//!
+//! Lengths count decoder tokens *including* the decoder start token, as transformers' `max_length`
+//! and `min_length` do for encoder-decoder models; `max_new_tokens` / `min_new_tokens` count only
+//! generated tokens and take precedence when set.
+
+use crate::{Error, Result};
+
+/// Tokens the decoder holds before generating anything: the decoder start token.
+pub const DECODER_PROMPT_LEN: usize = 1;
+
+/// When beam search may stop before `max_length` (transformers' `early_stopping`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EarlyStopping {
+    /// `early_stopping=False`: stop an input once its best running beam, scored at the current
+    /// length, can no longer beat its worst kept hypothesis.
+    #[default]
+    Heuristic,
+    /// `early_stopping=True`: stop an input as soon as it has `num_beams` finished hypotheses.
+    Always,
+    /// `early_stopping="never"`: as `Heuristic`, but with a positive length penalty the best
+    /// running score is estimated at `max_length`, so search only stops when no beam can win.
+    Never,
+}
+
+/// Multinomial sampling instead of greedy search (transformers' `do_sample=True`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    pub temperature: f64,
+    /// Keep only the `k` most likely tokens; `None` keeps all.
+    pub top_k: Option<usize>,
+    /// Keep the smallest set of tokens whose probability reaches `p`; `None` keeps all.
+    pub top_p: Option<f64>,
+    /// Every input row draws from its own generator seeded with this, so a row's output does not
+    /// depend on what it is batched with.
+    pub seed: u64,
+}
+
+/// How to decode: search strategy, lengths and logits processors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationConfig {
+    /// Longest decoder sequence, counting the decoder start token.
+    pub max_length: usize,
+    /// Most tokens to generate; overrides `max_length` (as `DECODER_PROMPT_LEN + n`) when set.
+    pub max_new_tokens: Option<usize>,
+    /// EOS is forbidden while the decoder sequence (start token included) is shorter than this.
+    pub min_length: usize,
+    /// Fewest tokens to generate; overrides `min_length` when set.
+    pub min_new_tokens: Option<usize>,
+    pub num_beams: usize,
+    /// Finished beams score `sum_logprobs / generated_len ^ length_penalty`.
+    pub length_penalty: f64,
+    pub early_stopping: EarlyStopping,
+    /// Forbid repeating any n-gram of this size; 0 disables.
+    pub no_repeat_ngram_size: usize,
+    /// Scores of tokens already in the decoder sequence are divided (positive) or multiplied
+    /// (negative) by this; 1.0 disables.
+    pub repetition_penalty: f32,
+    pub forced_bos_token_id: Option<u32>,
+    pub forced_eos_token_id: Option<u32>,
+    /// Sample instead of searching; requires `num_beams == 1`.
+    pub sampling: Option<Sampling>,
+}
+
+impl Default for GenerationConfig {
+    /// transformers' `GenerationConfig()` defaults. Note transformers adds the decoder prompt to a
+    /// `max_length` the caller never set (20 becomes 21); set `max_new_tokens` to be explicit.
+    fn default() -> Self {
+        Self {
+            max_length: 20,
+            max_new_tokens: None,
+            min_length: 0,
+            min_new_tokens: None,
+            num_beams: 1,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::Heuristic,
+            no_repeat_ngram_size: 0,
+            repetition_penalty: 1.0,
+            forced_bos_token_id: None,
+            forced_eos_token_id: None,
+            sampling: None,
+        }
+    }
+}
+
+fn invalid(option: &'static str, value: impl ToString, expected: impl Into<String>) -> Error {
+    Error::InvalidOption {
+        option,
+        value: value.to_string(),
+        expected: expected.into(),
+    }
+}
+
+impl GenerationConfig {
+    /// The decoder length generation stops at, start token included.
+    pub fn effective_max_length(&self) -> usize {
+        match self.max_new_tokens {
+            Some(n) => n.saturating_add(DECODER_PROMPT_LEN),
+            None => self.max_length,
+        }
+    }
+
+    /// The decoder length (start token included) below which EOS is forbidden.
+    pub fn effective_min_length(&self) -> usize {
+        match self.min_new_tokens {
+            Some(n) => n.saturating_add(DECODER_PROMPT_LEN),
+            None => self.min_length,
+        }
+    }
+
+    /// Reject options that transformers rejects or that would make generation meaningless.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_lengths()?;
+        self.validate_search()?;
+        if let Some(sampling) = &self.sampling {
+            self.validate_sampling(sampling)?;
+        }
+        Ok(())
+    }
+
+    fn validate_lengths(&self) -> Result<()> {
+        if self.max_new_tokens == Some(0) {
+            return Err(invalid("max_new_tokens", 0, "at least 1"));
+        }
+        let max_length = self.effective_max_length();
+        if max_length <= DECODER_PROMPT_LEN {
+            return Err(invalid(
+                "max_length",
+                max_length,
+                "at least 2: the decoder start token plus one generated token",
+            ));
+        }
+        if self.effective_min_length() > max_length {
+            let (option, value) = match self.min_new_tokens {
+                Some(n) => ("min_new_tokens", n),
+                None => ("min_length", self.min_length),
+            };
+            return Err(invalid(
+                option,
+                value,
+                format!("at most the maximum length ({max_length})"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_search(&self) -> Result<()> {
+        if self.num_beams == 0 {
+            return Err(invalid("num_beams", 0, "at least 1"));
+        }
+        if !self.length_penalty.is_finite() {
+            return Err(invalid(
+                "length_penalty",
+                self.length_penalty,
+                "a finite number",
+            ));
+        }
+        // `!(x > 0)` also catches NaN.
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return Err(invalid(
+                "repetition_penalty",
+                self.repetition_penalty,
+                "a finite number greater than 0 (1.0 disables it)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_sampling(&self, sampling: &Sampling) -> Result<()> {
+        if self.num_beams > 1 {
+            return Err(invalid(
+                "num_beams",
+                self.num_beams,
+                "1 when sampling: beam sampling is not supported",
+            ));
+        }
+        if !(sampling.temperature > 0.0 && sampling.temperature.is_finite()) {
+            return Err(invalid(
+                "temperature",
+                sampling.temperature,
+                "a finite number greater than 0",
+            ));
+        }
+        if sampling.top_k == Some(0) {
+            return Err(invalid(
+                "top_k",
+                0,
+                "at least 1 (leave unset to keep every token)",
+            ));
+        }
+        if let Some(p) = sampling.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(invalid("top_p", p, "in (0, 1]"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sampling() -> Sampling {
+        Sampling {
+            temperature: 0.7,
+            top_k: Some(50),
+            top_p: Some(0.9),
+            seed: 42,
+        }
+    }
+
+    /// The option an invalid config is rejected for, and the message naming value and bound.
+    fn rejected(config: GenerationConfig) -> (&'static str, String) {
+        match config.validate() {
+            Err(err @ Error::InvalidOption { option, .. }) => (option, err.to_string()),
+            other => panic!("expected InvalidOption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(GenerationConfig::default().validate().is_ok());
+        let sampled = GenerationConfig {
+            sampling: Some(sampling()),
+            ..Default::default()
+        };
+        assert!(sampled.validate().is_ok());
+    }
+
+    #[test]
+    fn new_tokens_override_lengths() {
+        let config = GenerationConfig {
+            max_length: 5,
+            max_new_tokens: Some(10),
+            min_length: 3,
+            min_new_tokens: Some(4),
+            ..Default::default()
+        };
+        assert_eq!(config.effective_max_length(), 11);
+        assert_eq!(config.effective_min_length(), 5);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_zero_beams() {
+        let (option, msg) = rejected(GenerationConfig {
+            num_beams: 0,
+            ..Default::default()
+        });
+        assert_eq!(option, "num_beams");
+        assert!(msg.contains("0") && msg.contains("at least 1"), "{msg}");
+    }
+
+    #[test]
+    fn rejects_max_length_without_room_to_generate() {
+        for max_length in [0, 1] {
+            let (option, msg) = rejected(GenerationConfig {
+                max_length,
+                ..Default::default()
+            });
+            assert_eq!(option, "max_length");
+            assert!(
+                msg.contains(&max_length.to_string()) && msg.contains("at least 2"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_zero_max_new_tokens() {
+        let (option, _) = rejected(GenerationConfig {
+            max_new_tokens: Some(0),
+            ..Default::default()
+        });
+        assert_eq!(option, "max_new_tokens");
+    }
+
+    #[test]
+    fn rejects_min_length_above_max_length() {
+        let (option, msg) = rejected(GenerationConfig {
+            max_length: 10,
+            min_length: 11,
+            ..Default::default()
+        });
+        assert_eq!(option, "min_length");
+        assert!(msg.contains("11") && msg.contains("(10)"), "{msg}");
+
+        let (option, _) = rejected(GenerationConfig {
+            max_new_tokens: Some(4),
+            min_new_tokens: Some(5),
+            ..Default::default()
+        });
+        assert_eq!(option, "min_new_tokens");
+    }
+
+    #[test]
+    fn rejects_non_finite_length_penalty() {
+        for length_penalty in [f64::NAN, f64::INFINITY] {
+            let (option, _) = rejected(GenerationConfig {
+                length_penalty,
+                ..Default::default()
+            });
+            assert_eq!(option, "length_penalty");
+        }
+    }
+
+    #[test]
+    fn rejects_non_positive_repetition_penalty() {
+        for repetition_penalty in [0.0, -1.0, f32::NAN] {
+            let (option, msg) = rejected(GenerationConfig {
+                repetition_penalty,
+                ..Default::default()
+            });
+            assert_eq!(option, "repetition_penalty");
+            assert!(msg.contains("greater than 0"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn rejects_sampling_with_beams() {
+        let (option, msg) = rejected(GenerationConfig {
+            num_beams: 4,
+            sampling: Some(sampling()),
+            ..Default::default()
+        });
+        assert_eq!(option, "num_beams");
+        assert!(msg.contains("not supported"), "{msg}");
+    }
+
+    #[test]
+    fn rejects_non_positive_temperature() {
+        for temperature in [0.0, -0.5, f64::NAN] {
+            let (option, _) = rejected(GenerationConfig {
+                sampling: Some(Sampling {
+                    temperature,
+                    ..sampling()
+                }),
+                ..Default::default()
+            });
+            assert_eq!(option, "temperature");
+        }
+    }
+
+    #[test]
+    fn rejects_top_p_outside_unit_interval() {
+        for top_p in [0.0, 1.5, -0.1, f64::NAN] {
+            let (option, msg) = rejected(GenerationConfig {
+                sampling: Some(Sampling {
+                    top_p: Some(top_p),
+                    ..sampling()
+                }),
+                ..Default::default()
+            });
+            assert_eq!(option, "top_p");
+            assert!(msg.contains("(0, 1]"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn rejects_zero_top_k() {
+        let (option, _) = rejected(GenerationConfig {
+            sampling: Some(Sampling {
+                top_k: Some(0),
+                ..sampling()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(option, "top_k");
+    }
+}
