@@ -1,7 +1,7 @@
 //! A toy `Seq2Seq` for tests: next-token logits are a pure function of the input row's real tokens
 //! and the decoder prefix, so results can be checked by brute force or against transformers.
 //!
-//! The default function is the hash in `testdata/mock_parity.py`; both sides must stay in sync.
+//! The default function is the hash in `scripts/mock_generation_parity.py`; both sides must stay in sync.
 //! The "encoder" just copies token ids, and the decoder cache holds the prefix itself (in the
 //! self-attention keys), so a wrong `reorder` by the search shows up as wrong logits.
 
@@ -30,7 +30,7 @@ fn mix(z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The logits of `mock_logits` in `testdata/mock_parity.py`: uniform in [-4, 4) from a hash of
+/// The logits of `mock_logits` in `scripts/mock_generation_parity.py`: uniform in [-4, 4) from a hash of
 /// everything so far, with EOS boosted by `eos_bias` per prefix token.
 pub fn hashed_logits(
     seed: u64,

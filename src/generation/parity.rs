@@ -1,6 +1,6 @@
 //! Parity with transformers' own `generate()` on the hash-defined mock model.
 //!
-//! `testdata/mock_parity.json` is written by `testdata/mock_parity.py`, which runs transformers'
+//! `testdata/mock_parity.json` is written by `scripts/mock_generation_parity.py`, which runs transformers'
 //! greedy and beam search on a model whose logits are the same function `MockModel::hashed`
 //! computes. Equal token ids here pin the search semantics independently of any real model.
 

@@ -5,7 +5,7 @@ decoder prefix), computed identically here and by `MockModel` in `src/generation
 transformers' own greedy and beam search on it pins precis' generation semantics (length penalty,
 early stopping, processor order, finished beams) without needing a real model.
 
-Run: python src/generation/testdata/mock_parity.py > src/generation/testdata/mock_parity.json
+Run: python scripts/mock_generation_parity.py > src/generation/testdata/mock_parity.json
 """
 
 import json
