@@ -51,6 +51,34 @@ pub enum Error {
 
     #[error("device '{0}' is not available: {1}")]
     Device(String, String),
+
+    /// One input article could not be used. `problem` says why in words and lets the CLI tell
+    /// usage errors (a path that names no file) from failures of a real file.
+    #[error("{source_name}: {problem}")]
+    Input {
+        source_name: String,
+        problem: crate::text::InputProblem,
+        #[source]
+        source: Option<std::io::Error>,
+    },
+
+    #[error("{source_name}: cannot convert the HTML to text")]
+    HtmlToText {
+        source_name: String,
+        #[source]
+        source: html2text::Error,
+    },
+
+    #[error(
+        "the tokenizer gave token {index} the byte offsets {start}..{end}, which {problem}; \
+         the tokenizer's offsets do not belong to the text being chunked"
+    )]
+    TokenOffsets {
+        index: usize,
+        start: usize,
+        end: usize,
+        problem: &'static str,
+    },
 }
 
 impl From<tokenizers::Error> for Error {

@@ -3,5 +3,6 @@
 pub mod error;
 pub mod generation;
 pub mod models;
+pub mod text;
 
 pub use error::{Error, Result};
