@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod generation;
+pub mod merge;
 pub mod models;
 pub mod text;
 
