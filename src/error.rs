@@ -79,6 +79,100 @@ pub enum Error {
         end: usize,
         problem: &'static str,
     },
+
+    #[error("device '{device}' could not be opened")]
+    DeviceInit {
+        device: String,
+        #[source]
+        source: candle_core::Error,
+    },
+
+    #[error(
+        "'{given}' is not a model preset, an existing folder or a Hugging Face repo id \
+         (owner/name); presets: {presets}"
+    )]
+    UnknownModel { given: String, presets: String },
+
+    #[error(
+        "model folder {} does not exist or is not a folder; pass a folder containing \
+         config.json, tokenizer.json and model.safetensors",
+        path.display()
+    )]
+    NotAModelFolder { path: PathBuf },
+
+    #[error(
+        "model '{model}' is not fully in the Hugging Face cache ({}): {file} is missing, and \
+         downloads are off (offline mode / HF_HUB_OFFLINE); download it once while online (e.g. \
+         `hf download {repo}`), or use --model /path/to/folder containing config.json, \
+         tokenizer.json and model.safetensors",
+        cache_dir.display()
+    )]
+    ModelNotCached {
+        model: String,
+        repo: String,
+        cache_dir: PathBuf,
+        file: String,
+    },
+
+    #[error(
+        "cannot reach the Hugging Face Hub at {endpoint} to download model '{model}', and it is \
+         not in the local cache; check the network (or HF_ENDPOINT), pre-download it (e.g. \
+         `hf download {repo}`), or use --model /path/to/folder containing config.json, \
+         tokenizer.json and model.safetensors"
+    )]
+    HubUnreachable {
+        model: String,
+        repo: String,
+        endpoint: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
+    #[error(
+        "the Hugging Face Hub at {endpoint} refused model '{model}' (HTTP {status}): check the \
+         repo id, and for a private or gated model set HF_TOKEN"
+    )]
+    HubRefused {
+        model: String,
+        endpoint: String,
+        status: u16,
+    },
+
+    #[error("cannot download {file} of model '{model}' from the Hugging Face Hub")]
+    HubDownload {
+        model: String,
+        file: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
+    #[error("cannot parse {}", path.display())]
+    JsonFile {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("cannot load tokenizer from {}", path.display())]
+    TokenizerFile {
+        path: PathBuf,
+        #[source]
+        source: tokenizers::Error,
+    },
+
+    #[error("cannot load weights from {} (corrupt, truncated or not a weights file?)", path.display())]
+    WeightsFile {
+        path: PathBuf,
+        #[source]
+        source: candle_core::Error,
+    },
+
+    #[error("built-in model catalogue entry {file} is invalid")]
+    Catalogue {
+        file: &'static str,
+        #[source]
+        source: toml::de::Error,
+    },
 }
 
 impl From<tokenizers::Error> for Error {
