@@ -173,6 +173,19 @@ pub enum Error {
         #[source]
         source: toml::de::Error,
     },
+
+    #[error("config.json does not describe a model precis can build")]
+    ModelConfig {
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("the weights of model '{model}' do not fit its config (missing or misshapen tensor)")]
+    ModelWeights {
+        model: String,
+        #[source]
+        source: candle_core::Error,
+    },
 }
 
 impl From<tokenizers::Error> for Error {

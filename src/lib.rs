@@ -1,4 +1,8 @@
 //! precis: summarise long articles with pretrained seq2seq models on CPU or GPU.
+//!
+//! The pipeline: [`text`] reads and cleans an article and splits it into token-bounded chunks,
+//! [`generation`] drives a [`models::Seq2Seq`] model over each chunk, [`merge`] joins the chunk
+//! summaries, and [`Summarizer`] ties it together around one loaded model.
 
 pub mod catalogue;
 pub mod defaults;
@@ -8,6 +12,11 @@ pub mod generation;
 pub mod loading;
 pub mod merge;
 pub mod models;
+pub mod summarizer;
 pub mod text;
 
 pub use error::{Error, Result};
+pub use summarizer::{
+    ChunkSummary, LoadOptions, MergePass, Progress, Summarizer, Summary, SummaryOptions,
+    parse_early_stopping,
+};

@@ -69,7 +69,10 @@ pub fn concat(summaries: &[String]) -> String {
             if sentence.is_empty() {
                 continue;
             }
-            if seen.iter().any(|earlier| jaccard(earlier, &bag) >= NEAR_DUPLICATE) {
+            if seen
+                .iter()
+                .any(|earlier| jaccard(earlier, &bag) >= NEAR_DUPLICATE)
+            {
                 continue;
             }
             kept.push(sentence);
@@ -139,7 +142,10 @@ mod tests {
 
     #[test]
     fn groups_pack_consecutive_summaries_within_budget() {
-        assert_eq!(reduce_groups(&[100, 100, 100, 100, 100], 250), vec![0..2, 2..4, 4..5]);
+        assert_eq!(
+            reduce_groups(&[100, 100, 100, 100, 100], 250),
+            vec![0..2, 2..4, 4..5]
+        );
         assert_eq!(reduce_groups(&[100, 100], 200), vec![0..2]);
         assert_eq!(reduce_groups(&[], 100), Vec::<Range<usize>>::new());
     }
@@ -151,8 +157,14 @@ mod tests {
 
     #[test]
     fn merge_strategy_parses_and_names_bad_values() {
-        assert_eq!("concat".parse::<MergeStrategy>().unwrap(), MergeStrategy::Concat);
+        assert_eq!(
+            "concat".parse::<MergeStrategy>().unwrap(),
+            MergeStrategy::Concat
+        );
         let err = "mean".parse::<MergeStrategy>().unwrap_err().to_string();
-        assert!(err.contains("--merge") && err.contains("mean") && err.contains("reduce"), "{err}");
+        assert!(
+            err.contains("--merge") && err.contains("mean") && err.contains("reduce"),
+            "{err}"
+        );
     }
 }

@@ -39,3 +39,20 @@ pub trait Seq2Seq: Send + Sync {
     /// cache. Returns next-token logits `(batch, vocab)` in f32.
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor>;
 }
+
+/// Build the architecture named by `config.json`'s `model_type` from its weights.
+pub fn from_config(
+    config: &serde_json::Value,
+    vb: candle_nn::VarBuilder,
+) -> crate::Result<Box<dyn Seq2Seq>> {
+    let invalid = |source| crate::Error::ModelConfig { source };
+    match config.get("model_type").and_then(|v| v.as_str()) {
+        Some("t5") => {
+            let config: t5::Config = serde_json::from_value(config.clone()).map_err(invalid)?;
+            Ok(Box::new(t5::T5::new(&config, vb)?))
+        }
+        other => Err(crate::Error::UnsupportedArchitecture(
+            other.unwrap_or("<missing model_type>").to_string(),
+        )),
+    }
+}

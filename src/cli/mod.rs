@@ -1,0 +1,75 @@
+//! Command-line front end: parse flags, run one command, turn errors into a one-line message
+//! and an exit status (0 ok, 1 failure, 2 usage: a bad option or a path that names no input).
+
+mod args;
+mod output;
+mod progress;
+mod summarize;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout (success) and usage errors to stderr.
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    let result = match cli.command {
+        Command::Summarize(args) => summarize::run(args, cli.quiet),
+        Command::Models => output::list_models(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("precis: error: {err:#}");
+            ExitCode::from(exit_status(&err))
+        }
+    }
+}
+
+/// 2 for mistakes in how precis was called, 1 for everything that went wrong after that.
+fn exit_status(err: &anyhow::Error) -> u8 {
+    use precis::Error;
+    let usage = err
+        .chain()
+        .any(|cause| match cause.downcast_ref::<Error>() {
+            Some(Error::Input { problem, .. }) => problem.is_usage_error(),
+            Some(Error::InvalidOption { .. })
+            | Some(Error::UnknownModel { .. })
+            | Some(Error::NotAModelFolder { .. }) => true,
+            _ => false,
+        });
+    if usage { EXIT_USAGE } else { EXIT_FAILURE }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PRECIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("precis={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}

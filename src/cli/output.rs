@@ -1,0 +1,105 @@
+//! Printing summaries (plain text or one JSON object per input) and the model catalogue.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use precis::catalogue::Catalogue;
+use precis::{Summarizer, Summary, device};
+use serde::Serialize;
+
+use super::args::OutputFormat;
+
+/// The JSON record of one summarised input.
+#[derive(Serialize)]
+struct Record<'a> {
+    source: &'a str,
+    summary: &'a str,
+    model: &'a str,
+    device: String,
+    input_tokens: usize,
+    output_tokens: usize,
+    seconds: f64,
+    tokens_per_second: f64,
+    chunk_count: usize,
+    chunks: &'a [precis::ChunkSummary],
+    merge_passes: &'a [precis::MergePass],
+}
+
+pub struct Printer {
+    format: OutputFormat,
+    several: bool,
+    printed: usize,
+}
+
+impl Printer {
+    pub fn new(format: OutputFormat, several: bool) -> Self {
+        Self {
+            format,
+            several,
+            printed: 0,
+        }
+    }
+
+    /// Prints one summary; `Ok(false)` when stdout is closed and printing should stop.
+    pub fn print(
+        &mut self,
+        source: &str,
+        summarizer: &Summarizer,
+        summary: &Summary,
+    ) -> io::Result<bool> {
+        let text = match self.format {
+            OutputFormat::Text if self.several => {
+                let gap = if self.printed > 0 { "\n" } else { "" };
+                format!("{gap}==> {source} <==\n{}\n", summary.text)
+            }
+            OutputFormat::Text => format!("{}\n", summary.text),
+            OutputFormat::Json => {
+                let record = Record {
+                    source,
+                    summary: &summary.text,
+                    model: summarizer.name(),
+                    device: device::describe(summarizer.device()),
+                    input_tokens: summary.input_tokens,
+                    output_tokens: summary.output_tokens,
+                    seconds: summary.seconds,
+                    tokens_per_second: summary.output_tokens as f64 / summary.seconds.max(1e-9),
+                    chunk_count: summary.chunks.len(),
+                    chunks: &summary.chunks,
+                    merge_passes: &summary.merge_passes,
+                };
+                format!(
+                    "{}\n",
+                    serde_json::to_string(&record).map_err(io::Error::other)?
+                )
+            }
+        };
+        self.printed += 1;
+        write_stdout(&text)
+    }
+}
+
+/// Writes to stdout; a closed pipe means "stop", not an error.
+fn write_stdout(text: &str) -> io::Result<bool> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `precis models`: the presets `--model` accepts.
+pub fn list_models() -> anyhow::Result<ExitCode> {
+    let mut text = format!(
+        "{:<24} {:<36} {:>7} {:>7}  {}\n",
+        "NAME", "REPO", "WINDOW", "PARAMS", "DESCRIPTION"
+    );
+    for preset in Catalogue::all()? {
+        text.push_str(&format!(
+            "{:<24} {:<36} {:>7} {:>6}M  {}\n",
+            preset.name, preset.repo, preset.window, preset.parameters_millions, preset.description
+        ));
+    }
+    write_stdout(&text)?;
+    Ok(ExitCode::SUCCESS)
+}

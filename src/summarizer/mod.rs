@@ -1,0 +1,237 @@
+//! The public entry point: a loaded model plus its tokenizer and defaults, turning text into
+//! a [`Summary`].
+//!
+//! ```no_run
+//! use precis::{LoadOptions, Summarizer, SummaryOptions};
+//! let summarizer = Summarizer::load(&LoadOptions::new("t5-small"))?;
+//! let summary = summarizer.summarize("A long article ...", &SummaryOptions::default())?;
+//! println!("{}", summary.text);
+//! # Ok::<(), precis::Error>(())
+//! ```
+
+mod batching;
+mod decode;
+mod options;
+mod pipeline;
+
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use serde::Serialize;
+use tokenizers::Tokenizer;
+
+pub use options::{SummaryOptions, parse_early_stopping};
+
+use crate::defaults::SummarizationDefaults;
+use crate::device::DeviceChoice;
+use crate::loading::{self, HubSettings, ModelFiles};
+use crate::models::{self, Seq2Seq};
+use crate::{Error, Result};
+
+/// How to find and place a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// A catalogue preset, a Hugging Face repo id or a local folder.
+    pub model: String,
+    pub device: DeviceChoice,
+    /// `None`: f32 on CPU, bf16 on a GPU.
+    pub dtype: Option<DType>,
+    pub hub: HubSettings,
+}
+
+impl LoadOptions {
+    /// `model` on the best available device, with hub settings from the environment.
+    pub fn new(model: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            device: DeviceChoice::Auto,
+            dtype: None,
+            hub: HubSettings::from_env(),
+        }
+    }
+}
+
+/// One chunk of a long input and what the model made of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChunkSummary {
+    /// Character (not byte) range of the chunk in the cleaned input text.
+    pub chars: (usize, usize),
+    pub tokens: usize,
+    pub summary: String,
+}
+
+/// One round of the reduce merge: how many texts went in and came out.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergePass {
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+/// A finished summary with the facts a caller may want to report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub text: String,
+    /// Tokens of the input as the model saw it (all chunks, without overlap repeats).
+    pub input_tokens: usize,
+    /// Tokens generated over every pass.
+    pub output_tokens: usize,
+    /// The chunks a long input was split into (one for an input within the window).
+    pub chunks: Vec<ChunkSummary>,
+    /// Reduce rounds after the chunk summaries (empty for one chunk or `concat`).
+    pub merge_passes: Vec<MergePass>,
+    /// Model time spent on this text (its share of every batch it was in).
+    pub seconds: f64,
+}
+
+impl Summary {
+    fn empty() -> Self {
+        Self {
+            text: String::new(),
+            input_tokens: 0,
+            output_tokens: 0,
+            chunks: Vec::new(),
+            merge_passes: Vec::new(),
+            seconds: 0.0,
+        }
+    }
+}
+
+/// Progress of a long summary, reported between model batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// `done` of `total` chunks summarised.
+    Chunks { done: usize, total: usize },
+    /// A reduce round over `inputs` summaries has started.
+    Merging { inputs: usize },
+}
+
+/// A loaded seq2seq model ready to summarise.
+pub struct Summarizer {
+    model: Box<dyn Seq2Seq>,
+    tokenizer: Tokenizer,
+    defaults: SummarizationDefaults,
+    cleanup_spaces: bool,
+    name: String,
+    device: Device,
+}
+
+impl std::fmt::Debug for Summarizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Summarizer")
+            .field("name", &self.name)
+            .field("device", &self.device)
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Summarizer {
+    /// Finds the model (downloading it if needed), reads its defaults and loads its weights.
+    pub fn load(options: &LoadOptions) -> Result<Self> {
+        let files = loading::resolve(&options.model, &options.hub)?;
+        let device = options.device.open()?;
+        let dtype = options.dtype.unwrap_or(if device.is_cpu() {
+            DType::F32
+        } else {
+            DType::BF16
+        });
+        Self::from_files(&files, &device, dtype)
+    }
+
+    /// Loads a model whose files are already on disk.
+    pub fn from_files(files: &ModelFiles, device: &Device, dtype: DType) -> Result<Self> {
+        let defaults = SummarizationDefaults::load(
+            &files.config,
+            files.generation_config.as_deref(),
+            files.preset.as_ref(),
+        )?;
+        let tokenizer = loading::load_tokenizer(files)?;
+        let config_text = std::fs::read_to_string(&files.config).map_err(|source| Error::Io {
+            path: files.config.clone(),
+            source,
+        })?;
+        let config: serde_json::Value =
+            serde_json::from_str(&config_text).map_err(|source| Error::JsonFile {
+                path: files.config.clone(),
+                source,
+            })?;
+        let vb = loading::var_builder(files, dtype, device)?;
+        let model = models::from_config(&config, vb).map_err(|e| match e {
+            Error::Candle(source) => Error::ModelWeights {
+                model: files.name.clone(),
+                source,
+            },
+            other => other,
+        })?;
+        Ok(Self {
+            model,
+            tokenizer,
+            defaults,
+            cleanup_spaces: decode::cleanup_spaces_setting(files),
+            name: files.name.clone(),
+            device: device.clone(),
+        })
+    }
+
+    /// The model name as the user gave it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The model's own summarisation settings (prefix, beams, lengths, window).
+    pub fn defaults(&self) -> &SummarizationDefaults {
+        &self.defaults
+    }
+
+    /// Summarise `text` (already cleaned prose).
+    pub fn summarize(&self, text: &str, options: &SummaryOptions) -> Result<Summary> {
+        self.summarize_with_progress(text, options, &mut |_| {})
+    }
+
+    /// [`Summarizer::summarize`], calling `progress` between model batches.
+    pub fn summarize_with_progress(
+        &self,
+        text: &str,
+        options: &SummaryOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Summary> {
+        let started = Instant::now();
+        let mut results = self.summarize_many_with_progress(&[text], options, progress)?;
+        let mut summary = results.pop().unwrap_or_else(|| Ok(Summary::empty()))?;
+        summary.seconds = started.elapsed().as_secs_f64();
+        Ok(summary)
+    }
+
+    /// Summarise many texts at once, sharing model batches between them (much faster than one
+    /// call per text for short articles). A text that cannot be summarised fails alone; an
+    /// error of the model itself fails the call.
+    pub fn summarize_many(
+        &self,
+        texts: &[&str],
+        options: &SummaryOptions,
+    ) -> Result<Vec<Result<Summary>>> {
+        self.summarize_many_with_progress(texts, options, &mut |_| {})
+    }
+
+    /// [`Summarizer::summarize_many`], calling `progress` between model batches.
+    pub fn summarize_many_with_progress(
+        &self,
+        texts: &[&str],
+        options: &SummaryOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Result<Summary>>> {
+        options.validate()?;
+        pipeline::Pipeline::new(self, options)?.run(texts, progress)
+    }
+
+    /// Special tokens the tokenizer adds around one sequence (T5: `</s>`; BART: `<s>`, `</s>`).
+    fn special_tokens(&self) -> usize {
+        self.tokenizer
+            .get_post_processor()
+            .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, false))
+    }
+}

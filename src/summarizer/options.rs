@@ -1,0 +1,265 @@
+//! What a caller may ask of one summary, and how that meets the model's own defaults.
+//!
+//! Every decoding option is an `Option`: left out, the model's summarisation defaults apply, so
+//! that with no options the result equals transformers' `pipeline("summarization")`.
+
+use crate::defaults::{EarlyStopping as DefaultsEarlyStopping, SummarizationDefaults};
+use crate::generation::{EarlyStopping, GenerationConfig, Sampling};
+use crate::merge::MergeStrategy;
+use crate::{Error, Result};
+
+/// Options for one `summarize` call. `Default` keeps every model default.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryOptions {
+    pub num_beams: Option<usize>,
+    /// Longest summary in tokens, counting the decoder start token (transformers' meaning).
+    pub max_length: Option<usize>,
+    /// Most generated tokens; wins over `max_length`.
+    pub max_new_tokens: Option<usize>,
+    pub min_length: Option<usize>,
+    pub length_penalty: Option<f64>,
+    pub no_repeat_ngram_size: Option<usize>,
+    pub early_stopping: Option<EarlyStopping>,
+    pub repetition_penalty: Option<f32>,
+    /// Sample instead of searching.
+    pub sampling: Option<Sampling>,
+    /// Encoder window in tokens (default: the model's).
+    pub max_input_tokens: Option<usize>,
+    /// Largest chunk in tokens (default: the window less the prefix and special tokens).
+    pub chunk_tokens: Option<usize>,
+    /// Sentences repeated at the start of the next chunk (default 1).
+    pub chunk_overlap: Option<usize>,
+    pub merge: MergeStrategy,
+    /// Sequences per model batch (default: 8 on CPU, 32 on a GPU).
+    pub batch_size: Option<usize>,
+    /// Most padded input tokens per model batch (rows × longest row); no cap when `None`.
+    pub batch_tokens: Option<usize>,
+}
+
+pub(crate) fn early_stopping_from_defaults(value: DefaultsEarlyStopping) -> EarlyStopping {
+    match value {
+        DefaultsEarlyStopping::True => EarlyStopping::Always,
+        DefaultsEarlyStopping::False => EarlyStopping::Heuristic,
+        DefaultsEarlyStopping::Never => EarlyStopping::Never,
+    }
+}
+
+/// Parses `--early-stopping`: `true`, `false` or `never`.
+pub fn parse_early_stopping(value: &str) -> Result<EarlyStopping> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(EarlyStopping::Always),
+        "false" => Ok(EarlyStopping::Heuristic),
+        "never" => Ok(EarlyStopping::Never),
+        _ => Err(Error::InvalidOption {
+            option: "--early-stopping",
+            value: value.to_string(),
+            expected: "one of: true, false, never".to_string(),
+        }),
+    }
+}
+
+fn at_least(option: &'static str, value: usize, bound: usize) -> Result<()> {
+    if value < bound {
+        return Err(Error::InvalidOption {
+            option,
+            value: value.to_string(),
+            expected: format!("must be at least {bound}"),
+        });
+    }
+    Ok(())
+}
+
+impl SummaryOptions {
+    /// Checks the options that generation does not check itself.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(tokens) = self.max_input_tokens {
+            // The window must hold at least one content token plus the special tokens.
+            at_least("--max-input-tokens", tokens, 4)?;
+        }
+        if let Some(tokens) = self.chunk_tokens {
+            at_least("--chunk-tokens", tokens, 1)?;
+        }
+        if let Some(size) = self.batch_size {
+            at_least("--batch-size", size, 1)?;
+        }
+        if let Some(tokens) = self.batch_tokens {
+            at_least("--batch-tokens", tokens, 1)?;
+        }
+        Ok(())
+    }
+
+    /// The decoding settings for the last pass: the model's defaults, then these options.
+    pub fn generation_config(&self, defaults: &SummarizationDefaults) -> GenerationConfig {
+        let mut config = GenerationConfig {
+            max_length: defaults.max_length,
+            max_new_tokens: defaults.max_new_tokens,
+            min_length: defaults.min_length,
+            min_new_tokens: None,
+            num_beams: defaults.num_beams,
+            length_penalty: defaults.length_penalty,
+            early_stopping: early_stopping_from_defaults(defaults.early_stopping),
+            no_repeat_ngram_size: defaults.no_repeat_ngram_size,
+            repetition_penalty: defaults.repetition_penalty as f32,
+            forced_bos_token_id: defaults.forced_bos_token_id,
+            forced_eos_token_id: defaults.forced_eos_token_id,
+            sampling: None,
+        };
+        if let Some(max_length) = self.max_length {
+            // An explicit total length replaces a default cap on new tokens.
+            config.max_length = max_length;
+            config.max_new_tokens = None;
+        }
+        if self.max_new_tokens.is_some() {
+            config.max_new_tokens = self.max_new_tokens;
+        }
+        if let Some(min_length) = self.min_length {
+            config.min_length = min_length;
+        }
+        if let Some(beams) = self.num_beams {
+            config.num_beams = beams;
+        }
+        if let Some(penalty) = self.length_penalty {
+            config.length_penalty = penalty;
+        }
+        if let Some(size) = self.no_repeat_ngram_size {
+            config.no_repeat_ngram_size = size;
+        }
+        if let Some(stopping) = self.early_stopping {
+            config.early_stopping = stopping;
+        }
+        if let Some(penalty) = self.repetition_penalty {
+            config.repetition_penalty = penalty;
+        }
+        if let Some(sampling) = &self.sampling {
+            config.sampling = Some(sampling.clone());
+            config.num_beams = 1;
+        }
+        config
+    }
+}
+
+/// Settings for the passes before the last one (chunk summaries and intermediate merges):
+/// at most a third of the window each, so that every reduce group holds two or more summaries
+/// and the recursion always shrinks. The minimum length shrinks with it.
+pub(crate) fn intermediate_config(last: &GenerationConfig, budget: usize) -> GenerationConfig {
+    let cap = (budget / 3).max(1);
+    let new_tokens = last.effective_max_length().saturating_sub(1).clamp(1, cap);
+    let mut config = last.clone();
+    config.max_new_tokens = Some(new_tokens);
+    config.min_length = last.effective_min_length().min(new_tokens / 2 + 1);
+    config.min_new_tokens = None;
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t5_defaults() -> SummarizationDefaults {
+        SummarizationDefaults {
+            prefix: "summarize: ".into(),
+            num_beams: 4,
+            length_penalty: 2.0,
+            early_stopping: DefaultsEarlyStopping::True,
+            min_length: 30,
+            max_length: 200,
+            max_new_tokens: None,
+            no_repeat_ngram_size: 3,
+            repetition_penalty: 1.0,
+            forced_bos_token_id: None,
+            forced_eos_token_id: None,
+            decoder_start_token_id: Some(0),
+            bos_token_id: None,
+            eos_token_ids: vec![1],
+            pad_token_id: Some(0),
+            window: 512,
+        }
+    }
+
+    #[test]
+    fn no_options_keep_model_defaults() {
+        let config = SummaryOptions::default().generation_config(&t5_defaults());
+        assert_eq!(config.num_beams, 4);
+        assert_eq!(config.max_length, 200);
+        assert_eq!(config.min_length, 30);
+        assert_eq!(config.no_repeat_ngram_size, 3);
+        assert_eq!(config.early_stopping, EarlyStopping::Always);
+        assert_eq!(config.length_penalty, 2.0);
+    }
+
+    #[test]
+    fn options_override_defaults() {
+        let options = SummaryOptions {
+            num_beams: Some(1),
+            max_length: Some(60),
+            min_length: Some(5),
+            early_stopping: Some(EarlyStopping::Never),
+            ..Default::default()
+        };
+        let config = options.generation_config(&t5_defaults());
+        assert_eq!(
+            (config.num_beams, config.max_length, config.min_length),
+            (1, 60, 5)
+        );
+        assert_eq!(config.early_stopping, EarlyStopping::Never);
+    }
+
+    #[test]
+    fn explicit_max_length_replaces_a_default_new_token_cap() {
+        let mut defaults = t5_defaults();
+        defaults.max_new_tokens = Some(256);
+        let options = SummaryOptions {
+            max_length: Some(50),
+            ..Default::default()
+        };
+        let config = options.generation_config(&defaults);
+        assert_eq!(config.max_new_tokens, None);
+        assert_eq!(config.effective_max_length(), 50);
+    }
+
+    #[test]
+    fn intermediate_passes_fit_three_to_a_window() {
+        let last = SummaryOptions::default().generation_config(&t5_defaults());
+        let config = intermediate_config(&last, 510);
+        assert_eq!(config.effective_max_length(), 171);
+        assert!(config.effective_min_length() <= 86);
+        // A short final length is kept as it is.
+        let short = SummaryOptions {
+            max_length: Some(40),
+            min_length: Some(10),
+            ..Default::default()
+        }
+        .generation_config(&t5_defaults());
+        let config = intermediate_config(&short, 510);
+        assert_eq!(config.effective_max_length(), 40);
+        assert_eq!(config.effective_min_length(), 10);
+    }
+
+    #[test]
+    fn early_stopping_values_parse() {
+        assert_eq!(parse_early_stopping("true").unwrap(), EarlyStopping::Always);
+        assert_eq!(
+            parse_early_stopping("False").unwrap(),
+            EarlyStopping::Heuristic
+        );
+        assert_eq!(parse_early_stopping("never").unwrap(), EarlyStopping::Never);
+        let err = parse_early_stopping("sometimes").unwrap_err().to_string();
+        assert!(
+            err.contains("--early-stopping") && err.contains("sometimes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_sizes_name_the_option_and_bound() {
+        let options = SummaryOptions {
+            batch_size: Some(0),
+            ..Default::default()
+        };
+        let err = options.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--batch-size") && err.contains("at least 1"),
+            "{err}"
+        );
+    }
+}
