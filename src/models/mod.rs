@@ -3,10 +3,15 @@
 //! Every model is pure tensor math: no files, no hub, no printing. The decoder cache is an
 //! explicit value ([`DecoderState`]) that generation owns and can reorder for beam search.
 
+pub mod bart;
+mod bart_common;
 pub mod cache;
+pub mod pegasus;
 pub mod t5;
 
 use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::de::DeserializeOwned;
 
 pub use cache::{DecoderState, LayerCache};
 
@@ -40,19 +45,64 @@ pub trait Seq2Seq: Send + Sync {
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor>;
 }
 
-/// Build the architecture named by `config.json`'s `model_type` from its weights.
-pub fn from_config(
-    config: &serde_json::Value,
-    vb: candle_nn::VarBuilder,
-) -> crate::Result<Box<dyn Seq2Seq>> {
-    let invalid = |source| crate::Error::ModelConfig { source };
-    match config.get("model_type").and_then(|v| v.as_str()) {
-        Some("t5") => {
-            let config: t5::Config = serde_json::from_value(config.clone()).map_err(invalid)?;
-            Ok(Box::new(t5::T5::new(&config, vb)?))
+/// Build the model a checkpoint's `config.json` describes, by its `model_type`.
+pub fn from_config(config: &serde_json::Value, vb: VarBuilder) -> crate::Result<Box<dyn Seq2Seq>> {
+    let model_type = config.get("model_type").and_then(|t| t.as_str());
+    let model: Box<dyn Seq2Seq> = match model_type {
+        Some("t5") => Box::new(t5::T5::new(&parse(config)?, vb)?),
+        Some("bart") => Box::new(bart::Bart::new(&parse(config)?, vb)?),
+        Some("pegasus") => Box::new(pegasus::Pegasus::new(&parse(config)?, vb)?),
+        other => {
+            let name = other.unwrap_or("(no model_type)").to_string();
+            return Err(crate::Error::UnsupportedArchitecture(name));
         }
-        other => Err(crate::Error::UnsupportedArchitecture(
-            other.unwrap_or("<missing model_type>").to_string(),
-        )),
+    };
+    Ok(model)
+}
+
+/// The config as one architecture's `Config`.
+fn parse<C: DeserializeOwned>(config: &serde_json::Value) -> crate::Result<C> {
+    C::deserialize(config).map_err(|source| crate::Error::ModelConfig { source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    fn zeros() -> VarBuilder<'static> {
+        VarBuilder::zeros(DType::F32, &Device::Cpu)
+    }
+
+    #[test]
+    fn from_config_picks_the_architecture_by_model_type() {
+        let tiny = serde_json::json!({
+            "vocab_size": 11, "d_model": 8, "encoder_layers": 1, "decoder_layers": 1,
+            "encoder_attention_heads": 2, "decoder_attention_heads": 2,
+            "encoder_ffn_dim": 16, "decoder_ffn_dim": 16, "max_position_embeddings": 4
+        });
+        let with_type = |model_type: &str| {
+            let mut config = tiny.clone();
+            config["model_type"] = model_type.into();
+            config
+        };
+        let bart = from_config(&with_type("bart"), zeros()).unwrap();
+        assert_eq!(bart.spec().pad_token_id, 1);
+        let pegasus = from_config(&with_type("pegasus"), zeros()).unwrap();
+        assert_eq!(pegasus.spec().pad_token_id, 0);
+        assert!(matches!(
+            from_config(&with_type("gpt2"), zeros()),
+            Err(crate::Error::UnsupportedArchitecture(name)) if name == "gpt2"
+        ));
+        assert!(matches!(
+            from_config(&tiny, zeros()),
+            Err(crate::Error::UnsupportedArchitecture(_))
+        ));
+        let mut bad = with_type("bart");
+        bad["d_model"] = "wide".into();
+        assert!(matches!(
+            from_config(&bad, zeros()),
+            Err(crate::Error::ModelConfig { .. })
+        ));
     }
 }
