@@ -1,0 +1,55 @@
+//! With no options, `Summarizer::summarize` gives what transformers' summarization pipeline
+//! gave for the fixture models (inputs within the window), text for text.
+
+mod common;
+
+use candle_core::{DType, Device};
+use common::*;
+use precis::loading::{self, HubSettings};
+use precis::{Summarizer, SummaryOptions};
+
+fn summarizer(model: &str) -> Summarizer {
+    let mut hub = HubSettings::from_vars(|_| None);
+    hub.offline = true;
+    let files = loading::resolve(fixture_dir(model).to_str().unwrap(), &hub).unwrap();
+    Summarizer::from_files(&files, &Device::Cpu, DType::F32).unwrap()
+}
+
+fn pipeline_matches(model: &str) {
+    let golden = golden(model);
+    let summarizer = summarizer(model);
+    let window = summarizer.defaults().window;
+    let mut checked = 0;
+    for case in golden["pipeline"]["cases"].as_array().unwrap() {
+        let name = case["case"].as_str().unwrap();
+        if case["input_ids"].as_array().unwrap().len() > window {
+            continue; // precis chunks what the pipeline would feed whole; see tests/long_input.rs
+        }
+        let summary = summarizer
+            .summarize(case["text"].as_str().unwrap(), &SummaryOptions::default())
+            .unwrap();
+        let want = case["summary"].as_str().unwrap().trim();
+        assert_eq!(
+            summary.text, want,
+            "{model} {name}: summary differs from transformers' pipeline"
+        );
+        let generated = ids(&case["output_ids"]).len() - 1;
+        assert_eq!(
+            summary.output_tokens, generated,
+            "{model} {name}: generated token count"
+        );
+        assert_eq!(summary.chunks.len(), 1);
+        checked += 1;
+    }
+    assert!(checked >= 3, "expected pipeline cases within the window");
+}
+
+#[test]
+fn t5_v1_pipeline_matches_transformers() {
+    pipeline_matches("t5-tiny");
+}
+
+#[test]
+fn flan_t5_pipeline_matches_transformers() {
+    pipeline_matches("flan-t5-tiny");
+}
