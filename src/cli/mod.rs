@@ -36,10 +36,27 @@ pub fn run() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("precis: error: {err:#}");
+            eprintln!("precis: error: {}", one_line(&err));
             ExitCode::from(exit_status(&err))
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text an outer message already
+/// includes (many libraries repeat their source in their own message).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// 2 for mistakes in how precis was called, 1 for everything that went wrong after that.

@@ -70,8 +70,18 @@ fn at_least(option: &'static str, value: usize, bound: usize) -> Result<()> {
 }
 
 impl SummaryOptions {
-    /// Checks the options that generation does not check itself.
+    /// Checks every option on its own, before any model is loaded: decoding options as
+    /// generation would (over a neutral base), and the chunking and batching sizes.
     pub fn validate(&self) -> Result<()> {
+        let neutral = GenerationConfig {
+            max_length: usize::from(u16::MAX),
+            ..GenerationConfig::default()
+        };
+        let mut probe = self.apply(neutral);
+        if self.max_length.is_none() && self.max_new_tokens.is_none() {
+            probe.min_length = probe.min_length.min(probe.max_length);
+        }
+        probe.validate()?;
         if let Some(tokens) = self.max_input_tokens {
             // The window must hold at least one content token plus the special tokens.
             at_least("--max-input-tokens", tokens, 4)?;
@@ -90,7 +100,7 @@ impl SummaryOptions {
 
     /// The decoding settings for the last pass: the model's defaults, then these options.
     pub fn generation_config(&self, defaults: &SummarizationDefaults) -> GenerationConfig {
-        let mut config = GenerationConfig {
+        self.apply(GenerationConfig {
             max_length: defaults.max_length,
             max_new_tokens: defaults.max_new_tokens,
             min_length: defaults.min_length,
@@ -103,7 +113,11 @@ impl SummaryOptions {
             forced_bos_token_id: defaults.forced_bos_token_id,
             forced_eos_token_id: defaults.forced_eos_token_id,
             sampling: None,
-        };
+        })
+    }
+
+    /// `base` with every option that was given put over it.
+    fn apply(&self, mut config: GenerationConfig) -> GenerationConfig {
         if let Some(max_length) = self.max_length {
             // An explicit total length replaces a default cap on new tokens.
             config.max_length = max_length;

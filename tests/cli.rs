@@ -1,0 +1,315 @@
+//! The `precis` binary end to end, each test in its own temp dir: summaries on stdout, JSON
+//! output, and a one-line error with the right exit status for every kind of bad input.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const ARTICLE: &str = "The harbour town voted on Tuesday to rebuild its old stone pier, \
+    which storms damaged last winter. Fishermen said the repairs would let larger boats \
+    land their catch again, and the council expects work to finish before the summer.";
+
+fn precis() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_precis"));
+    // Never reach for the network, whatever the environment says.
+    command
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("PRECIS_MODEL");
+    command
+}
+
+fn model() -> String {
+    fixture_dir("t5-tiny").display().to_string()
+}
+
+fn run(args: &[&str]) -> Output {
+    precis().args(args).output().expect("precis runs")
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A failure: given exit status, nothing on stdout, one error line naming `needles`.
+fn assert_fails(output: &Output, status: i32, needles: &[&str]) {
+    let err = stderr(output);
+    assert_eq!(
+        output.status.code(),
+        Some(status),
+        "exit status; stderr: {err}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "no partial output, got {:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(lines.len(), 1, "one error line, got: {err}");
+    for needle in needles {
+        assert!(
+            err.contains(needle),
+            "error should mention {needle:?}: {err}"
+        );
+    }
+    assert!(!err.contains("panicked"), "no panic: {err}");
+}
+
+#[test]
+fn summarizes_a_file_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());
+    let output = run(&["summarize", "--model", &model(), file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(!text.trim().is_empty());
+    assert_eq!(text.lines().count(), 1, "one summary line: {text:?}");
+}
+
+#[test]
+fn reads_standard_input() {
+    let mut child = precis()
+        .args(["summarize", "--model", &model(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ARTICLE.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());
+    let from_file = run(&["summarize", "--model", &model(), file.to_str().unwrap()]);
+    assert_eq!(
+        output.stdout, from_file.stdout,
+        "stdin and file give the same summary"
+    );
+}
+
+#[test]
+fn json_output_has_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());
+    let output = run(&[
+        "summarize",
+        "--model",
+        &model(),
+        "--format",
+        "json",
+        file.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let record: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    for field in [
+        "summary",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "seconds",
+        "tokens_per_second",
+        "chunks",
+    ] {
+        assert!(record.get(field).is_some(), "missing {field}: {record}");
+    }
+    assert!(record["summary"].as_str().unwrap().len() > 1);
+    assert!(record["input_tokens"].as_u64().unwrap() > 10);
+    assert!(record["output_tokens"].as_u64().unwrap() >= 1);
+    assert_eq!(record["chunk_count"].as_u64().unwrap(), 1);
+    assert_eq!(record["source"].as_str().unwrap(), file.to_str().unwrap());
+}
+
+#[test]
+fn options_override_model_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());
+    let model = model();
+    let json = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["summarize", "--model", &model, "--format", "json"];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap());
+        let output = precis().args(&args).output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let short = json(&[
+        "--max-new-tokens",
+        "5",
+        "--num-beams",
+        "1",
+        "--min-length",
+        "0",
+    ]);
+    assert!(short["output_tokens"].as_u64().unwrap() <= 5, "{short}");
+    let exact = json(&[
+        "--max-length",
+        "12",
+        "--min-length",
+        "12",
+        "--num-beams",
+        "2",
+    ]);
+    assert_eq!(exact["output_tokens"].as_u64().unwrap(), 11, "{exact}");
+}
+
+#[test]
+fn empty_and_whitespace_inputs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in [
+        ("empty.txt", &b""[..]),
+        ("blank.txt", &b"  \n\t \r\n  "[..]),
+    ] {
+        let file = write(dir.path(), name, bytes);
+        let output = run(&["summarize", "--model", &model(), file.to_str().unwrap()]);
+        assert_fails(&output, 1, &[name, "empty"]);
+    }
+}
+
+#[test]
+fn binary_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "image.txt",
+        &[0x89, b'P', b'N', b'G', 0, 0, 1, 2, 3, 0, 7],
+    );
+    let output = run(&["summarize", "--model", &model(), file.to_str().unwrap()]);
+    assert_fails(&output, 1, &["image.txt", "binary"]);
+}
+
+#[test]
+fn non_utf8_input_is_refused_with_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "latin1.txt", b"caf\xe9 au lait, tr\xe8s bien");
+    let output = run(&["summarize", "--model", &model(), file.to_str().unwrap()]);
+    assert_fails(&output, 1, &["latin1.txt", "UTF-8", "3"]);
+}
+
+#[test]
+fn missing_file_and_directory_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.txt");
+    let output = run(&["summarize", "--model", &model(), missing.to_str().unwrap()]);
+    assert_fails(&output, 2, &["nope.txt"]);
+    let output = run(&[
+        "summarize",
+        "--model",
+        &model(),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_fails(&output, 2, &["directory"]);
+}
+
+#[test]
+fn one_bad_file_among_good_ones_prints_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.txt", ARTICLE.as_bytes());
+    let bad = write(dir.path(), "bad.txt", b"");
+    let output = run(&[
+        "summarize",
+        "--model",
+        &model(),
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert_fails(&output, 1, &["bad.txt"]);
+}
+
+#[test]
+fn invalid_option_values_name_the_option_the_bound_and_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());
+    let file = file.to_str().unwrap();
+    let cases: [(&[&str], &[&str]); 7] = [
+        (&["--num-beams", "0"], &["num_beams", "0", "at least 1"]),
+        (&["--device", "tpu"], &["--device", "tpu", "cpu"]),
+        (&["--dtype", "f8"], &["--dtype", "f8", "bf16"]),
+        (&["--merge", "mean"], &["--merge", "mean", "reduce"]),
+        (
+            &["--early-stopping", "soon"],
+            &["--early-stopping", "soon", "never"],
+        ),
+        (&["--batch-size", "0"], &["--batch-size", "0", "at least 1"]),
+        (&["--threads", "0"], &["--threads", "0", "at least 1"]),
+    ];
+    let model = model();
+    for (extra, needles) in cases {
+        let mut args = vec!["summarize", "--model", &model];
+        args.extend_from_slice(extra);
+        args.push(file);
+        let output = precis().args(&args).output().unwrap();
+        assert_fails(&output, 2, needles);
+    }
+}
+
+#[test]
+fn a_hub_model_offline_fails_fast_and_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());
+    let started = Instant::now();
+    let output = precis()
+        .env("HF_HOME", dir.path().join("hf"))
+        .args([
+            "summarize",
+            "--model",
+            "google-t5/t5-small",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_fails(&output, 1, &["google-t5/t5-small"]);
+    let err = stderr(&output);
+    assert!(
+        err.contains("--model") || err.contains("folder"),
+        "should say how to use a local folder: {err}"
+    );
+}
+
+#[test]
+fn unknown_model_name_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());
+    let output = run(&[
+        "summarize",
+        "--model",
+        "no-such-model",
+        file.to_str().unwrap(),
+    ]);
+    assert_fails(&output, 2, &["no-such-model"]);
+}
+
+#[test]
+fn models_lists_the_presets() {
+    let output = run(&["models"]);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for name in [
+        "t5-small",
+        "flan-t5-base",
+        "bart-large-cnn",
+        "distilbart-cnn-12-6",
+        "pegasus-xsum",
+    ] {
+        assert!(text.contains(name), "missing {name}");
+    }
+}
