@@ -1,0 +1,233 @@
+//! Long articles end to end on the tiny fixture model: chunking, batched chunk summaries,
+//! reduce and concat merging, HTML, CJK and one endless line.
+
+mod common;
+
+use std::process::Command;
+
+use candle_core::{DType, Device};
+use common::*;
+use precis::loading::{self, HubSettings};
+use precis::merge::{self, MergeStrategy};
+use precis::{Summarizer, SummaryOptions};
+
+const SENTENCES: [&str; 12] = [
+    "The ferry company added an evening crossing to the island after a busy spring.",
+    "Residents had asked for later boats so that nurses could finish their shifts in town.",
+    "A new timetable starts in June and the first trip leaves the harbour at seven.",
+    "Tickets stay at the old price for people who live on the island all year.",
+    "The council will review the service in the autumn once it has numbers on passengers.",
+    "Shop owners hope the change brings visitors who stay for dinner instead of leaving early.",
+    "Some fishermen worry the extra traffic will crowd the small quay on summer nights.",
+    "The harbour master said boats would use the north berth to keep the quay clear.",
+    "Engineers checked the old pier last month and found it sound enough for the load.",
+    "A café near the landing plans to open late on the nights the evening boat runs.",
+    "Schoolchildren will get a discount during the holidays, the company said.",
+    "The mayor called the decision a small step that matters to a lot of families.",
+];
+
+fn article(paragraphs: usize) -> String {
+    (0..paragraphs)
+        .map(|p| {
+            (0..4)
+                .map(|s| SENTENCES[(p * 5 + s * 7) % SENTENCES.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn summarizer() -> Summarizer {
+    let mut hub = HubSettings::from_vars(|_| None);
+    hub.offline = true;
+    let files = loading::resolve(fixture_dir("t5-tiny").to_str().unwrap(), &hub).unwrap();
+    Summarizer::from_files(&files, &Device::Cpu, DType::F32).unwrap()
+}
+
+/// Short summaries keep these tests quick; what is tested is the plumbing, not the prose.
+fn options(chunk_tokens: usize) -> SummaryOptions {
+    SummaryOptions {
+        chunk_tokens: Some(chunk_tokens),
+        max_new_tokens: Some(12),
+        // A random model may end at once or emit ids that decode to nothing; forcing a few
+        // tokens makes every pass do real work.
+        min_length: Some(6),
+        num_beams: Some(2),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_long_article_is_chunked_summarised_and_reduced_to_one_abstract() {
+    let summarizer = summarizer();
+    let text = article(12);
+    let summary = summarizer.summarize(&text, &options(60)).unwrap();
+    assert!(
+        summary.chunks.len() > 3,
+        "expected several chunks, got {}",
+        summary.chunks.len()
+    );
+    assert!(!summary.merge_passes.is_empty());
+    assert_eq!(summary.merge_passes.last().unwrap().outputs, 1);
+    // Every chunk pass and every reduce pass generated at least min_length - 1 tokens.
+    let passes = summary.chunks.len()
+        + summary
+            .merge_passes
+            .iter()
+            .map(|p| p.outputs)
+            .sum::<usize>();
+    assert!(
+        summary.output_tokens >= 5 * passes,
+        "{} tokens over {passes} passes",
+        summary.output_tokens
+    );
+    let chars = text.chars().count();
+    let mut previous_start = 0;
+    for chunk in &summary.chunks {
+        assert!(
+            chunk.chars.0 >= previous_start
+                && chunk.chars.1 <= chars
+                && chunk.chars.0 < chunk.chars.1
+        );
+        assert!(
+            chunk.tokens <= 60,
+            "chunk of {} tokens exceeds the limit",
+            chunk.tokens
+        );
+        previous_start = chunk.chars.0;
+    }
+    assert_eq!(
+        summary.chunks.last().unwrap().chars.1,
+        chars,
+        "the end of the text is covered"
+    );
+}
+
+#[test]
+fn concat_joins_chunk_summaries_without_a_reduce_pass() {
+    let summarizer = summarizer();
+    let text = article(8);
+    let mut opts = options(60);
+    opts.merge = MergeStrategy::Concat;
+    let concat = summarizer.summarize(&text, &opts).unwrap();
+    assert!(concat.merge_passes.is_empty());
+    let chunk_summaries: Vec<String> = concat.chunks.iter().map(|c| c.summary.clone()).collect();
+    assert_eq!(concat.text, merge::concat(&chunk_summaries));
+
+    opts.merge = MergeStrategy::Reduce;
+    let reduced = summarizer.summarize(&text, &opts).unwrap();
+    let reduced_chunks: Vec<String> = reduced.chunks.iter().map(|c| c.summary.clone()).collect();
+    assert_eq!(
+        reduced_chunks, chunk_summaries,
+        "the map pass does not depend on the merge"
+    );
+    assert!(!reduced.merge_passes.is_empty());
+}
+
+#[test]
+fn batched_chunk_summaries_equal_one_by_one() {
+    let summarizer = summarizer();
+    let text = article(10);
+    let mut one = options(50);
+    one.batch_size = Some(1);
+    let mut many = options(50);
+    many.batch_size = Some(8);
+    let alone = summarizer.summarize(&text, &one).unwrap();
+    let batched = summarizer.summarize(&text, &many).unwrap();
+    assert!(alone.chunks.len() >= 4);
+    let summaries = |s: &precis::Summary| {
+        s.chunks
+            .iter()
+            .map(|c| c.summary.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(summaries(&alone), summaries(&batched));
+    assert_eq!(alone.text, batched.text);
+}
+
+#[test]
+fn a_text_within_the_window_is_summarised_once() {
+    let summarizer = summarizer();
+    let text = article(1);
+    let summary = summarizer
+        .summarize(&text, &SummaryOptions::default())
+        .unwrap();
+    assert_eq!(summary.chunks.len(), 1);
+    assert!(summary.merge_passes.is_empty());
+    assert_eq!(summary.chunks[0].summary, summary.text);
+}
+
+#[test]
+fn several_documents_share_batches_and_match_single_calls() {
+    let summarizer = summarizer();
+    let texts = [article(1), article(6), article(2)];
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let together = summarizer.summarize_many(&refs, &options(60)).unwrap();
+    for (text, result) in texts.iter().zip(together) {
+        let alone = summarizer.summarize(text, &options(60)).unwrap();
+        assert_eq!(result.unwrap().text, alone.text);
+    }
+}
+
+#[test]
+fn cjk_text_without_spaces_stays_within_the_limit() {
+    let summarizer = summarizer();
+    let text = "东京的天气今天很好我们去公园散步然后在河边吃午饭".repeat(40);
+    let summary = summarizer.summarize(&text, &options(48)).unwrap();
+    assert!(summary.chunks.iter().all(|c| c.tokens <= 48));
+    // T5's SentencePiece vocabulary has few CJK pieces (unknown runs fuse into one token), so
+    // only a tokenizer that yields many tokens here must split the text.
+    if summary.input_tokens > 48 {
+        assert!(summary.chunks.len() > 1);
+    }
+}
+
+#[test]
+fn one_long_line_without_spaces_completes() {
+    let summarizer = summarizer();
+    let text = "abcdefghij0123456789".repeat(2_000);
+    let summary = summarizer.summarize(&text, &options(400)).unwrap();
+    assert!(summary.chunks.len() > 1);
+    assert!(summary.chunks.iter().all(|c| c.tokens <= 400));
+    assert!(summary.output_tokens > 0);
+}
+
+#[test]
+fn html_input_is_summarised_as_its_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = article(1);
+    let html = format!(
+        "<!DOCTYPE html><html><head><title>x</title><style>p {{ color: red }}</style>\
+         <script>var tracking = 1;</script></head><body><nav>Home | News | Sport</nav>\
+         <p>{body}</p><footer>Copyright</footer></body></html>"
+    );
+    let html_path = dir.path().join("page.html");
+    let text_path = dir.path().join("page.txt");
+    std::fs::write(&html_path, html).unwrap();
+    std::fs::write(&text_path, &body).unwrap();
+    let run = |path: &std::path::Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_precis"))
+            .env("HF_HUB_OFFLINE", "1")
+            .args([
+                "summarize",
+                "--model",
+                fixture_dir("t5-tiny").to_str().unwrap(),
+                "--format",
+                "json",
+            ])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let from_html = run(&html_path);
+    let from_text = run(&text_path);
+    assert_eq!(from_html["summary"], from_text["summary"]);
+    assert_eq!(from_html["input_tokens"], from_text["input_tokens"]);
+}
