@@ -7,6 +7,7 @@
 //! embeddings and stacks get an extra norm, and how positions are embedded. Those choices are a
 //! [`Layout`] and a [`PositionTable`] that `bart.rs` and `pegasus.rs` build from their configs.
 
+use super::activation::Activation;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, linear};
 use serde::Deserialize;
@@ -106,41 +107,6 @@ impl Config {
             (self.d_model as f64).sqrt()
         } else {
             1.0
-        }
-    }
-}
-
-/// Feed-forward activation, as named by `activation_function` (transformers' `ACT2FN`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Activation {
-    Relu,
-    /// "gelu": the exact erf form.
-    GeluErf,
-    /// "gelu_new" / "gelu_pytorch_tanh": the tanh approximation.
-    GeluTanh,
-    Silu,
-    Tanh,
-}
-
-impl Activation {
-    pub(crate) fn parse(name: &str) -> Result<Self> {
-        Ok(match name {
-            "relu" => Activation::Relu,
-            "gelu" => Activation::GeluErf,
-            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-            "silu" | "swish" => Activation::Silu,
-            "tanh" => Activation::Tanh,
-            _ => candle_core::bail!("unsupported activation_function '{name}'"),
-        })
-    }
-
-    fn apply(self, xs: &Tensor) -> Result<Tensor> {
-        match self {
-            Activation::Relu => xs.relu(),
-            Activation::GeluErf => xs.gelu_erf(),
-            Activation::GeluTanh => xs.gelu(),
-            Activation::Silu => xs.silu(),
-            Activation::Tanh => xs.tanh(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Every model is pure tensor math: no files, no hub, no printing. The decoder cache is an
 //! explicit value ([`DecoderState`]) that generation owns and can reorder for beam search.
 
+mod activation;
 pub mod bart;
 mod bart_common;
 pub mod cache;

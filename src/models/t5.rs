@@ -12,6 +12,7 @@ use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, linear_no_bias};
 use serde::Deserialize;
 
+use super::activation::Activation;
 use super::cache::{DecoderState, LayerCache, padding_bias};
 use super::{DecoderSpec, Seq2Seq};
 
@@ -59,28 +60,6 @@ pub struct Config {
     pub decoder_start_token_id: Option<u32>,
 }
 
-/// Activation inside the feed-forward block, as named by `feed_forward_proj`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Activation {
-    Relu,
-    /// transformers' "gelu": the exact erf form.
-    GeluErf,
-    /// transformers' "gelu_new": the tanh approximation.
-    GeluTanh,
-    Silu,
-}
-
-impl Activation {
-    fn apply(self, xs: &Tensor) -> Result<Tensor> {
-        match self {
-            Activation::Relu => xs.relu(),
-            Activation::GeluErf => xs.gelu_erf(),
-            Activation::GeluTanh => xs.gelu(),
-            Activation::Silu => xs.silu(),
-        }
-    }
-}
-
 impl Config {
     /// `(gated, activation)` from `feed_forward_proj`, e.g. "relu" or "gated-gelu".
     fn feed_forward(&self) -> Result<(bool, Activation)> {
@@ -92,11 +71,10 @@ impl Config {
         };
         // transformers maps "gated-gelu" to the tanh approximation for backwards compatibility.
         let activation = match (gated, name) {
-            (true, "gelu") | (_, "gelu_new") => Activation::GeluTanh,
-            (false, "gelu") => Activation::GeluErf,
-            (_, "relu") => Activation::Relu,
-            (_, "silu") | (_, "swish") => Activation::Silu,
-            _ => candle_core::bail!("unsupported T5 feed_forward_proj '{proj}'"),
+            (true, "gelu") => Activation::GeluTanh,
+            _ => Activation::parse(name).map_err(|_| {
+                candle_core::Error::Msg(format!("unsupported T5 feed_forward_proj '{proj}'"))
+            })?,
         };
         Ok((gated, activation))
     }
