@@ -1,5 +1,6 @@
 //! precis: summarise long articles with pretrained seq2seq models on CPU or GPU.
 
+pub mod batch;
 pub mod error;
 pub mod generation;
 pub mod merge;
