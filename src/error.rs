@@ -186,6 +186,104 @@ pub enum Error {
         #[source]
         source: candle_core::Error,
     },
+
+    /// The input folder of `precis batch` cannot be walked at all.
+    #[error("input folder {}: {problem}", path.display())]
+    InputDir {
+        path: PathBuf,
+        problem: &'static str,
+        #[source]
+        source: Option<std::io::Error>,
+    },
+
+    /// The input and output folders of `precis batch` overlap in a way that could mix outputs
+    /// with inputs.
+    #[error(
+        "output folder {} {problem} input folder {}; choose an output folder outside the inputs",
+        out_dir.display(),
+        in_dir.display()
+    )]
+    OverlappingDirs {
+        in_dir: PathBuf,
+        out_dir: PathBuf,
+        problem: &'static str,
+    },
+
+    #[error("invalid value for --glob: '{pattern}'")]
+    Glob {
+        pattern: String,
+        #[source]
+        source: globset::Error,
+    },
+
+    /// A symbolic link that points back to a folder above it; followed, it would never end.
+    #[error(
+        "{}: symbolic link to its ancestor folder {}; skipped so the walk does not go round in \
+         circles",
+        path.display(),
+        ancestor.display()
+    )]
+    SymlinkLoop { path: PathBuf, ancestor: PathBuf },
+
+    /// An entry of the input folder that could not be looked at (unreadable folder, broken link).
+    #[error(
+        "{}: cannot read while walking the input folder; check that it exists and may be read",
+        path.display()
+    )]
+    Walk {
+        path: PathBuf,
+        #[source]
+        source: walkdir::Error,
+    },
+
+    #[error("{}: the file name is not valid UTF-8; rename it to be summarised", path.display())]
+    NonUtf8Path { path: PathBuf },
+
+    #[error(
+        "cannot write {}; check that the disk has space and that you may write there",
+        path.display()
+    )]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A write to a stream (standard output) failed; a closed pipe is one case.
+    #[error("cannot write to {name}")]
+    WriteStream {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// One line of a `--input-jsonl` file is not a `{"id": ..., "text": ...}` object.
+    #[error(
+        "{source_name}:{line}: not a JSON object with \"id\" and \"text\"; fix or remove the line"
+    )]
+    JsonlRecord {
+        source_name: String,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("cannot serialise the summary options to hash them")]
+    OptionsHash(#[source] serde_json::Error),
+
+    #[error("cannot write {what} as JSON")]
+    ToJson {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The summariser broke its contract of one result per text.
+    #[error("the summariser returned {got} results for {expected} texts")]
+    SummaryCount { expected: usize, got: usize },
+
+    #[error("cannot install the Ctrl-C / SIGTERM handler")]
+    SignalHandler(#[source] ctrlc::Error),
 }
 
 impl From<tokenizers::Error> for Error {

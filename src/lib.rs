@@ -4,6 +4,7 @@
 //! [`generation`] drives a [`models::Seq2Seq`] model over each chunk, [`merge`] joins the chunk
 //! summaries, and [`Summarizer`] ties it together around one loaded model.
 
+pub mod batch;
 pub mod catalogue;
 pub mod defaults;
 pub mod device;

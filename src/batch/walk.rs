@@ -1,0 +1,552 @@
+//! Listing the articles of an input folder: recursive, following symbolic links without ever
+//! going round in circles, skipping hidden entries, selecting by extension and glob, in sorted
+//! order so that every run (and every shard) sees the same list.
+//!
+//! The walk itself is `walkdir`'s, which detects a link back to an ancestor folder and reports
+//! it; such a link is listed as a skipped entry (its files are already reached through the real
+//! path), never followed.
+//!
+//! An output folder inside the input folder is excluded from the walk automatically, and the
+//! returned [`Walk`] says so for the CLI to print. Refusing would be the other choice, but
+//! `precis batch articles -o articles/summaries` is a natural command, and excluding the output
+//! folder is exactly what makes it safe: summaries end in `.txt`, so without the exclusion a
+//! second run would summarise the summaries. The output folder is compared by canonical path,
+//! so a symbolic link to it inside the inputs is excluded too.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use walkdir::{DirEntry, WalkDir};
+
+use crate::{Error, Result};
+
+/// The extensions selected when none are given: plain text, Markdown and HTML.
+pub const DEFAULT_EXTENSIONS: &[&str] = &["txt", "md", "html", "htm"];
+
+/// What to list under an input folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalkOptions {
+    pub in_dir: PathBuf,
+    /// File extensions to select, without the dot, compared ignoring ASCII case.
+    pub extensions: Vec<String>,
+    /// When not empty, a file must also match one of these globs. A glob without `/` is
+    /// matched against the file name (`*.md` selects Markdown at any depth), one with `/`
+    /// against the whole relative path (`2024/**/*.md`), as in `.gitignore`.
+    pub globs: Vec<String>,
+    /// Also walk entries whose name starts with `.`.
+    pub hidden: bool,
+}
+
+impl WalkOptions {
+    /// The default selection under `in_dir`: [`DEFAULT_EXTENSIONS`], no glob, no hidden entries.
+    pub fn new(in_dir: impl Into<PathBuf>) -> WalkOptions {
+        WalkOptions {
+            in_dir: in_dir.into(),
+            extensions: DEFAULT_EXTENSIONS.iter().map(|e| e.to_string()).collect(),
+            globs: Vec::new(),
+            hidden: false,
+        }
+    }
+}
+
+/// One selected file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalkedFile {
+    /// The path relative to the input folder, `/`-separated: the file's id in the manifest,
+    /// the shard hash and the output path.
+    pub relative: String,
+    /// The path to open (under the canonical input folder).
+    pub absolute: PathBuf,
+}
+
+/// One entry of the listing.
+#[derive(Debug)]
+pub enum WalkEntry {
+    File(WalkedFile),
+    /// Left out on purpose, with the reason (a symbolic link loop).
+    Skipped {
+        relative: String,
+        error: Error,
+    },
+    /// Could not be looked at (unreadable folder, broken link, file name not UTF-8).
+    Failed {
+        relative: String,
+        error: Error,
+    },
+}
+
+impl WalkEntry {
+    pub fn relative(&self) -> &str {
+        match self {
+            WalkEntry::File(file) => &file.relative,
+            WalkEntry::Skipped { relative, .. } | WalkEntry::Failed { relative, .. } => relative,
+        }
+    }
+}
+
+/// The listing of an input folder.
+#[derive(Debug)]
+pub struct Walk {
+    /// The canonical input folder.
+    pub in_dir: PathBuf,
+    /// Sorted by relative path (byte order).
+    pub entries: Vec<WalkEntry>,
+    /// The output folder, when it lay inside the input folder and was left out of the walk.
+    pub excluded_out_dir: Option<PathBuf>,
+}
+
+/// Lists the files of `options.in_dir`, leaving out `exclude` (a canonical folder path, the
+/// output folder) wherever it appears. Only a missing or unreadable input folder is an error;
+/// trouble with single entries is listed as [`WalkEntry::Failed`] and the walk goes on.
+pub fn walk(options: &WalkOptions, exclude: Option<&Path>) -> Result<Walk> {
+    let in_dir = canonical_input_dir(&options.in_dir)?;
+    let selector = Selector::new(options)?;
+    let mut excluded = false;
+    let mut entries = Vec::new();
+    let walker = WalkDir::new(&in_dir).follow_links(true).into_iter();
+    let walker = walker.filter_entry(|entry| {
+        if entry.depth() == 0 {
+            return true;
+        }
+        if !options.hidden && is_hidden(entry.file_name()) {
+            return false;
+        }
+        let is_excluded = exclude.is_some_and(|out| is_same_dir(entry, out));
+        excluded |= is_excluded;
+        !is_excluded
+    });
+    for result in walker {
+        let entry = match result {
+            Ok(entry) if entry.file_type().is_file() => file_entry(&in_dir, entry.path()),
+            Ok(_) => None, // folders are walked into; sockets and devices are not articles
+            Err(error) => error_entry(&in_dir, error, options.hidden, &selector),
+        };
+        if let Some(entry) = entry.filter(|e| selector.selects(e)) {
+            entries.push(entry);
+        }
+    }
+    entries.sort_by(|a, b| a.relative().cmp(b.relative()));
+    Ok(Walk {
+        in_dir,
+        entries,
+        excluded_out_dir: exclude.filter(|_| excluded).map(Path::to_path_buf),
+    })
+}
+
+pub(crate) fn canonical_input_dir(in_dir: &Path) -> Result<PathBuf> {
+    let error = |problem, source| Error::InputDir {
+        path: in_dir.to_path_buf(),
+        problem,
+        source,
+    };
+    let canonical = fs::canonicalize(in_dir).map_err(|source| {
+        error(
+            "cannot be opened; check that the folder exists",
+            Some(source),
+        )
+    })?;
+    if !canonical.is_dir() {
+        return Err(error(
+            "is not a folder; give a folder (use `precis summarize` for one file)",
+            None,
+        ));
+    }
+    Ok(canonical)
+}
+
+fn is_hidden(name: &OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(b".")
+}
+
+/// Whether a walked folder is `target` (canonical), whether reached directly or through links.
+fn is_same_dir(entry: &DirEntry, target: &Path) -> bool {
+    entry.file_type().is_dir() && fs::canonicalize(entry.path()).is_ok_and(|p| p == target)
+}
+
+fn file_entry(in_dir: &Path, path: &Path) -> Option<WalkEntry> {
+    Some(match relative_path(in_dir, path) {
+        Ok(relative) => WalkEntry::File(WalkedFile {
+            relative,
+            absolute: path.to_path_buf(),
+        }),
+        Err(error) => WalkEntry::Failed {
+            relative: lossy_relative(in_dir, path),
+            error,
+        },
+    })
+}
+
+/// Turns a walk error into a listed entry, or drops it when it concerns something the walk
+/// would not have selected anyway (a hidden entry, a broken link named `photo.jpg`).
+fn error_entry(
+    in_dir: &Path,
+    error: walkdir::Error,
+    hidden: bool,
+    selector: &Selector,
+) -> Option<WalkEntry> {
+    let path = error.path().unwrap_or(in_dir).to_path_buf();
+    let relative = lossy_relative(in_dir, &path);
+    if !hidden && path.file_name().is_some_and(is_hidden) {
+        return None;
+    }
+    if let Some(ancestor) = error.loop_ancestor() {
+        let ancestor = ancestor.to_path_buf();
+        let error = Error::SymlinkLoop { path, ancestor };
+        return Some(WalkEntry::Skipped { relative, error });
+    }
+    let is_broken_link = fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink());
+    if is_broken_link && !selector.selects_path(&relative) {
+        return None;
+    }
+    let error = Error::Walk {
+        path,
+        source: error,
+    };
+    Some(WalkEntry::Failed { relative, error })
+}
+
+/// The `/`-separated UTF-8 path of `path` below `in_dir`.
+fn relative_path(in_dir: &Path, path: &Path) -> Result<String> {
+    let non_utf8 = || Error::NonUtf8Path {
+        path: path.to_path_buf(),
+    };
+    let below = path.strip_prefix(in_dir).unwrap_or(path);
+    let mut parts = Vec::new();
+    for component in below.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str().ok_or_else(non_utf8)?),
+            _ => continue,
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn lossy_relative(in_dir: &Path, path: &Path) -> String {
+    let below = path.strip_prefix(in_dir).unwrap_or(path);
+    let parts: Vec<_> = below
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_string_lossy()),
+            _ => None,
+        })
+        .collect();
+    parts.join("/")
+}
+
+/// Extension and glob selection over relative paths.
+struct Selector {
+    extensions: Vec<String>,
+    name_globs: GlobSet,
+    path_globs: GlobSet,
+    has_globs: bool,
+}
+
+impl Selector {
+    fn new(options: &WalkOptions) -> Result<Selector> {
+        let extensions = normalised_extensions(&options.extensions)?;
+        let mut name_globs = GlobSetBuilder::new();
+        let mut path_globs = GlobSetBuilder::new();
+        for pattern in &options.globs {
+            let glob = GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .map_err(|source| Error::Glob {
+                    pattern: pattern.clone(),
+                    source,
+                })?;
+            let set = if pattern.contains('/') {
+                &mut path_globs
+            } else {
+                &mut name_globs
+            };
+            set.add(glob);
+        }
+        let build = |set: GlobSetBuilder| {
+            set.build().map_err(|source| Error::Glob {
+                pattern: options.globs.join(" "),
+                source,
+            })
+        };
+        Ok(Selector {
+            extensions,
+            name_globs: build(name_globs)?,
+            path_globs: build(path_globs)?,
+            has_globs: !options.globs.is_empty(),
+        })
+    }
+
+    /// Files are selected by extension and glob. Skipped and failed entries are always kept, so
+    /// trouble is never hidden; `error_entry` has already dropped those that do not concern us.
+    fn selects(&self, entry: &WalkEntry) -> bool {
+        match entry {
+            WalkEntry::File(file) => self.selects_path(&file.relative),
+            WalkEntry::Skipped { .. } | WalkEntry::Failed { .. } => true,
+        }
+    }
+
+    fn selects_path(&self, relative: &str) -> bool {
+        let name = relative.rsplit('/').next().unwrap_or(relative);
+        let extension = name
+            .rsplit_once('.')
+            .map(|(_, ext)| ext.to_ascii_lowercase());
+        let by_extension = extension.is_some_and(|ext| self.extensions.contains(&ext));
+        let by_glob =
+            !self.has_globs || self.name_globs.is_match(name) || self.path_globs.is_match(relative);
+        by_extension && by_glob
+    }
+}
+
+fn normalised_extensions(extensions: &[String]) -> Result<Vec<String>> {
+    let normalised: Vec<String> = extensions
+        .iter()
+        .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+        .collect();
+    if normalised.is_empty() || normalised.iter().any(|e| e.is_empty() || e.contains('/')) {
+        return Err(Error::InvalidOption {
+            option: "--ext",
+            value: extensions.join(","),
+            expected: "one or more file extensions such as txt,md,html".into(),
+        });
+    }
+    Ok(normalised)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn touch(root: &Path, relative: &str) {
+        let path = root.join(relative);
+        fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        fs::write(&path, b"Some text.").expect("write");
+    }
+
+    fn listed(walk: &Walk) -> Vec<&str> {
+        walk.entries.iter().map(WalkEntry::relative).collect()
+    }
+
+    fn files(walk: &Walk) -> Vec<&str> {
+        let files = walk.entries.iter().filter_map(|e| match e {
+            WalkEntry::File(file) => Some(file.relative.as_str()),
+            _ => None,
+        });
+        files.collect()
+    }
+
+    fn tree(paths: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for path in paths {
+            touch(dir.path(), path);
+        }
+        dir
+    }
+
+    #[test]
+    fn walks_nested_folders_in_sorted_order_with_absolute_paths() {
+        let dir = tree(&[
+            "b.txt",
+            "a/z.md",
+            "a/b/c.html",
+            "a.htm",
+            "notes.pdf",
+            "README",
+        ]);
+        let walk = walk(&WalkOptions::new(dir.path()), None).expect("walkable");
+        assert_eq!(files(&walk), ["a.htm", "a/b/c.html", "a/z.md", "b.txt"]);
+        let canonical = fs::canonicalize(dir.path()).expect("canonical");
+        assert_eq!(walk.in_dir, canonical);
+        for entry in &walk.entries {
+            let WalkEntry::File(file) = entry else {
+                panic!("{entry:?}")
+            };
+            assert_eq!(file.absolute, canonical.join(&file.relative));
+        }
+    }
+
+    #[test]
+    fn skips_hidden_files_and_folders_unless_asked() {
+        let dir = tree(&["a.txt", ".secret.txt", ".git/notes.md", "x/.cache/c.txt"]);
+        let mut options = WalkOptions::new(dir.path());
+        assert_eq!(files(&walk(&options, None).expect("walk")), ["a.txt"]);
+        options.hidden = true;
+        let all = walk(&options, None).expect("walk");
+        assert_eq!(
+            files(&all),
+            [".git/notes.md", ".secret.txt", "a.txt", "x/.cache/c.txt"]
+        );
+    }
+
+    #[test]
+    fn hidden_input_folder_itself_is_walked() {
+        let dir = tree(&[".articles/a.txt"]);
+        let options = WalkOptions::new(dir.path().join(".articles"));
+        assert_eq!(files(&walk(&options, None).expect("walk")), ["a.txt"]);
+    }
+
+    #[test]
+    fn selects_by_extension_ignoring_case_and_dots() {
+        let dir = tree(&["a.TXT", "b.md", "c.rst", "d.html"]);
+        let mut options = WalkOptions::new(dir.path());
+        options.extensions = vec![".rst".into(), "TXT".into()];
+        assert_eq!(
+            files(&walk(&options, None).expect("walk")),
+            ["a.TXT", "c.rst"]
+        );
+        options.extensions = vec![];
+        let err = walk(&options, None).expect_err("no extension");
+        assert!(
+            err.to_string().starts_with("invalid value for --ext"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn glob_without_slash_matches_names_with_slash_matches_paths() {
+        let dir = tree(&[
+            "news-1.txt",
+            "2024/news-2.txt",
+            "2024/x/other.txt",
+            "2023/news-3.md",
+        ]);
+        let mut options = WalkOptions::new(dir.path());
+        options.globs = vec!["news-*".into()];
+        let by_name = walk(&options, None).expect("walk");
+        assert_eq!(
+            files(&by_name),
+            ["2023/news-3.md", "2024/news-2.txt", "news-1.txt"]
+        );
+        options.globs = vec!["2024/**".into()];
+        let by_path = walk(&options, None).expect("walk");
+        assert_eq!(files(&by_path), ["2024/news-2.txt", "2024/x/other.txt"]);
+        options.globs = vec!["2024/*.txt".into(), "*.md".into()];
+        let either = walk(&options, None).expect("walk");
+        assert_eq!(files(&either), ["2023/news-3.md", "2024/news-2.txt"]);
+    }
+
+    #[test]
+    fn bad_glob_names_the_option_and_pattern() {
+        let dir = tree(&["a.txt"]);
+        let mut options = WalkOptions::new(dir.path());
+        options.globs = vec!["a[".into()];
+        let err = walk(&options, None).expect_err("bad glob");
+        assert_eq!(err.to_string(), "invalid value for --glob: 'a['");
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn symlink_loop_is_a_skipped_entry_not_a_hang() {
+        let dir = tree(&["a/x.txt"]);
+        symlink(dir.path().join("a"), dir.path().join("a/again")).expect("symlink");
+        symlink(dir.path(), dir.path().join("a/root")).expect("symlink");
+        let walk = walk(&WalkOptions::new(dir.path()), None).expect("walk");
+        assert_eq!(files(&walk), ["a/x.txt"]);
+        assert_eq!(listed(&walk), ["a/again", "a/root", "a/x.txt"]);
+        let WalkEntry::Skipped { error, .. } = &walk.entries[0] else {
+            panic!("{:?}", walk.entries[0]);
+        };
+        assert!(matches!(error, Error::SymlinkLoop { .. }));
+        assert!(
+            error
+                .to_string()
+                .contains("symbolic link to its ancestor folder"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn follows_links_to_files_and_folders_outside() {
+        let outside = tree(&["elsewhere/far.md", "single.txt"]);
+        let dir = tree(&["a.txt"]);
+        symlink(outside.path().join("elsewhere"), dir.path().join("linked")).expect("symlink");
+        symlink(outside.path().join("single.txt"), dir.path().join("s.txt")).expect("symlink");
+        let walk = walk(&WalkOptions::new(dir.path()), None).expect("walk");
+        assert_eq!(files(&walk), ["a.txt", "linked/far.md", "s.txt"]);
+    }
+
+    #[test]
+    fn broken_links_are_failed_only_when_they_would_be_selected() {
+        let dir = tree(&["a.txt"]);
+        symlink(dir.path().join("gone.txt"), dir.path().join("b.txt")).expect("symlink");
+        symlink(dir.path().join("gone.jpg"), dir.path().join("c.jpg")).expect("symlink");
+        let walk = walk(&WalkOptions::new(dir.path()), None).expect("walk");
+        assert_eq!(listed(&walk), ["a.txt", "b.txt"]);
+        assert!(matches!(walk.entries[1], WalkEntry::Failed { .. }));
+        let message = match &walk.entries[1] {
+            WalkEntry::Failed { error, .. } => error.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert!(message.contains("b.txt: cannot read"), "{message}");
+    }
+
+    #[test]
+    fn out_dir_inside_in_dir_is_excluded_and_reported() {
+        let dir = tree(&["a.txt", "out/a.txt.summary.txt", "sub/b.md"]);
+        let out = fs::canonicalize(dir.path().join("out")).expect("canonical");
+        symlink(&out, dir.path().join("sub/link-to-out")).expect("symlink");
+        let walk = walk(&WalkOptions::new(dir.path()), Some(&out)).expect("walk");
+        assert_eq!(files(&walk), ["a.txt", "sub/b.md"]);
+        assert_eq!(walk.excluded_out_dir, Some(out));
+        let elsewhere = tempfile::tempdir().expect("temp dir");
+        let walk = walk_again(dir.path(), elsewhere.path());
+        assert_eq!(walk.excluded_out_dir, None);
+    }
+
+    fn walk_again(in_dir: &Path, out: &Path) -> Walk {
+        let out = fs::canonicalize(out).expect("canonical");
+        walk(&WalkOptions::new(in_dir), Some(&out)).expect("walk")
+    }
+
+    #[test]
+    fn missing_or_non_folder_input_is_an_error_naming_it() {
+        let dir = tree(&["a.txt"]);
+        let missing = walk(&WalkOptions::new(dir.path().join("nope")), None).expect_err("missing");
+        assert!(
+            missing.to_string().contains("nope: cannot be opened"),
+            "{missing}"
+        );
+        let file = walk(&WalkOptions::new(dir.path().join("a.txt")), None).expect_err("a file");
+        assert!(
+            file.to_string().contains("a.txt: is not a folder"),
+            "{file}"
+        );
+    }
+
+    #[test]
+    fn non_utf8_file_names_are_failed_entries() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tree(&["a.txt"]);
+        let name = OsStr::from_bytes(b"caf\xe9.txt");
+        if fs::write(dir.path().join(name), b"text").is_err() {
+            return; // the file system refuses such names: nothing to test
+        }
+        let walk = walk(&WalkOptions::new(dir.path()), None).expect("walk");
+        assert_eq!(listed(&walk), ["a.txt", "caf\u{FFFD}.txt"]);
+        assert!(matches!(
+            walk.entries[1],
+            WalkEntry::Failed {
+                error: Error::NonUtf8Path { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unreadable_folder_is_a_failed_entry_and_the_walk_goes_on() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tree(&["a.txt", "locked/b.txt", "z.txt"]);
+        let locked = dir.path().join("locked");
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod");
+        let readable = fs::read_dir(&locked).is_ok();
+        let walked = walk(&WalkOptions::new(dir.path()), None);
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).expect("chmod back");
+        if readable {
+            return; // running as root: permissions are not enforced, nothing to test
+        }
+        let walk = walked.expect("walk");
+        assert_eq!(listed(&walk), ["a.txt", "locked", "z.txt"]);
+        assert!(matches!(walk.entries[1], WalkEntry::Failed { .. }));
+    }
+}
