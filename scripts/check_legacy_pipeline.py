@@ -41,7 +41,17 @@ def main() -> int:
         golden = json.loads(path.read_text(encoding="utf-8"))
         section = golden["pipeline"]
         model_dir = REPO / golden["model_dir"]
-        pipe = transformers.pipeline("summarization", model=str(model_dir), device=-1)
+        # transformers 4 cannot read the tokenizer_config.json that transformers 5 writes (it falls
+        # back to the sentencepiece T5Tokenizer, which needs spiece.model), so the tokenizer is
+        # loaded straight from tokenizer.json: same tokenization, same decode.
+        tokenizer = transformers.PreTrainedTokenizerFast(
+            tokenizer_file=str(model_dir / "tokenizer.json"),
+            eos_token="</s>",
+            unk_token="<unk>",
+            pad_token="<pad>",
+            model_max_length=512,
+        )
+        pipe = transformers.pipeline("summarization", model=str(model_dir), tokenizer=tokenizer, device=-1)
         gen = pipe.generation_config
         used = {k: getattr(gen, k) for k in section["effective_params"]}
         print(f"{path.name}: transformers {transformers.__version__}, prefix={pipe.prefix!r}")
