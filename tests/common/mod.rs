@@ -66,10 +66,14 @@ pub fn weights(dir: &Path) -> candle_nn::VarBuilder<'static> {
         .expect("fixture weights load")
 }
 
-pub fn assert_close(what: &str, got: f64, want: f64, tol: f64) {
-    let scale = want.abs().max(1.0);
+/// `|got - want| <= tol * scale`, where `scale` is the magnitude of the tensor the value comes
+/// from (its largest |element|, or for a sum, the sum of |elements|): float32 error grows with
+/// the size of what is summed, so a tolerance relative to the value itself would flag noise.
+pub fn assert_close(what: &str, got: f64, want: f64, scale: f64, tol: f64) {
+    let bound = tol * scale.max(1.0);
     assert!(
-        (got - want).abs() <= tol * scale,
-        "{what}: got {got}, want {want} (tolerance {tol} relative to max(|want|, 1))"
+        (got - want).abs() <= bound,
+        "{what}: got {got}, want {want} (|difference| {} > {bound}: tolerance {tol} x scale {scale})",
+        (got - want).abs()
     );
 }
