@@ -226,7 +226,7 @@ pub fn beam_search(
         }
         // Most steps keep every beam in place; skip the copy of every cached tensor then.
         if sources != identity {
-            reorder(state, &sources)?;
+            reorder_beams(state, &sources)?;
         }
     }
     Ok((
@@ -252,10 +252,20 @@ fn scored_step(
     Ok(logits)
 }
 
-fn reorder(state: &mut DecoderState, rows: &[u32]) -> Result<()> {
+fn indices(state: &DecoderState, rows: &[u32]) -> Result<Tensor> {
     let device = state.encoder_bias.device().clone();
-    let indices = Tensor::from_slice(rows, rows.len(), &device)?;
-    state.reorder(&indices)?;
+    Ok(Tensor::from_slice(rows, rows.len(), &device)?)
+}
+
+/// Copy each input's encoded state to its beams (every cached tensor).
+fn reorder(state: &mut DecoderState, rows: &[u32]) -> Result<()> {
+    state.reorder(&indices(state, rows)?)?;
+    Ok(())
+}
+
+/// Follow beams within their input (the self-attention cache only).
+fn reorder_beams(state: &mut DecoderState, rows: &[u32]) -> Result<()> {
+    state.reorder_beams(&indices(state, rows)?)?;
     Ok(())
 }
 

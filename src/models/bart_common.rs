@@ -9,7 +9,9 @@
 
 use super::activation::Activation;
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, linear};
+use candle_nn::{Embedding, LayerNorm, VarBuilder};
+
+use super::linear::{Linear, linear};
 use serde::Deserialize;
 
 use super::cache::{DecoderState, LayerCache, padding_bias};

@@ -46,6 +46,21 @@ impl DecoderState {
         Ok(())
     }
 
+    /// Follow beams between decoder steps: row `i` continues row `indices[i]`'s prefix. Only
+    /// the self-attention cache moves. Every index must point at a row of the same input (beam
+    /// search only ever continues an input's own beams), whose encoder output and padding are
+    /// identical, so the cross-attention keys/values and the padding bias stay as they are —
+    /// they are by far the largest tensors here, and copying them every step dominated beam
+    /// search on long inputs.
+    pub fn reorder_beams(&mut self, indices: &Tensor) -> Result<()> {
+        for layer in &mut self.layers {
+            if let Some((k, v)) = &layer.self_kv {
+                layer.self_kv = Some((k.index_select(indices, 0)?, v.index_select(indices, 0)?));
+            }
+        }
+        Ok(())
+    }
+
     /// Append this step's keys/values to `layer`'s self-attention cache and return the full
     /// keys/values to attend over.
     pub fn append_self_kv(
@@ -79,4 +94,64 @@ pub fn padding_bias(attention_mask: &Tensor, dtype: candle_core::DType) -> Resul
         _ => f64::from(f32::MIN),
     };
     mask.affine(-min, min)?.reshape((batch, 1, 1, seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    fn rows(values: &[f32]) -> Tensor {
+        Tensor::new(values, &Device::Cpu)
+            .unwrap()
+            .reshape((values.len(), 1, 1, 1))
+            .unwrap()
+    }
+
+    fn state() -> DecoderState {
+        DecoderState {
+            layers: vec![LayerCache {
+                self_kv: Some((rows(&[1., 2.]), rows(&[3., 4.]))),
+                cross_kv: (rows(&[5., 6.]), rows(&[7., 8.])),
+            }],
+            encoder_bias: rows(&[0., -1.]),
+            position: 1,
+        }
+    }
+
+    fn flat(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn reorder_moves_every_cached_tensor() {
+        let mut s = state();
+        s.reorder(&Tensor::new(&[1u32, 1, 0], &Device::Cpu).unwrap())
+            .unwrap();
+        let (k, v) = s.layers[0].self_kv.clone().unwrap();
+        assert_eq!((flat(&k), flat(&v)), (vec![2., 2., 1.], vec![4., 4., 3.]));
+        assert_eq!(flat(&s.layers[0].cross_kv.0), vec![6., 6., 5.]);
+        assert_eq!(flat(&s.encoder_bias), vec![-1., -1., 0.]);
+    }
+
+    #[test]
+    fn reorder_beams_moves_only_the_self_attention_cache() {
+        let mut s = state();
+        s.reorder_beams(&Tensor::new(&[1u32, 1], &Device::Cpu).unwrap())
+            .unwrap();
+        let (k, _) = s.layers[0].self_kv.clone().unwrap();
+        assert_eq!(flat(&k), vec![2., 2.]);
+        assert_eq!(flat(&s.layers[0].cross_kv.0), vec![5., 6.]);
+        assert_eq!(flat(&s.encoder_bias), vec![0., -1.]);
+    }
+
+    #[test]
+    fn padding_bias_blocks_padded_keys() {
+        let mask = Tensor::new(&[[1u32, 1, 0]], &Device::Cpu).unwrap();
+        let bias = padding_bias(&mask, DType::F32).unwrap();
+        assert_eq!(bias.dims(), &[1, 1, 1, 3]);
+        let values = flat(&bias);
+        assert_eq!(&values[..2], &[0., 0.]);
+        assert_eq!(values[2], f32::MIN);
+    }
 }

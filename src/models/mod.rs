@@ -7,6 +7,7 @@ mod activation;
 pub mod bart;
 mod bart_common;
 pub mod cache;
+mod linear;
 pub mod pegasus;
 pub mod t5;
 

@@ -9,11 +9,12 @@
 //! keys/values once per input, and uses unidirectional relative-position buckets in the decoder.
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder, linear_no_bias};
+use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
 
 use super::activation::Activation;
 use super::cache::{DecoderState, LayerCache, padding_bias};
+use super::linear::{Linear, linear_no_bias};
 use super::{DecoderSpec, Seq2Seq};
 
 fn default_relative_attention_max_distance() -> usize {
