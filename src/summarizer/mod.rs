@@ -11,6 +11,7 @@
 
 mod batching;
 mod decode;
+mod offsets;
 mod options;
 mod pipeline;
 

@@ -145,14 +145,14 @@ impl<'a> Pipeline<'a> {
                 problem: "the text is empty; give an article with some words in it".into(),
             });
         }
-        let content = self.summarizer.tokenizer.encode(text, false)?;
+        let offsets = self.summarizer.token_offsets(text)?;
         let chunk_tokens = self
             .options
             .chunk_tokens
             .unwrap_or(self.budget)
             .min(self.budget);
         let mut summary = Summary::empty();
-        if content.len() <= chunk_tokens {
+        if offsets.len() <= chunk_tokens {
             summary.input_tokens = self.encode(text)?.len();
             summary.chunks.push(ChunkSummary {
                 chars: (0, text.chars().count()),
@@ -166,8 +166,8 @@ impl<'a> Pipeline<'a> {
             });
         } else {
             let overlap = self.options.chunk_overlap.unwrap_or(DEFAULT_CHUNK_OVERLAP);
-            let chunks = text::chunk(text, content.get_offsets(), chunk_tokens, overlap)?;
-            summary.input_tokens = content.len();
+            let chunks = text::chunk(text, &offsets, chunk_tokens, overlap)?;
+            summary.input_tokens = offsets.len();
             for chunk in chunks {
                 summary.chunks.push(ChunkSummary {
                     chars: char_range(text, chunk.bytes.clone()),
