@@ -51,8 +51,14 @@ pub struct Config {
     pub layer_norm_epsilon: f64,
     #[serde(default = "default_feed_forward_proj")]
     pub feed_forward_proj: String,
+    /// Before transformers 5, T5 v1.0 configs said `true` here and v1.1 ones `false`, and the
+    /// flag also decided the d_model^-0.5 rescaling of the decoder output.
     #[serde(default = "default_true")]
     pub tie_word_embeddings: bool,
+    /// Written by transformers 5 (which always ties the head in its config): whether to
+    /// rescale the decoder output. Absent in older configs, where `tie_word_embeddings` decides.
+    #[serde(default)]
+    pub scale_decoder_outputs: Option<bool>,
     #[serde(default)]
     pub pad_token_id: u32,
     #[serde(default = "default_eos")]
@@ -432,15 +438,15 @@ impl T5 {
             dec.pp("final_layer_norm"),
         )?;
 
-        let (lm_head, head_scale) = if cfg.tie_word_embeddings {
-            let head = Linear::new(shared.embeddings().clone(), None);
-            (head, Some((cfg.d_model as f64).powf(-0.5)))
+        // A separate head in the weights wins; without one the head is the shared embedding
+        // (transformers 5 ties it whenever the file has no `lm_head.weight`).
+        let lm_head = if vb.contains_tensor("lm_head.weight") {
+            linear_no_bias(cfg.d_model, cfg.vocab_size, vb.pp("lm_head"))?
         } else {
-            (
-                linear_no_bias(cfg.d_model, cfg.vocab_size, vb.pp("lm_head"))?,
-                None,
-            )
+            Linear::new(shared.embeddings().clone(), None)
         };
+        let scale = cfg.scale_decoder_outputs.unwrap_or(cfg.tie_word_embeddings);
+        let head_scale = scale.then(|| (cfg.d_model as f64).powf(-0.5));
 
         Ok(Self {
             shared,

@@ -1,0 +1,59 @@
+//! Checkpoints saved by different transformers versions describe the same T5 differently;
+//! each spelling must give the same model.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use common::*;
+use precis::models::{self, Seq2Seq};
+use serde_json::Value;
+
+fn logits(config: &Value, model: &str) -> Vec<f32> {
+    let net = models::from_config(config, weights(&fixture_dir(model))).unwrap();
+    let ids = Tensor::new(&[[5u32, 17, 42, 8, 1]], &Device::Cpu).unwrap();
+    let mask = Tensor::ones((1, 5), DType::U32, &Device::Cpu).unwrap();
+    let hidden = net.encode(&ids, &mask).unwrap();
+    let mut state = net.start_decoding(&hidden, &mask).unwrap();
+    let start = Tensor::new(&[[net.spec().decoder_start_token_id]], &Device::Cpu).unwrap();
+    net.decode_step(&start, &mut state)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn config(model: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture_dir(model).join("config.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn v1_1_config_saved_by_transformers_5_matches_the_original_spelling() {
+    // transformers 5 writes `tie_word_embeddings: true` for every T5 and records the old
+    // meaning of `false` (no output rescaling) in `scale_decoder_outputs`.
+    let original = config("flan-t5-tiny");
+    assert_eq!(original["tie_word_embeddings"], Value::Bool(false));
+    let mut saved_by_v5 = original.clone();
+    saved_by_v5["tie_word_embeddings"] = Value::Bool(true);
+    saved_by_v5["scale_decoder_outputs"] = Value::Bool(false);
+    assert!(logits(&original, "flan-t5-tiny") == logits(&saved_by_v5, "flan-t5-tiny"));
+}
+
+#[test]
+fn v1_0_config_saved_by_transformers_5_matches_the_original_spelling() {
+    let original = config("t5-tiny");
+    let mut saved_by_v5 = original.clone();
+    saved_by_v5["tie_word_embeddings"] = Value::Bool(true);
+    saved_by_v5["scale_decoder_outputs"] = Value::Bool(true);
+    assert!(logits(&original, "t5-tiny") == logits(&saved_by_v5, "t5-tiny"));
+}
+
+#[test]
+fn rescaling_changes_the_logits() {
+    // Guards the two tests above against a flag that is silently ignored.
+    let original = config("flan-t5-tiny");
+    let mut scaled = original.clone();
+    scaled["scale_decoder_outputs"] = Value::Bool(true);
+    assert!(logits(&original, "flan-t5-tiny") != logits(&scaled, "flan-t5-tiny"));
+}
