@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -178,17 +178,27 @@ fn input(args: &BatchArgs) -> anyhow::Result<Input> {
     Ok(Input::Folder { walk, shard })
 }
 
-fn open_jsonl(path: &PathBuf) -> anyhow::Result<Input> {
+fn open_jsonl(path: &Path) -> anyhow::Result<Input> {
     if path.as_os_str() == "-" {
         return Ok(Input::Jsonl {
             name: "<stdin>".into(),
             reader: Box::new(io::stdin().lock()),
         });
     }
-    let file = File::open(path).map_err(|source| precis::Error::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return Err(UsageError(format!(
+                "--input-jsonl {}: no such file; check the path (use - for standard input)",
+                path.display()
+            ))
+            .into());
+        }
+        Err(source) => {
+            let path = path.to_path_buf();
+            return Err(precis::Error::Io { path, source }.into());
+        }
+    };
     Ok(Input::Jsonl {
         name: path.display().to_string(),
         reader: Box::new(BufReader::new(file)),
