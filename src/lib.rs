@@ -18,6 +18,6 @@ pub mod text;
 
 pub use error::{Error, Result};
 pub use summarizer::{
-    ChunkSummary, LoadOptions, MergePass, Progress, Summarizer, Summary, SummaryOptions,
-    parse_early_stopping,
+    ChunkSummary, LoadOptions, MergePass, OutputOptions, Progress, Summarizer, Summary,
+    SummaryOptions, parse_early_stopping,
 };

@@ -64,6 +64,18 @@ pub struct BatchSummary {
     pub seconds: f64,
 }
 
+impl From<crate::Summary> for BatchSummary {
+    fn from(summary: crate::Summary) -> BatchSummary {
+        BatchSummary {
+            chunks: summary.chunks.len(),
+            text: summary.text,
+            input_tokens: summary.input_tokens,
+            output_tokens: summary.output_tokens,
+            seconds: summary.seconds,
+        }
+    }
+}
+
 /// What happened to one item.
 #[derive(Debug)]
 pub enum Outcome {

@@ -49,6 +49,12 @@ impl WalkOptions {
             hidden: false,
         }
     }
+
+    /// Checks the extensions and globs (the walk checks them too), so that a caller can refuse
+    /// bad ones before any slow work.
+    pub fn validate(&self) -> Result<()> {
+        Selector::new(self).map(drop)
+    }
 }
 
 /// One selected file.
@@ -135,7 +141,9 @@ pub fn walk(options: &WalkOptions, exclude: Option<&Path>) -> Result<Walk> {
     })
 }
 
-pub(crate) fn canonical_input_dir(in_dir: &Path) -> Result<PathBuf> {
+/// The input folder made canonical, or the error saying why it cannot be walked (missing, not
+/// a folder); the CLI checks this before loading a model.
+pub fn canonical_input_dir(in_dir: &Path) -> Result<PathBuf> {
     let error = |problem, source| Error::InputDir {
         path: in_dir.to_path_buf(),
         problem,

@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Summarise one or more articles (files, or - for standard input) and print the summaries.
     Summarize(SummarizeArgs),
+    /// Summarise every article of a folder into an output folder, resumably (or JSONL in/out).
+    Batch(BatchArgs),
     /// List the model presets that --model accepts as short names.
     Models,
 }
@@ -50,6 +52,90 @@ pub struct SummarizeArgs {
     /// Output format: plain text, or one JSON object per input with timings and token counts.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+/// The padded input tokens (rows × longest row) per model batch that `precis batch` allows by
+/// default: 32 rows of a full 512-token T5 window. It never cuts the default batches of T5
+/// models (8 rows on CPU, 32 on a GPU), and on a GPU halves batches of full 1024-token BART
+/// windows, whose encoder attention and per-beam cross-attention caches grow with
+/// rows × length and would otherwise hold 32 × 1024 tokens at once.
+pub const DEFAULT_BATCH_TOKENS: usize = 16_384;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 all done, 1 some files failed (listed at the end), \
+                        2 usage error, 130 stopped by Ctrl-C or SIGTERM (rerun to resume)."
+)]
+pub struct BatchArgs {
+    /// Folder of articles, walked recursively (symbolic links followed, loops skipped).
+    #[arg(
+        value_name = "IN_DIR",
+        required_unless_present = "input_jsonl",
+        conflicts_with = "input_jsonl"
+    )]
+    pub in_dir: Option<PathBuf>,
+
+    /// Output folder: OUT_DIR/<path>.summary.txt per article plus precis-manifest.jsonl; `-`
+    /// writes JSON lines to standard output instead.
+    #[arg(
+        short,
+        long,
+        value_name = "OUT_DIR",
+        required_unless_present_any = ["jsonl", "input_jsonl"]
+    )]
+    pub output: Option<PathBuf>,
+
+    /// Write one JSON line per article to standard output (the same as `-o -`).
+    #[arg(long, conflicts_with = "output")]
+    pub jsonl: bool,
+
+    /// Read `{"id": ..., "text": ...}` lines from FILE (`-` for standard input) instead of a
+    /// folder; results go to standard output as JSON lines.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["hidden", "extensions", "globs", "shard", "force", "format"])]
+    pub input_jsonl: Option<PathBuf>,
+
+    /// Also walk files and folders whose name starts with a dot.
+    #[arg(long)]
+    pub hidden: bool,
+
+    /// File extensions to summarise, repeatable or comma-separated [default: txt,md,html,htm].
+    #[arg(long = "ext", value_name = "EXT", value_delimiter = ',')]
+    pub extensions: Vec<String>,
+
+    /// Only files matching this glob too (repeatable): `*.md` matches names at any depth,
+    /// `2024/**/*.md` whole relative paths.
+    #[arg(long = "glob", value_name = "GLOB")]
+    pub globs: Vec<String>,
+
+    /// Summary file type in OUT_DIR: text (<path>.summary.txt) or json (<path>.summary.json).
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+
+    /// Most padded input tokens (rows × longest row) per model batch; bounds memory.
+    #[arg(long, value_name = "TOKENS", default_value_t = DEFAULT_BATCH_TOKENS)]
+    pub batch_tokens: usize,
+
+    /// Articles read and summarised together; a stop request is answered after the round.
+    #[arg(long, value_name = "N", default_value_t = precis::batch::DEFAULT_DOCS_PER_ROUND)]
+    pub docs_per_round: usize,
+
+    /// Summarise again the files an earlier run finished with the same model and options.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Process only shard I of N (I from 0), e.g. `--shard $SLURM_ARRAY_TASK_ID/4`; every
+    /// file belongs to exactly one shard.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    #[command(flatten)]
+    pub generation: GenerationArgs,
+
+    #[command(flatten)]
+    pub input: InputArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,7 +1,9 @@
 //! Command-line front end: parse flags, run one command, turn errors into a one-line message
-//! and an exit status (0 ok, 1 failure, 2 usage: a bad option or a path that names no input).
+//! and an exit status (0 ok, 1 failure, 2 usage: a bad option or a path that names no input;
+//! `precis batch` also exits 130 when stopped by a signal).
 
 mod args;
+mod batch;
 mod output;
 mod progress;
 mod summarize;
@@ -31,6 +33,7 @@ pub fn run() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Summarize(args) => summarize::run(args, cli.quiet),
+        Command::Batch(args) => batch::run(args, cli.quiet),
         Command::Models => output::list_models(),
     };
     match result {
@@ -41,6 +44,12 @@ pub fn run() -> ExitCode {
         }
     }
 }
+
+/// A mistake in how precis was called that clap cannot see (flags that do not go together
+/// given their values); exit status 2 like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 /// The error and its causes on one line, skipping a cause whose text an outer message already
 /// includes (many libraries repeat their source in their own message).
@@ -62,15 +71,24 @@ fn one_line(err: &anyhow::Error) -> String {
 /// 2 for mistakes in how precis was called, 1 for everything that went wrong after that.
 fn exit_status(err: &anyhow::Error) -> u8 {
     use precis::Error;
-    let usage = err
-        .chain()
-        .any(|cause| match cause.downcast_ref::<Error>() {
+    let usage = err.chain().any(|cause| {
+        if cause.is::<UsageError>() {
+            return true;
+        }
+        match cause.downcast_ref::<Error>() {
             Some(Error::Input { problem, .. }) => problem.is_usage_error(),
+            // A folder that is not there or is a file: the argument is wrong.
+            Some(Error::InputDir { source, .. }) => source
+                .as_ref()
+                .is_none_or(|e| e.kind() == std::io::ErrorKind::NotFound),
             Some(Error::InvalidOption { .. })
             | Some(Error::UnknownModel { .. })
-            | Some(Error::NotAModelFolder { .. }) => true,
+            | Some(Error::NotAModelFolder { .. })
+            | Some(Error::OverlappingDirs { .. })
+            | Some(Error::Glob { .. }) => true,
             _ => false,
-        });
+        }
+    });
     if usage { EXIT_USAGE } else { EXIT_FAILURE }
 }
 

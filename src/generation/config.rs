@@ -10,7 +10,8 @@ use crate::{Error, Result};
 pub const DECODER_PROMPT_LEN: usize = 1;
 
 /// When beam search may stop before `max_length` (transformers' `early_stopping`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EarlyStopping {
     /// `early_stopping=False`: stop an input once its best running beam, scored at the current
     /// length, can no longer beat its worst kept hypothesis.
@@ -24,7 +25,7 @@ pub enum EarlyStopping {
 }
 
 /// Multinomial sampling instead of greedy search (transformers' `do_sample=True`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Sampling {
     pub temperature: f64,
     /// Keep only the `k` most likely tokens; `None` keeps all.

@@ -21,7 +21,7 @@ use candle_core::{DType, Device};
 use serde::Serialize;
 use tokenizers::Tokenizer;
 
-pub use options::{SummaryOptions, parse_early_stopping};
+pub use options::{OutputOptions, SummaryOptions, parse_early_stopping};
 
 use crate::defaults::SummarizationDefaults;
 use crate::device::DeviceChoice;
@@ -114,6 +114,7 @@ pub struct Summarizer {
     cleanup_spaces: bool,
     name: String,
     device: Device,
+    dtype: DType,
 }
 
 impl std::fmt::Debug for Summarizer {
@@ -171,6 +172,7 @@ impl Summarizer {
             cleanup_spaces: decode::cleanup_spaces_setting(files),
             name: files.name.clone(),
             device: device.clone(),
+            dtype,
         })
     }
 
@@ -181,6 +183,11 @@ impl Summarizer {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The precision the weights were loaded in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// The model's own summarisation settings (prefix, beams, lengths, window).

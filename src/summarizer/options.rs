@@ -3,6 +3,9 @@
 //! Every decoding option is an `Option`: left out, the model's summarisation defaults apply, so
 //! that with no options the result equals transformers' `pipeline("summarization")`.
 
+use candle_core::DType;
+use serde::Serialize;
+
 use crate::defaults::{EarlyStopping as DefaultsEarlyStopping, SummarizationDefaults};
 use crate::generation::{EarlyStopping, GenerationConfig, Sampling};
 use crate::merge::MergeStrategy;
@@ -34,6 +37,28 @@ pub struct SummaryOptions {
     pub batch_size: Option<usize>,
     /// Most padded input tokens per model batch (rows × longest row); no cap when `None`.
     pub batch_tokens: Option<usize>,
+}
+
+/// The options that change what a summary says, and the weight precision, which changes it a
+/// little too: what a batch manifest hashes to tell a finished summary from a stale one. The
+/// batching sizes are left out, as they change only speed (a text's summary does not depend on
+/// what it is batched with).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutputOptions<'a> {
+    pub num_beams: Option<usize>,
+    pub max_length: Option<usize>,
+    pub max_new_tokens: Option<usize>,
+    pub min_length: Option<usize>,
+    pub length_penalty: Option<f64>,
+    pub no_repeat_ngram_size: Option<usize>,
+    pub early_stopping: Option<EarlyStopping>,
+    pub repetition_penalty: Option<f32>,
+    pub sampling: Option<&'a Sampling>,
+    pub max_input_tokens: Option<usize>,
+    pub chunk_tokens: Option<usize>,
+    pub chunk_overlap: Option<usize>,
+    pub merge: MergeStrategy,
+    pub dtype: &'static str,
 }
 
 pub(crate) fn early_stopping_from_defaults(value: DefaultsEarlyStopping) -> EarlyStopping {
@@ -70,6 +95,45 @@ fn at_least(option: &'static str, value: usize, bound: usize) -> Result<()> {
 }
 
 impl SummaryOptions {
+    /// The output-affecting part of these options, for a model loaded in `dtype`.
+    pub fn output_options(&self, dtype: DType) -> OutputOptions<'_> {
+        // Destructured in full so that a new option cannot be added without deciding here
+        // whether it changes the output.
+        let SummaryOptions {
+            num_beams,
+            max_length,
+            max_new_tokens,
+            min_length,
+            length_penalty,
+            no_repeat_ngram_size,
+            early_stopping,
+            repetition_penalty,
+            sampling,
+            max_input_tokens,
+            chunk_tokens,
+            chunk_overlap,
+            merge,
+            batch_size: _,
+            batch_tokens: _,
+        } = self;
+        OutputOptions {
+            num_beams: *num_beams,
+            max_length: *max_length,
+            max_new_tokens: *max_new_tokens,
+            min_length: *min_length,
+            length_penalty: *length_penalty,
+            no_repeat_ngram_size: *no_repeat_ngram_size,
+            early_stopping: *early_stopping,
+            repetition_penalty: *repetition_penalty,
+            sampling: sampling.as_ref(),
+            max_input_tokens: *max_input_tokens,
+            chunk_tokens: *chunk_tokens,
+            chunk_overlap: *chunk_overlap,
+            merge: *merge,
+            dtype: dtype.as_str(),
+        }
+    }
+
     /// Checks every option on its own, before any model is loaded: decoding options as
     /// generation would (over a neutral base), and the chunking and batching sizes.
     pub fn validate(&self) -> Result<()> {
@@ -262,6 +326,27 @@ mod tests {
             err.contains("--early-stopping") && err.contains("sometimes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn output_options_leave_out_only_the_batching_sizes() {
+        let options = SummaryOptions {
+            num_beams: Some(2),
+            ..Default::default()
+        };
+        let faster = SummaryOptions {
+            batch_size: Some(64),
+            batch_tokens: Some(1000),
+            ..options.clone()
+        };
+        let view = options.output_options(DType::F32);
+        assert_eq!(view, faster.output_options(DType::F32));
+        assert_ne!(view, options.output_options(DType::BF16));
+        let wider = SummaryOptions {
+            num_beams: Some(4),
+            ..options.clone()
+        };
+        assert_ne!(view, wider.output_options(DType::F32));
     }
 
     #[test]

@@ -1,0 +1,558 @@
+//! `precis batch` end to end, each test in its own temp dir with the tiny fixture model: which
+//! files become summaries and manifest rows, exit statuses, resuming, Ctrl-C, shards, JSONL.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Short, greedy generation: these tests are about files, not summaries.
+const FAST: &[&str] = &[
+    "--max-new-tokens",
+    "8",
+    "--num-beams",
+    "1",
+    "--min-length",
+    "1",
+];
+
+fn precis() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_precis"));
+    // Never reach for the network, whatever the environment says.
+    command
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("PRECIS_MODEL")
+        .env_remove("PRECIS_LOG");
+    command
+}
+
+/// The same, with summaries of 4 tokens: other output-affecting options.
+const SHORTER: &[&str] = &[
+    "--max-new-tokens",
+    "4",
+    "--num-beams",
+    "1",
+    "--min-length",
+    "1",
+];
+
+/// `precis batch ARGS --model t5-tiny GENERATION...`.
+fn batch_command(args: &[&str], generation: &[&str]) -> Command {
+    let model = common::fixture_dir("t5-tiny");
+    let mut command = precis();
+    command
+        .arg("batch")
+        .args(args)
+        .arg("--model")
+        .arg(model)
+        .args(generation);
+    command
+}
+
+/// `precis batch ARGS` with the tiny model and [`FAST`] settings, run to the end.
+fn batch(args: &[&str]) -> Output {
+    batch_command(args, FAST).output().expect("precis runs")
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_status(output: &Output, status: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(status),
+        "exit status; stderr:\n{}",
+        stderr(output)
+    );
+    assert!(!stderr(output).contains("panicked"), "{}", stderr(output));
+}
+
+fn write(root: &Path, relative: &str, bytes: &[u8]) {
+    let path = root.join(relative);
+    fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+    fs::write(path, bytes).expect("write");
+}
+
+/// A short article whose wording differs with `n`.
+fn article(n: usize) -> String {
+    let towns = ["harbour town", "hill village", "river city", "market town"];
+    let works = ["stone pier", "old library", "railway bridge", "school roof"];
+    format!(
+        "The {} voted on Tuesday to rebuild its {} after storm {n} damaged it last winter. \
+         Residents said the repairs would take about {} months, and the council expects the \
+         work to cost less than planned.",
+        towns[n % towns.len()],
+        works[(n / 4) % works.len()],
+        n % 9 + 2
+    )
+}
+
+/// `count` articles `doc-NNN.txt`, spread over a few subfolders.
+fn articles(root: &Path, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|n| {
+            let relative = format!("part-{}/doc-{n:03}.txt", n % 3);
+            write(root, &relative, article(n).as_bytes());
+            relative
+        })
+        .collect()
+}
+
+/// Every regular file under `root` by `/`-separated relative path, with its bytes; symbolic
+/// links are not followed.
+fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    if !root.exists() {
+        return found;
+    }
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            let kind = fs::symlink_metadata(&path).expect("metadata").file_type();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                let relative = path.strip_prefix(root).expect("below root");
+                let relative = relative.to_string_lossy().replace('\\', "/");
+                found.insert(relative, fs::read(&path).expect("read"));
+            }
+        }
+    }
+    found
+}
+
+/// The summary files under `out` (names ending `.summary.txt` / `.summary.json`).
+fn summaries(out: &Path) -> Vec<String> {
+    files(out)
+        .into_keys()
+        .filter(|name| name.contains(".summary."))
+        .collect()
+}
+
+/// The rows of every manifest in `out`, in file and line order.
+fn manifest_rows(out: &Path) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for (name, bytes) in files(out) {
+        if name.starts_with("precis-manifest") && name.ends_with(".jsonl") {
+            let text = String::from_utf8(bytes).expect("UTF-8 manifest");
+            rows.extend(text.lines().map(|line| {
+                serde_json::from_str::<Value>(line).expect("every manifest line is JSON")
+            }));
+        }
+    }
+    rows
+}
+
+/// The latest status per path, as the manifest records it.
+fn statuses(out: &Path) -> BTreeMap<String, String> {
+    manifest_rows(out)
+        .iter()
+        .map(|row| (row["path"].as_str().unwrap().into(), text(&row["status"])))
+        .collect()
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().expect("a string").to_string()
+}
+
+fn jsonl(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every stdout line is JSON"))
+        .collect()
+}
+
+/// A tree with every kind of input a folder can hold.
+fn mixed_tree(root: &Path) {
+    write(root, "a.txt", article(1).as_bytes());
+    let markdown = format!("# Pier\n\n{}\n", article(2));
+    write(root, "news/b.md", markdown.as_bytes());
+    let html = format!("<html><body><p>{}</p></body></html>", article(3));
+    write(root, "news/2024/c.html", html.as_bytes());
+    write(root, "empty.txt", b"");
+    write(root, "news/binary.txt", b"PK\x03\x04\x00\x00\x08\x00binary");
+    write(
+        root,
+        "latin1.md",
+        b"Caf\xe9 au lait is popular in the harbour town.",
+    );
+    write(root, ".hidden/secret.txt", article(4).as_bytes());
+    write(root, ".notes.txt", article(5).as_bytes());
+    write(root, "data.csv", b"a,b\n1,2\n");
+    std::os::unix::fs::symlink("..", root.join("news/loop")).expect("symlink");
+}
+
+#[test]
+fn summarises_a_tree_and_records_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+    mixed_tree(&input);
+    let before = files(&input);
+
+    let output = batch(&[path_str(&input), "-o", path_str(&out)]);
+
+    assert_status(&output, 1);
+    assert_eq!(files(&input), before, "inputs are never modified");
+    assert_eq!(
+        summaries(&out),
+        [
+            "a.txt.summary.txt",
+            "news/2024/c.html.summary.txt",
+            "news/b.md.summary.txt"
+        ]
+    );
+    let expected: BTreeMap<String, String> = [
+        ("a.txt", "ok"),
+        ("news/b.md", "ok"),
+        ("news/2024/c.html", "ok"),
+        ("empty.txt", "failed"),
+        ("news/binary.txt", "failed"),
+        ("latin1.md", "failed"),
+        ("news/loop", "skipped"),
+    ]
+    .into_iter()
+    .map(|(path, status)| (path.to_string(), status.to_string()))
+    .collect();
+    assert_eq!(statuses(&out), expected);
+    let err = stderr(&output);
+    for failed in ["empty.txt", "news/binary.txt", "latin1.md"] {
+        let line = format!("precis: failed: {failed}: ");
+        assert!(err.contains(&line), "stderr lists {failed}:\n{err}");
+    }
+    assert!(err.contains("3 ok, 3 failed, 1 skipped"), "{err}");
+    let summary = fs::read_to_string(out.join("a.txt.summary.txt")).unwrap();
+    assert!(summary.ends_with('\n') && summary.lines().count() == 1);
+}
+
+#[test]
+fn hidden_and_ext_select_more_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+    write(&input, ".hidden/secret.txt", article(1).as_bytes());
+    write(&input, "notes.TEXT", article(2).as_bytes());
+    write(&input, "skip.md", article(3).as_bytes());
+
+    let args = [path_str(&input), "-o", path_str(&out), "--hidden"];
+    let output = batch(&[&args[..], &["--ext", "txt", "--ext", ".text"]].concat());
+
+    assert_status(&output, 0);
+    let expected = [".hidden/secret.txt.summary.txt", "notes.TEXT.summary.txt"];
+    assert_eq!(summaries(&out), expected);
+}
+
+#[test]
+fn a_rerun_skips_done_files_and_force_or_new_options_redo_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+    articles(&input, 4);
+    let args = [path_str(&input), "-o", path_str(&out)];
+    assert_status(&batch(&args), 0);
+    let first = files(&out);
+
+    let again = batch(&args);
+    assert_status(&again, 0);
+    let err = stderr(&again);
+    assert!(err.contains("4 files already summarised"), "{err}");
+    assert!(
+        err.contains("0 ok, 0 failed, 0 skipped, 4 up to date"),
+        "{err}"
+    );
+    assert_eq!(
+        files(&out),
+        first,
+        "nothing rewritten, no manifest rows added"
+    );
+
+    // Batching sizes change only speed: still up to date.
+    let faster = [&args[..], &["--batch-size", "2", "--batch-tokens", "64"]].concat();
+    assert!(stderr(&batch(&faster)).contains("4 up to date"));
+
+    let forced = batch(&[&args[..], &["--force"]].concat());
+    assert!(
+        stderr(&forced).contains("4 ok, 0 failed"),
+        "{}",
+        stderr(&forced)
+    );
+    assert_eq!(manifest_rows(&out).len(), 8);
+
+    let shorter = batch_command(&args, SHORTER).output().expect("precis runs");
+    assert!(
+        stderr(&shorter).contains("4 ok, 0 failed"),
+        "{}",
+        stderr(&shorter)
+    );
+    let rows = manifest_rows(&out);
+    assert_ne!(rows[0]["options_hash"], rows[11]["options_hash"]);
+
+    // A summary deleted by hand is made again, and only it.
+    fs::remove_file(out.join("part-0/doc-000.txt.summary.txt")).unwrap();
+    let repaired = batch_command(&args, SHORTER).output();
+    let err = stderr(&repaired.expect("precis runs"));
+    assert!(
+        err.contains("1 ok, 0 failed, 0 skipped, 3 up to date"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigint_stops_after_the_round_and_a_rerun_finishes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+    let all = articles(&input, 150);
+    let args = [path_str(&input), "-o", path_str(&out), "--format", "json"];
+    // Small rounds and longer summaries, so the run is still going when the signal comes.
+    let rounds = [&args[..], &["--docs-per-round", "2"]].concat();
+    let longer = [
+        "--max-new-tokens",
+        "24",
+        "--min-length",
+        "24",
+        "--num-beams",
+        "1",
+    ];
+    let mut child = batch_command(&rounds, &longer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("precis starts");
+
+    let manifest = out.join("precis-manifest.jsonl");
+    let has_a_row = || fs::read(&manifest).is_ok_and(|bytes| bytes.contains(&b'\n'));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !has_a_row() {
+        assert!(Instant::now() < deadline, "no manifest row after 120 s");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before the signal"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success(), "kill -INT {pid}");
+    let stopped = child.wait_with_output().expect("precis ends");
+
+    assert_status(&stopped, 130);
+    let err = stderr(&stopped);
+    assert!(err.contains("stopped by signal"), "{err}");
+    let written = files(&out);
+    let temporary: Vec<&String> = written.keys().filter(|n| n.contains(".precis-")).collect();
+    assert!(temporary.is_empty(), "temporary files left: {temporary:?}");
+    let done = summaries(&out);
+    assert!(done.len() < all.len(), "stopped early: {} done", done.len());
+    for name in &done {
+        let record: Value = serde_json::from_slice(&written[name]).expect("complete JSON");
+        assert_eq!(record["status"], "ok", "{name}");
+    }
+    let recorded = statuses(&out);
+    assert_eq!(recorded.len(), done.len(), "one manifest row per summary");
+
+    let rerun = batch_command(&args, &longer).output().unwrap();
+    assert_status(&rerun, 0);
+    let account = format!(
+        "{} ok, 0 failed, 0 skipped, {} up to date",
+        all.len() - done.len(),
+        done.len()
+    );
+    assert!(stderr(&rerun).contains(&account), "{}", stderr(&rerun));
+    let mut complete: Vec<String> = all.iter().map(|p| format!("{p}.summary.json")).collect();
+    complete.sort();
+    assert_eq!(summaries(&out), complete);
+    assert_eq!(manifest_rows(&out).len(), all.len(), "each file done once");
+}
+
+#[test]
+fn shards_together_do_every_file_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+    let mut all = articles(&input, 12);
+    all.sort();
+    let args = [path_str(&input), "-o", path_str(&out)];
+    for shard in ["0/3", "1/3", "2/3"] {
+        let output = batch(&[&args[..], &["--shard", shard]].concat());
+        assert_status(&output, 0);
+    }
+
+    let mut done: Vec<String> = manifest_rows(&out)
+        .iter()
+        .map(|row| text(&row["path"]))
+        .collect();
+    done.sort();
+    assert_eq!(done, all, "every file once, none twice");
+    let manifests: Vec<String> = files(&out)
+        .into_keys()
+        .filter(|n| n.starts_with("precis-manifest"))
+        .collect();
+    assert_eq!(manifests.len(), 3, "one manifest per shard: {manifests:?}");
+    assert_eq!(summaries(&out).len(), 12);
+    let whole = batch(&args);
+    assert!(stderr(&whole).contains("0 ok, 0 failed, 0 skipped, 12 up to date"));
+}
+
+#[test]
+fn streams_json_lines_to_stdout_and_writes_no_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write(&input, "a.txt", article(1).as_bytes());
+    write(&input, "b/empty.md", b"  \n");
+    let before = files(dir.path());
+
+    for flag in [&["-o", "-"][..], &["--jsonl"]] {
+        let output = batch(&[&[path_str(&input)][..], flag].concat());
+        assert_status(&output, 1);
+        let records = jsonl(&output.stdout);
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert_eq!(records[0]["path"], "a.txt");
+        assert_eq!(records[0]["status"], "ok");
+        assert!(records[0]["summary"].is_string());
+        assert_eq!(records[1]["path"], "b/empty.md");
+        assert_eq!(records[1]["status"], "failed");
+        assert!(text(&records[1]["error"]).contains("empty"));
+        assert_eq!(files(dir.path()), before, "nothing written to disk");
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    articles(&input, 40);
+    let args = [path_str(&input), "-o", "-", "--docs-per-round", "1"];
+    let mut child = batch_command(&args, FAST)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("one line").unwrap();
+    assert!(first.contains("\"status\":\"ok\""), "{first}");
+    drop(lines); // like `| head -1`
+    let output = child.wait_with_output().unwrap();
+    assert_status(&output, 0);
+    let err = stderr(&output);
+    assert!(!err.contains("error"), "{err}");
+    assert!(!err.contains("40 ok"), "stopped when stdout closed: {err}");
+}
+
+#[test]
+fn reads_json_lines_and_a_bad_line_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = format!(
+        "{}\nnot json at all\n\n{}\n{{\"id\": 9, \"body\": \"no text field\"}}\n",
+        serde_json::json!({"id": "first", "text": article(1)}),
+        serde_json::json!({"id": 2, "text": article(2)}),
+    );
+    let file = dir.path().join("articles.jsonl");
+    fs::write(&file, &lines).unwrap();
+
+    let from_file = batch(&["--input-jsonl", path_str(&file)]);
+    let mut child = batch_command(&["--input-jsonl", "-"], FAST)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(lines.as_bytes()).unwrap();
+    drop(stdin);
+    let from_stdin = child.wait_with_output().unwrap();
+
+    for output in [from_file, from_stdin] {
+        assert_status(&output, 1);
+        let records = jsonl(&output.stdout);
+        let summary: Vec<(Value, Value, Value)> = records
+            .iter()
+            .map(|r| (r["id"].clone(), r["line"].clone(), r["status"].clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("first".into(), 1.into(), "ok".into()),
+                (Value::Null, 2.into(), "failed".into()),
+                (2.into(), 4.into(), "ok".into()),
+                (9.into(), 5.into(), "failed".into()),
+            ]
+        );
+        assert!(text(&records[1]["error"]).contains(":2: not a JSON object"));
+        let err = stderr(&output);
+        assert!(err.contains("precis: failed: line 2: "), "{err}");
+        assert!(err.contains("precis: failed: line 5 (id 9): "), "{err}");
+    }
+}
+
+#[test]
+fn an_output_folder_inside_the_input_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    articles(&input, 2);
+    let out = input.join("summaries");
+    let args = [path_str(&input), "-o", path_str(&out)];
+    assert_status(&batch(&args), 0);
+    let again = batch(&[&args[..], &["--force"]].concat());
+    assert_status(&again, 0);
+    let err = stderr(&again);
+    assert!(err.contains("is inside the input folder"), "{err}");
+    assert!(
+        err.contains("2 ok, 0 failed"),
+        "summaries not summarised: {err}"
+    );
+}
+
+#[test]
+fn usage_mistakes_exit_2_with_one_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    articles(&input, 1);
+    let missing = dir.path().join("nope");
+    let input_s = path_str(&input);
+    let out = dir.path().join("out");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![input_s], "--output"),
+        (vec![path_str(&missing), "-o", path_str(&out)], "nope"),
+        (
+            vec![input_s, "-o", input_s],
+            "choose an output folder outside",
+        ),
+        (vec![input_s, "-o", "-", "--force"], "--force applies only"),
+        (vec![input_s, "--jsonl", "--format", "json"], "--format"),
+        (
+            vec![input_s, "-o", path_str(&out), "--shard", "3/3"],
+            "--shard",
+        ),
+        (
+            vec![input_s, "-o", path_str(&out), "--docs-per-round", "0"],
+            "--docs-per-round",
+        ),
+        (
+            vec![input_s, "-o", path_str(&out), "--batch-tokens", "0"],
+            "--batch-tokens",
+        ),
+        (vec![input_s, "-o", path_str(&out), "--ext", ""], "--ext"),
+        (
+            vec!["--input-jsonl", "-", "-o", path_str(&out)],
+            "--input-jsonl",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = batch(&args);
+        assert_status(&output, 2);
+        let err = stderr(&output);
+        assert!(
+            err.contains(needle),
+            "{args:?}: should mention {needle}:\n{err}"
+        );
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+    assert!(!out.exists(), "a usage error writes nothing");
+}
