@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
-use precis::models::{self, Seq2Seq};
+use precis::models;
 use serde_json::Value;
 
 fn logits(config: &Value, model: &str) -> Vec<f32> {
