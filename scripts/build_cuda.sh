@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Build precis with CUDA kernels on a machine that has no GPU (or no CUDA toolkit), taking nvcc,
+# the CUDA headers and the CUDA libraries from PyPI's NVIDIA wheels. The binary then runs on
+# any machine with an NVIDIA driver: `precis summarize --device cuda ...`.
+#
+#   scripts/build_cuda.sh            # Hopper (H100/H200): compute capability 9.0
+#   CUDA_COMPUTE_CAP=80 scripts/build_cuda.sh   # Ampere (A100)
+#
+# Not yet exercised end to end in this project's CI (no GPU there); see README "GPU".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
+venv="${CUDA_VENV:-.venv-cuda}"
+python3 -m venv "$venv"
+"$venv/bin/pip" install -q --upgrade \
+    nvidia-cuda-nvcc-cu12 nvidia-cuda-runtime-cu12 nvidia-cuda-nvrtc-cu12 \
+    nvidia-cublas-cu12 nvidia-curand-cu12
+
+nvidia="$(echo "$PWD/$venv"/lib/python3*/site-packages/nvidia)"
+toolkit="$PWD/$venv/cuda"          # one folder laid out like /usr/local/cuda
+mkdir -p "$toolkit/bin" "$toolkit/include" "$toolkit/lib64/stubs"
+for part in "$nvidia"/*/; do
+    [ -d "$part/bin" ] && ln -sf "$part"/bin/* "$toolkit/bin/"
+    [ -d "$part/include" ] && cp -rs "$part"/include/. "$toolkit/include/" 2>/dev/null || true
+    [ -d "$part/lib" ] && for lib in "$part"/lib/lib*.so.*; do
+        # The wheels ship only versioned names; the linker looks for the plain ones.
+        ln -sf "$lib" "$toolkit/lib64/$(basename "$lib" | sed 's/\.so\..*/.so/')"
+    done
+done
+# libcuda.so belongs to the driver, which a build machine need not have: link against a stub
+# with the same soname, the real driver library is loaded at run time.
+if ! ldconfig -p | grep -q 'libcuda.so '; then
+    echo 'void cuInit(void) {}' | gcc -shared -fPIC -x c - -Wl,-soname,libcuda.so.1 \
+        -o "$toolkit/lib64/stubs/libcuda.so"
+fi
+
+export CUDA_PATH="$toolkit" CUDA_ROOT="$toolkit" CUDA_TOOLKIT_ROOT_DIR="$toolkit"
+export PATH="$toolkit/bin:$PATH"
+export LIBRARY_PATH="$toolkit/lib64:$toolkit/lib64/stubs:${LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="$toolkit/lib64:${LD_LIBRARY_PATH:-}"
+nvcc --version | tail -1
+cargo build --release --features cuda
+echo "built target/release/precis with CUDA (compute capability $CUDA_COMPUTE_CAP)"
