@@ -2,6 +2,7 @@
 //! and an exit status (0 ok, 1 failure, 2 usage: a bad option or a path that names no input).
 
 mod args;
+mod bench;
 mod output;
 mod progress;
 mod summarize;
@@ -32,6 +33,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Summarize(args) => summarize::run(args, cli.quiet),
         Command::Models => output::list_models(),
+        Command::Bench(args) => bench::run(args, cli.quiet),
     };
     match result {
         Ok(code) => code,
