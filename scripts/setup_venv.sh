@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv/ at the repository root with the exact Python packages used to build the fixtures.
-# Only needed to regenerate tests/fixtures or to make benchmark models (CI does not need it).
+# Only needed to regenerate tests/fixtures or to run the benchmarks (CI does not need it).
 #   bash scripts/setup_venv.sh            # uses python3 (3.11 was used; >= 3.10 required)
 #   PYTHON=python3.11 bash scripts/setup_venv.sh
 set -euo pipefail
@@ -12,4 +12,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --upgrade pip
 .venv/bin/python -m pip install -r scripts/requirements-fixtures.txt
+.venv/bin/python -m pip install -r scripts/requirements-bench.txt
 .venv/bin/python -c 'import torch, transformers, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "tokenizers", tokenizers.__version__)'

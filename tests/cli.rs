@@ -135,6 +135,39 @@ fn json_output_has_the_documented_fields() {
 }
 
 #[test]
+fn bench_reports_medians_for_the_asked_shape() {
+    let model = model();
+    let bench = |extra: &[&str]| -> Output {
+        let mut args = vec!["-q", "bench", "--model", &model, "--input-tokens", "12"];
+        args.extend_from_slice(&["--new-tokens", "3", "--runs", "2", "--warmup", "0"]);
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let output = bench(&["--batch", "2", "--num-beams", "2", "--format", "json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(report["batch"], 2);
+    assert_eq!(report["num_beams"], 2);
+    assert_eq!(report["runs"].as_array().map(Vec::len), Some(2), "{report}");
+    for field in ["encoder_ms", "decode_tokens_per_s", "total_ms"] {
+        let median = report[field]["median"].as_f64().unwrap();
+        assert!(median > 0.0 && median.is_finite(), "{field}: {report}");
+    }
+    // The same ids every time: scripts/bench.py checks other engines against this checksum.
+    let again: serde_json::Value =
+        serde_json::from_slice(&bench(&["--format", "json"]).stdout).expect("valid JSON");
+    let single: serde_json::Value =
+        serde_json::from_slice(&bench(&["--format", "json"]).stdout).unwrap();
+    assert_eq!(again["input_checksum"], single["input_checksum"]);
+    assert!(
+        String::from_utf8_lossy(&bench(&[]).stdout).contains("decode"),
+        "text report"
+    );
+    let zero_batch = run(&["bench", "--model", &model, "--batch", "0"]);
+    assert_fails(&zero_batch, 2, &["--batch", "at least 1"]);
+}
+
+#[test]
 fn options_override_model_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());

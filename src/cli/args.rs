@@ -24,6 +24,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process, so the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Summarise one or more articles (files, or - for standard input) and print the summaries.
@@ -32,6 +34,8 @@ pub enum Command {
     Batch(BatchArgs),
     /// List the model presets that --model accepts as short names.
     Models,
+    /// Time a model's encoder and decoder on synthetic inputs of a fixed size.
+    Bench(super::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 mod args;
 mod batch;
+mod bench;
 mod output;
 mod progress;
 mod summarize;
@@ -35,6 +36,7 @@ pub fn run() -> ExitCode {
         Command::Summarize(args) => summarize::run(args, cli.quiet),
         Command::Batch(args) => batch::run(args, cli.quiet),
         Command::Models => output::list_models(),
+        Command::Bench(args) => bench::run(args, cli.quiet),
     };
     match result {
         Ok(code) => code,
