@@ -14,7 +14,7 @@ use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use super::linear::{Linear, linear};
 use serde::Deserialize;
 
-use super::cache::{DecoderState, LayerCache, padding_bias};
+use super::cache::{DecoderState, padding_bias};
 use super::{DecoderSpec, Seq2Seq};
 
 /// transformers builds every norm here as `nn.LayerNorm(d_model)`, whose eps is fixed at 1e-5
@@ -533,21 +533,12 @@ impl Seq2Seq for EncoderDecoder {
         encoder_hidden: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<DecoderState> {
-        let layers = self
+        let cross_kv = self
             .decoder_layers
             .iter()
-            .map(|layer| {
-                Ok(LayerCache {
-                    self_kv: None,
-                    cross_kv: layer.encoder_attn.project_kv(encoder_hidden)?,
-                })
-            })
+            .map(|layer| layer.encoder_attn.project_kv(encoder_hidden))
             .collect::<Result<Vec<_>>>()?;
-        Ok(DecoderState {
-            layers,
-            encoder_bias: padding_bias(attention_mask, encoder_hidden.dtype())?,
-            position: 0,
-        })
+        DecoderState::new(cross_kv, attention_mask, encoder_hidden.dtype())
     }
 
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {

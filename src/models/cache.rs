@@ -26,6 +26,26 @@ pub struct DecoderState {
 }
 
 impl DecoderState {
+    /// A fresh state over an encoded batch, from each decoder layer's cross-attention
+    /// keys/values and the encoder's `(batch, seq)` padding mask.
+    pub fn new(
+        cross_kv: Vec<(Tensor, Tensor)>,
+        attention_mask: &Tensor,
+        dtype: candle_core::DType,
+    ) -> Result<Self> {
+        Ok(Self {
+            layers: cross_kv
+                .into_iter()
+                .map(|cross_kv| LayerCache {
+                    self_kv: None,
+                    cross_kv,
+                })
+                .collect(),
+            encoder_bias: padding_bias(attention_mask, dtype)?,
+            position: 0,
+        })
+    }
+
     /// Batch size the state currently holds.
     pub fn batch_size(&self) -> Result<usize> {
         self.encoder_bias.dim(0)

@@ -13,7 +13,7 @@ use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
 
 use super::activation::Activation;
-use super::cache::{DecoderState, LayerCache, padding_bias};
+use super::cache::{DecoderState, padding_bias};
 use super::linear::{Linear, linear_no_bias};
 use super::{DecoderSpec, Seq2Seq};
 
@@ -487,21 +487,12 @@ impl Seq2Seq for T5 {
         encoder_hidden: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<DecoderState> {
-        let layers = self
+        let cross_kv = self
             .decoder_blocks
             .iter()
-            .map(|block| {
-                Ok(LayerCache {
-                    self_kv: None,
-                    cross_kv: block.cross_attention.project_kv(encoder_hidden)?,
-                })
-            })
+            .map(|block| block.cross_attention.project_kv(encoder_hidden))
             .collect::<Result<Vec<_>>>()?;
-        Ok(DecoderState {
-            layers,
-            encoder_bias: padding_bias(attention_mask, encoder_hidden.dtype())?,
-            position: 0,
-        })
+        DecoderState::new(cross_kv, attention_mask, encoder_hidden.dtype())
     }
 
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
