@@ -110,7 +110,6 @@ pub struct Summarizer {
     model: Box<dyn Seq2Seq>,
     tokenizer: Tokenizer,
     defaults: SummarizationDefaults,
-    cleanup_spaces: bool,
     name: String,
     device: Device,
 }
@@ -167,7 +166,6 @@ impl Summarizer {
             model,
             tokenizer,
             defaults,
-            cleanup_spaces: decode::cleanup_spaces_setting(files),
             name: files.name.clone(),
             device: device.clone(),
         })
