@@ -1,23 +1,25 @@
-#!/usr/bin/env python3
 """Build precis's tiny-model fixtures and golden outputs.
 
 Writes, under tests/fixtures/:
-  <model>/            config.json, generation_config.json, model.safetensors (float32),
-                      tokenizer.json, tokenizer_config.json
+  <model>/            config.json, generation_config.json (unless the reference has none),
+                      model.safetensors (float32), tokenizer.json, tokenizer_config.json
+  bart-tiny-vocab-merges/  bart-tiny with vocab.json + merges.txt instead of tokenizer.json
   golden/<model>.json golden outputs recorded with Hugging Face transformers
 
-The models are *random* but real architectures (T5 v1.0 and T5 v1.1/FLAN), made "confident" (see
-`make_confident`) so that float noise cannot flip an argmax and parity tests are meaningful. Everything
-is deterministic: fixed seeds, a frozen tokenizer vocabulary (see VOCAB_FILE), sorted JSON. Rerunning
-the script gives byte-identical files; `--check` rebuilds everything in a temporary folder and
-compares it byte for byte with tests/fixtures.
+The models are *random* but real architectures (T5 v1.0, T5 v1.1/FLAN, BART, DistilBART, Pegasus),
+made "confident" (see `t5_confident_surgery` and bart_fixtures.bart_confident_surgery) so that
+float noise cannot flip an argmax and parity tests are meaningful. Everything is deterministic:
+fixed seeds, a frozen Unigram vocabulary (see VOCAB_FILE), a deterministically trained BPE, sorted
+JSON. Rerunning the script gives byte-identical files; `--check` rebuilds everything in a temporary
+folder and compares it byte for byte with tests/fixtures.
 
-Adding an architecture (BART, Pegasus, ...) means adding a `ModelSpec` to `SPECS` with a config that
-mirrors the real checkpoint's config.json, a `build` function that returns the random model, and a
-tokenizer style; the golden-output code is architecture-independent (it only uses
+Adding an architecture means adding a `ModelSpec` to `SPECS` with a config that mirrors the real
+checkpoint's config.json, a `build` function that returns the random model, a tokenizer writer and
+the weights-file layout; the golden-output code is architecture-independent (it only uses
 AutoModelForSeq2SeqLM + generate).
 
-Usage:  python scripts/make_fixtures.py [--only t5-tiny] [--search-seeds N] [--check] [--retrain-tokenizer]
+Usage:  python scripts/make_fixtures.py [--only t5-tiny] [--seed N] [--search-seeds N] [--check]
+                                        [--retrain-tokenizer]
 """
 
 from __future__ import annotations
