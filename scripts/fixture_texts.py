@@ -154,6 +154,20 @@ TOKENIZATION_STRINGS = [
     "summarize: The city council approved a new bicycle lane.",
 ]
 
+# Non-English and mixed-script strings, for the tokenizers added after T5 (byte-level BPE spells
+# unseen characters as bytes; SentencePiece maps them to <unk>). Kept apart from the list above so
+# that the T5 golden files do not change.
+MULTILINGUAL_STRINGS = [
+    "Ärger über Öl: Straße, Maß und Fuß — déjà vu à Genève.",
+    "东京的天气今天很好，我们去公园散步。",
+    "日本語のテキストとカタカナ、ひらがな。",
+    "한국어 문장도 있습니다.",
+    "Ελληνικά και русский текст, עברית ו-العربية.",
+    "Emoji 👍🏽 and a family 👨‍👩‍👧, flags 🇳🇴 and a tab\tbetween.",
+    "Mixed: Zürich 2026 东京 café 😀 end.",
+    "Fill in the <mask> please, and the </s> too.",
+]
+
 # --------------------------------------------------------------------------------------------
 # Extra training prose for the tokenizer (in addition to the cases above).
 # --------------------------------------------------------------------------------------------

@@ -1,23 +1,25 @@
-#!/usr/bin/env python3
 """Build precis's tiny-model fixtures and golden outputs.
 
 Writes, under tests/fixtures/:
-  <model>/            config.json, generation_config.json, model.safetensors (float32),
-                      tokenizer.json, tokenizer_config.json
+  <model>/            config.json, generation_config.json (unless the reference has none),
+                      model.safetensors (float32), tokenizer.json, tokenizer_config.json
+  bart-tiny-vocab-merges/  bart-tiny with vocab.json + merges.txt instead of tokenizer.json
   golden/<model>.json golden outputs recorded with Hugging Face transformers
 
-The models are *random* but real architectures (T5 v1.0 and T5 v1.1/FLAN), made "confident" (see
-`make_confident`) so that float noise cannot flip an argmax and parity tests are meaningful. Everything
-is deterministic: fixed seeds, a frozen tokenizer vocabulary (see VOCAB_FILE), sorted JSON. Rerunning
-the script gives byte-identical files; `--check` rebuilds everything in a temporary folder and
-compares it byte for byte with tests/fixtures.
+The models are *random* but real architectures (T5 v1.0, T5 v1.1/FLAN, BART, DistilBART, Pegasus),
+made "confident" (see `t5_confident_surgery` and bart_fixtures.bart_confident_surgery) so that
+float noise cannot flip an argmax and parity tests are meaningful. Everything is deterministic:
+fixed seeds, a frozen Unigram vocabulary (see VOCAB_FILE), a deterministically trained BPE, sorted
+JSON. Rerunning the script gives byte-identical files; `--check` rebuilds everything in a temporary
+folder and compares it byte for byte with tests/fixtures.
 
-Adding an architecture (BART, Pegasus, ...) means adding a `ModelSpec` to `SPECS` with a config that
-mirrors the real checkpoint's config.json, a `build` function that returns the random model, and a
-tokenizer style; the golden-output code is architecture-independent (it only uses
+Adding an architecture means adding a `ModelSpec` to `SPECS` with a config that mirrors the real
+checkpoint's config.json, a `build` function that returns the random model, a tokenizer writer and
+the weights-file layout; the golden-output code is architecture-independent (it only uses
 AutoModelForSeq2SeqLM + generate).
 
-Usage:  python scripts/make_fixtures.py [--only t5-tiny] [--search-seeds N] [--check] [--retrain-tokenizer]
+Usage:  python scripts/make_fixtures.py [--only t5-tiny] [--seed N] [--search-seeds N] [--check]
+                                        [--retrain-tokenizer]
 """
 
 from __future__ import annotations
@@ -53,7 +55,14 @@ from transformers import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixture_texts import CASES, TOKENIZATION_STRINGS, TRAINING_EXTRA, training_corpus  # noqa: E402
+from fixture_texts import (  # noqa: E402
+    CASES,
+    MULTILINGUAL_STRINGS,
+    TOKENIZATION_STRINGS,
+    TRAINING_EXTRA,
+    training_corpus,
+)
+import bart_fixtures as bf  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -96,15 +105,88 @@ T5_TASK_SPECIFIC_PARAMS = {
     },
 }
 
-# Legacy summarization pipeline (transformers <= 4.57, removed in 5.x: see `pipeline_section`).
-# Its generation config was: the pipeline default GenerationConfig(max_new_tokens=256, num_beams=4),
-# under the model's generation_config.json, then task_specific_params["summarization"] applied on top
-# (without "prefix", which became the text prefix). max_new_tokens=256 survives and takes precedence
-# over max_length=200 inside generate(). Verified by scripts/check_legacy_pipeline.py.
+# Legacy summarization pipeline (transformers <= 4.57, removed in 5.x: see `Golden.pipeline`).
+# Its generation config: the pipeline default GenerationConfig(max_new_tokens=256, num_beams=4),
+# merged with the model's generation config, then task_specific_params["summarization"] applied on
+# top (without "prefix", which became the text prefix); see `legacy_pipeline_settings`. Verified by
+# scripts/check_legacy_pipeline.py.
 LEGACY_PIPELINE_DEFAULTS = {"max_new_tokens": 256, "num_beams": 4}
 DECODE_KWARGS = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
 
+# GenerationConfig() defaults of the parameters the pipeline emulation tracks.
+GLOBAL_GENERATION_DEFAULTS = {
+    "early_stopping": False,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "length_penalty": 1.0,
+    "max_length": 20,
+    "max_new_tokens": None,
+    "min_length": 0,
+    "no_repeat_ngram_size": 0,
+    "num_beams": 1,
+    "repetition_penalty": 1.0,
+}
+
+# transformers 4.57 config-class defaults that end up in the generation config of a checkpoint
+# without generation_config.json (GenerationConfig.from_model_config reads every attribute of the
+# model config, class defaults included): BartConfig(forced_eos_token_id=2),
+# PegasusConfig(forced_eos_token_id=1). transformers 5 builds that generation config from the keys
+# of config.json only (plus the force_bos_token_to_be_generated conversion).
+LEGACY_CONFIG_CLASS_DEFAULTS = {
+    "t5": {},
+    "bart": {"bos_token_id": 0, "forced_eos_token_id": 2},
+    "pegasus": {"forced_eos_token_id": 1},
+}
+
 T5_WINDOW = 512  # n_positions / tokenizer model_max_length of t5-small
+
+
+def legacy_model_generation_config(model_dir: Path) -> dict:
+    """The model's generation config as transformers 4.57 loaded it: generation_config.json when
+    the checkpoint has one, else built from the model config, class defaults included. 4.57's
+    BartConfig also turned the old `force_bos_token_to_be_generated: true` of the CNN checkpoints
+    (sshleifer/distilbart-cnn-*) into forced_bos_token_id = bos_token_id (5.24's GenerationConfig
+    still does that, but drops the class defaults)."""
+    generation_file = model_dir / "generation_config.json"
+    if generation_file.exists():
+        return json.loads(generation_file.read_text(encoding="utf-8"))
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    model_type = config["model_type"]
+    settings = {**LEGACY_CONFIG_CLASS_DEFAULTS[model_type], **{k: v for k, v in config.items() if v is not None}}
+    if model_type == "bart" and settings.get("forced_bos_token_id") is None:
+        if config.get("force_bos_token_to_be_generated", False):
+            settings["forced_bos_token_id"] = settings["bos_token_id"]
+    return settings
+
+
+def legacy_pipeline_settings(model_dir: Path) -> tuple[str, dict]:
+    """(prefix, generate() parameters) of transformers 4.57's summarization pipeline for the
+    checkpoint in model_dir (4.57 pipelines/base.py, Pipeline.__init__):
+      1. `_prepare_generation_config(GenerationConfig(max_new_tokens=256, num_beams=4),
+         use_model_defaults=True)`: a model value replaces a pipeline value only where the pipeline's
+         is still the global default (so num_beams stays 4 whatever the model says);
+      2. max_new_tokens=256 is dropped when the result has a max_length other than 20;
+      3. task_specific_params["summarization"] is applied on top; its "prefix" (else config.prefix)
+         becomes the text prefix."""
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    model = legacy_model_generation_config(model_dir)
+    effective = dict(LEGACY_PIPELINE_DEFAULTS)
+    for key, default in GLOBAL_GENERATION_DEFAULTS.items():
+        value = model.get(key)
+        if value is not None and value != default and effective.get(key, default) == default:
+            effective[key] = value
+    if effective.get("max_new_tokens") == LEGACY_PIPELINE_DEFAULTS["max_new_tokens"]:
+        if effective.get("max_length", GLOBAL_GENERATION_DEFAULTS["max_length"]) != 20:
+            del effective["max_new_tokens"]
+    task = dict((config.get("task_specific_params") or {}).get("summarization", {}))
+    prefix = task.pop("prefix") if "prefix" in task else (config.get("prefix") or "")
+    effective.update(task)
+    return prefix, effective
+
+
+def model_window(model_dir: Path) -> int:
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    return config.get("max_position_embeddings") or config.get("n_positions") or T5_WINDOW
 
 
 # ============================================================================================
@@ -240,12 +322,24 @@ class ModelSpec:
     name: str
     reference: str  # the real checkpoint whose files these mimic
     config: dict  # written verbatim as config.json (keys like the reference's file)
-    generation_config: dict  # written verbatim as generation_config.json
-    build: Callable[["ModelSpec", int], torch.nn.Module]
+    # written verbatim as generation_config.json; None: the checkpoint ships none (old BART repos)
+    generation_config: dict | None
+    build: Callable[["ModelSpec", int, Any], torch.nn.Module]
     save_tokenizer: Callable[[Path], None]
     seed: int
-    confidence: dict  # see make_confident
-    summarization: dict  # task_specific_params["summarization"]
+    confidence: dict  # see t5_confident_surgery / bart_fixtures.bart_confident_surgery
+    # The settings the golden generate cases start from (greedy: its min/max length and
+    # no_repeat_ngram_size; beam: all of it). For T5 and BART these are the checkpoint's
+    # task_specific_params["summarization"].
+    summarization: dict
+    # Embedding rows for a tokenizer of n tokens.
+    vocab_size_for: Callable[[int], int] = field(default_factory=lambda: model_vocab_size)
+    state_dict_for_file: Callable[[torch.nn.Module, bool], dict] = field(
+        default_factory=lambda: t5_state_dict_for_file
+    )
+    tokenization_strings: list[str] = field(default_factory=lambda: list(TOKENIZATION_STRINGS))
+    # A second folder with the same model but only vocab.json + merges.txt (BART)
+    vocab_merges_twin: str | None = None
     variant_texts: list[str] = field(default_factory=lambda: ["science", "accents", "weather"])
     batch_texts: list[str] = field(default_factory=lambda: ["short", "accents", "business"])
     logits_texts: list[str] = field(default_factory=lambda: ["accents", "science"])
@@ -308,14 +402,14 @@ def t5_confident_surgery(model: T5ForConditionalGeneration, spec: ModelSpec, cal
         model.decoder.final_layer_norm.weight.mul_(c["logit_std"] / logits.std().item())
 
 
-def calibration_batches(tokenizer) -> list:
+def calibration_batches(tokenizer, decoder_start: int = 0) -> list:
     """Teacher-forcing inputs used to calibrate the surgery: encoder = one training paragraph,
     decoder = another paragraph's tokens (any plausible token sequence will do)."""
     batches = []
     for i in range(0, len(TRAINING_EXTRA) - 1, 2):
         enc = tokenizer(TRAINING_EXTRA[i], return_tensors="pt").input_ids
         dec = tokenizer(TRAINING_EXTRA[i + 1], return_tensors="pt").input_ids
-        dec = torch.cat([torch.zeros((1, 1), dtype=torch.long), dec[:, :-1]], dim=1)
+        dec = torch.cat([torch.full((1, 1), decoder_start, dtype=torch.long), dec[:, :-1]], dim=1)
         batches.append((enc, dec))
     return batches
 
@@ -447,6 +541,290 @@ SPECS["flan-t5-tiny"] = ModelSpec(
 )
 
 
+# ============================================================================================
+# BART, DistilBART and Pegasus (tokenizers, surgery and file layout in bart_fixtures.py)
+# ============================================================================================
+
+def build_bart(spec: ModelSpec, vocab_size: int, tokenizer) -> torch.nn.Module:
+    calib = calibration_batches(tokenizer, spec.config["decoder_start_token_id"])
+    return bf.build_bart_family(spec, vocab_size, tokenizer, calib)
+
+
+def save_pegasus_tokenizer(out_dir: Path) -> None:
+    bf.save_pegasus_tokenizer(out_dir, trained_vocab(), nmt_nfkc_charsmap())
+
+
+def bart_vocab_size(n_tokens: int) -> int:
+    """Like facebook/bart-large-cnn (50265 tokenizer entries, vocab_size 50264): `<mask>`, the
+    last token, has no embedding row. Summaries never contain it."""
+    return n_tokens - 1
+
+
+# facebook/bart-large-cnn's summarization settings (config.json top level, task_specific_params
+# and generation_config.json all say the same).
+BART_CNN_SUMMARIZATION = {
+    "early_stopping": True,
+    "length_penalty": 2.0,
+    "max_length": 142,
+    "min_length": 56,
+    "no_repeat_ngram_size": 3,
+    "num_beams": 4,
+}
+BART_LABELS = {
+    "id2label": {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"},
+    "label2id": {"LABEL_0": 0, "LABEL_1": 1, "LABEL_2": 2},
+}
+# Residual-branch scales etc. (see bart_fixtures.bart_confident_surgery). "enc" is the encoder's
+# layers, "dec" the decoder's self-attention and feed-forward, "cross" its encoder attention.
+BART_CONFIDENCE = {
+    "embed_std": 0.125,
+    "q_enc": 2.0, "o_enc": 0.5, "fc2_enc": 0.5,
+    "q_dec": 2.0, "o_dec": 0.5, "fc2_dec": 0.5,
+    "q_cross": 6.0, "o_cross": 3.0,
+    "logit_std": 8.0, "bias_std": 0.5, "eos": 9.0,
+}
+# The golden generate cases use bart-large-cnn's settings with half its lengths (each case decodes
+# up to 71 tokens, not 142), to keep regeneration quick; config.json and the pipeline section keep
+# the real 56/142.
+BART_CASE_SETTINGS = {**BART_CNN_SUMMARIZATION, "min_length": 28, "max_length": 71}
+BART_FAMILY = {
+    "state_dict_for_file": bf.bart_state_dict_for_file,
+    "tokenization_strings": TOKENIZATION_STRINGS + MULTILINGUAL_STRINGS,
+}
+
+# facebook/bart-large-cnn in miniature: 12/12 layers -> 2/2, d_model 1024 -> 64, same keys,
+# generation settings both in config.json (top level and task_specific_params) and in
+# generation_config.json, forced BOS <s> after the </s> decoder start, forced EOS at max_length.
+SPECS["bart-tiny"] = ModelSpec(
+    name="bart-tiny",
+    reference="facebook/bart-large-cnn",
+    config={
+        "_num_labels": 3,
+        "activation_dropout": 0.0,
+        "activation_function": "gelu",
+        "add_final_layer_norm": False,
+        "architectures": ["BartForConditionalGeneration"],
+        "attention_dropout": 0.0,
+        "bos_token_id": 0,
+        "classif_dropout": 0.0,
+        "classifier_dropout": 0.0,
+        "d_model": 64,
+        "decoder_attention_heads": 4,
+        "decoder_ffn_dim": 128,
+        "decoder_layerdrop": 0.0,
+        "decoder_layers": 2,
+        "decoder_start_token_id": 2,
+        "dropout": 0.1,
+        "encoder_attention_heads": 4,
+        "encoder_ffn_dim": 128,
+        "encoder_layerdrop": 0.0,
+        "encoder_layers": 2,
+        "eos_token_id": 2,
+        "force_bos_token_to_be_generated": True,
+        "forced_bos_token_id": 0,
+        "forced_eos_token_id": 2,
+        "gradient_checkpointing": False,
+        "init_std": 0.02,
+        "is_encoder_decoder": True,
+        "max_position_embeddings": 1024,
+        "model_type": "bart",
+        "normalize_before": False,
+        "num_hidden_layers": 2,
+        "output_past": True,
+        "pad_token_id": 1,
+        "scale_embedding": False,
+        "task_specific_params": {"summarization": BART_CNN_SUMMARIZATION},
+        "transformers_version": "4.7.0.dev0",
+        "use_cache": True,
+        "vocab_size": None,
+        **BART_CNN_SUMMARIZATION,
+        **BART_LABELS,
+    },
+    generation_config={
+        "_from_model_config": True,
+        "bos_token_id": 0,
+        "decoder_start_token_id": 2,
+        "eos_token_id": 2,
+        "forced_bos_token_id": 0,
+        "forced_eos_token_id": 2,
+        "pad_token_id": 1,
+        "transformers_version": "4.27.0.dev0",
+        **BART_CNN_SUMMARIZATION,
+    },
+    build=build_bart,
+    save_tokenizer=bf.save_bart_tokenizer,
+    seed=0,
+    confidence=BART_CONFIDENCE,
+    summarization=BART_CASE_SETTINGS,
+    vocab_size_for=bart_vocab_size,
+    vocab_merges_twin="bart-tiny-vocab-merges",
+    **BART_FAMILY,
+)
+
+# sshleifer/distilbart-cnn-12-6 in miniature: more encoder than decoder layers (12/6 -> 4/2), a
+# narrower model than bart-tiny (d_model 48, head_dim 12), and the checkpoint's old-style config:
+# no generation_config.json, generation settings at the top level of config.json, prefix " ",
+# no forced_bos_token_id / forced_eos_token_id but `force_bos_token_to_be_generated: true`, which
+# transformers 4.57's BartConfig turned into forced_bos_token_id=0 (its class default supplied
+# forced_eos_token_id=2). transformers 5.24's GenerationConfig still converts the flag but has no
+# class default, so the golden *generate* cases (plain 5.24 generate()) force BOS but not EOS,
+# while the *pipeline* section (4.57 semantics) forces both.
+SPECS["distilbart-tiny"] = ModelSpec(
+    name="distilbart-tiny",
+    reference="sshleifer/distilbart-cnn-12-6",
+    config={
+        "_num_labels": 3,
+        "activation_dropout": 0.0,
+        "activation_function": "gelu",
+        "add_bias_logits": False,
+        "add_final_layer_norm": False,
+        "architectures": ["BartForConditionalGeneration"],
+        "attention_dropout": 0.0,
+        "bos_token_id": 0,
+        "classif_dropout": 0.0,
+        "d_model": 48,
+        "decoder_attention_heads": 4,
+        "decoder_ffn_dim": 96,
+        "decoder_layerdrop": 0.0,
+        "decoder_layers": 2,
+        "decoder_start_token_id": 2,
+        "dropout": 0.1,
+        "encoder_attention_heads": 4,
+        "encoder_ffn_dim": 96,
+        "encoder_layerdrop": 0.0,
+        "encoder_layers": 4,
+        "eos_token_id": 2,
+        "extra_pos_embeddings": 2,
+        "force_bos_token_to_be_generated": True,
+        "init_std": 0.02,
+        "is_encoder_decoder": True,
+        "max_position_embeddings": 1024,
+        "model_type": "bart",
+        "normalize_before": False,
+        "normalize_embedding": True,
+        "num_hidden_layers": 4,
+        "output_past": True,
+        "pad_token_id": 1,
+        "prefix": " ",
+        "replacing_rate": 0,
+        "scale_embedding": False,
+        "static_position_embeddings": False,
+        "student_decoder_layers": None,
+        "student_encoder_layers": None,
+        "task_specific_params": {"summarization": BART_CNN_SUMMARIZATION},
+        "vocab_size": None,
+        **BART_CNN_SUMMARIZATION,
+        **BART_LABELS,
+    },
+    generation_config=None,
+    build=build_bart,
+    save_tokenizer=bf.save_bart_tokenizer,
+    seed=0,
+    confidence=BART_CONFIDENCE,
+    summarization=BART_CASE_SETTINGS,
+    vocab_size_for=bart_vocab_size,
+    variant_texts=["weather", "science", "accents"],
+    batch_texts=["weather", "short", "history"],
+    logits_texts=["science", "short"],
+    **BART_FAMILY,
+)
+
+# summarization_* entries like those of google/pegasus-* config.json files (a subset): none is
+# plain "summarization", so the pipeline applies none of them.
+PEGASUS_TASKS = {
+    f"summarization_{name}": {"length_penalty": lp, "max_length": ml, "max_position_embeddings": mp}
+    for name, lp, ml, mp in [
+        ("aeslc", 0.6, 32, 512),
+        ("cnn_dailymail", 0.8, 128, 1024),
+        ("gigaword", 0.6, 32, 128),
+        ("xsum", 0.6, 64, 512),
+    ]
+}
+
+# google/pegasus-cnn_dailymail in miniature (its 1024-token window; pegasus-xsum's 512 would cut
+# the longest golden text): pre-norm layers with final stack norms, sinusoidal positions (not
+# stored in the weights file), scale_embedding, relu, pad = decoder start = 0, eos = forced eos = 1,
+# and its generation_config.json (num_beams 8, which the pipeline's 4 beams override).
+SPECS["pegasus-tiny"] = ModelSpec(
+    name="pegasus-tiny",
+    reference="google/pegasus-cnn_dailymail",
+    config={
+        "activation_dropout": 0.1,
+        "activation_function": "relu",
+        "add_bias_logits": False,
+        "add_final_layer_norm": True,
+        "architectures": ["PegasusForConditionalGeneration"],
+        "attention_dropout": 0.1,
+        "classif_dropout": 0.0,
+        "classifier_dropout": 0.0,
+        "d_model": 64,
+        "decoder_attention_heads": 4,
+        "decoder_ffn_dim": 128,
+        "decoder_layerdrop": 0.0,
+        "decoder_layers": 2,
+        "decoder_start_token_id": 0,
+        "dropout": 0.1,
+        "encoder_attention_heads": 4,
+        "encoder_ffn_dim": 128,
+        "encoder_layerdrop": 0.0,
+        "encoder_layers": 2,
+        "eos_token_id": 1,
+        "extra_pos_embeddings": 1,
+        "force_bos_token_to_be_generated": False,
+        "forced_eos_token_id": 1,
+        "gradient_checkpointing": False,
+        "init_std": 0.02,
+        "is_encoder_decoder": True,
+        "length_penalty": 0.8,
+        "max_length": 128,
+        "max_position_embeddings": 1024,
+        "model_type": "pegasus",
+        "normalize_before": True,
+        "normalize_embedding": False,
+        "num_beams": 8,
+        "num_hidden_layers": 2,
+        "pad_token_id": 0,
+        "scale_embedding": True,
+        "static_position_embeddings": True,
+        "task_specific_params": PEGASUS_TASKS,
+        "use_cache": True,
+        "vocab_size": None,
+        **BART_LABELS,
+    },
+    generation_config={
+        "decoder_start_token_id": 0,
+        "eos_token_id": 1,
+        "forced_eos_token_id": 1,
+        "length_penalty": 0.8,
+        "max_length": 128,
+        "num_beams": 8,
+        "pad_token_id": 0,
+        "transformers_version": "4.27.0.dev0",
+    },
+    build=build_bart,
+    save_tokenizer=save_pegasus_tokenizer,
+    seed=0,
+    confidence={
+        "embed_std": 0.125,
+        "q_enc": 2.0, "o_enc": 0.5, "fc2_enc": 0.5,
+        "q_dec": 3.0, "o_dec": 10.0, "fc2_dec": 10.0,
+        "q_cross": 8.0, "o_cross": 30.0,
+        "logit_std": 8.0, "bias_std": 0.5, "eos": 9.0,
+    },
+    # generate cases: the checkpoint's beams and length penalty, a shorter cap, a minimum length
+    summarization={
+        "early_stopping": True,
+        "length_penalty": 0.8,
+        "max_length": 96,
+        "min_length": 16,
+        "no_repeat_ngram_size": 3,
+        "num_beams": 8,
+    },
+    vocab_size_for=lambda n: n,  # 96103 = 96000 SentencePiece pieces + 103, one row each
+    **BART_FAMILY,
+)
+
+
 def write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
@@ -461,14 +839,16 @@ def write_model_dir(spec: ModelSpec, out_dir: Path) -> None:
     out_dir.mkdir(parents=True)
     spec.save_tokenizer(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
-    vocab_size = model_vocab_size(len(tokenizer))
+    vocab_size = spec.vocab_size_for(len(tokenizer))
     model = spec.build(spec, vocab_size, tokenizer)
     tied = spec.config.get("tie_word_embeddings", True) is not False
-    save_file(t5_state_dict_for_file(model, tied), str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    state = spec.state_dict_for_file(model, tied)
+    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     cfg = dict(spec.config)
     cfg["vocab_size"] = vocab_size
     write_json(out_dir / "config.json", cfg)
-    write_json(out_dir / "generation_config.json", spec.generation_config)
+    if spec.generation_config is not None:
+        write_json(out_dir / "generation_config.json", spec.generation_config)
 
     # Round trip: the folder must load in transformers to exactly the tensors we built.
     reloaded = AutoModelForSeq2SeqLM.from_pretrained(str(out_dir)).eval()
@@ -476,11 +856,14 @@ def write_model_dir(spec: ModelSpec, out_dir: Path) -> None:
     for name, tensor in reloaded.state_dict().items():
         if not torch.equal(tensor, ours[name]):
             raise SystemExit(f"{spec.name}: {name} differs after reload")
-    same_head = reloaded.lm_head.weight.data_ptr() == reloaded.shared.weight.data_ptr()
+    head, embedding = reloaded.get_output_embeddings().weight, reloaded.get_input_embeddings().weight
+    same_head = head.data_ptr() == embedding.data_ptr()
     if same_head != tied:
         raise SystemExit(f"{spec.name}: lm_head tying after reload is {same_head}, expected {tied}")
-    if reloaded.config.scale_decoder_outputs != tied:
+    if reloaded.config.model_type == "t5" and reloaded.config.scale_decoder_outputs != tied:
         raise SystemExit(f"{spec.name}: scale_decoder_outputs={reloaded.config.scale_decoder_outputs}")
+    if spec.vocab_merges_twin:
+        bf.write_vocab_merges_twin(out_dir, out_dir.parent / spec.vocab_merges_twin)
 
 
 # ============================================================================================
@@ -712,8 +1095,12 @@ class Golden:
     # --- sections -----------------------------------------------------------------------
     def tokenization(self) -> list[dict]:
         raw = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        twin = None
+        if self.spec.vocab_merges_twin:
+            twin = AutoTokenizer.from_pretrained(str(self.model_dir.parent / self.spec.vocab_merges_twin))
+        strings = self.spec.tokenization_strings
         out = []
-        for text in TOKENIZATION_STRINGS + [t for _, t in CASES]:
+        for text in strings + [t for _, t in CASES]:
             ids = self.tok(text)["input_ids"]
             if raw.encode(text).ids != ids:
                 raise SystemExit(f"tokenizers and transformers disagree on {text!r}")
@@ -721,7 +1108,11 @@ class Golden:
             dec_raw = raw.decode(ids, skip_special_tokens=True)
             if dec_hf != dec_raw:
                 raise SystemExit(f"decode differs for {text!r}: {dec_hf!r} vs {dec_raw!r}")
-            if text in TOKENIZATION_STRINGS:
+            if twin is not None:
+                # transformers reading the vocab.json + merges.txt twin must agree with tokenizer.json.
+                if twin(text)["input_ids"] != ids or twin.decode(ids, **DECODE_KWARGS) != dec_hf:
+                    raise SystemExit(f"{self.spec.vocab_merges_twin} disagrees with tokenizer.json on {text!r}")
+            if text in strings:
                 out.append({"text": text, "ids": ids})
         return out
 
@@ -836,22 +1227,22 @@ class Golden:
         """transformers 5 removed the summarization pipeline: pipeline("summarization", ...) raises
         KeyError (transformers.pipelines.REMOVED_TASKS). We record that error and emulate the legacy
         SummarizationPipeline of transformers 4.57 with 5.x's generate():
-          * text = task_specific_params["summarization"]["prefix"] + text (via config.prefix logic);
-          * tokenizer(text) with NO truncation and no padding: inputs longer than 512 tokens are fed
-            whole (tokenizer only warns; T5's relative attention has no length limit, so no error);
-          * generate(**inputs, generation params below) -- the pipeline's own defaults
-            (max_new_tokens=256, num_beams=4) under task_specific_params; max_new_tokens wins over
-            max_length=200;
-          * tokenizer.decode(output_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False).
+          * text = prefix + text, the prefix being task_specific_params["summarization"]["prefix"],
+            else config.json's "prefix" (distilbart-cnn: " "), else "";
+          * tokenizer(text) with NO truncation and no padding: inputs longer than the window are fed
+            whole (the tokenizer only warns; T5's relative attention has no length limit);
+          * generate(**inputs, generation params from `legacy_pipeline_settings`), every parameter
+            that matters passed explicitly so that 5.x's own defaults cannot differ from 4.57's;
+          * tokenizer.decode(output_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            (4.57 Text2TextGenerationPipeline.postprocess: the tokenizer's own setting is not used).
         scripts/check_legacy_pipeline.py reruns the real 4.57 pipeline on these folders and compares."""
         try:
             transformers.pipeline("summarization", model=str(self.model_dir))
             error = None
         except Exception as exc:  # expected in transformers 5
             error = f"{type(exc).__name__}: {exc}"
-        task = dict(self.model.config.task_specific_params["summarization"])
-        prefix = task.pop("prefix", "")
-        effective = {**LEGACY_PIPELINE_DEFAULTS, **task}
+        prefix, effective = legacy_pipeline_settings(self.model_dir)
+        window = model_window(self.model_dir)
         cases = []
         for name, text in CASES:
             enc = self.tok(prefix + text, return_tensors="pt")
@@ -865,9 +1256,9 @@ class Golden:
                 "summary": self.tok.decode(row, **DECODE_KWARGS),
                 "margins": margins,
             }
-            if len(case["input_ids"]) > T5_WINDOW:
+            if len(case["input_ids"]) > window:
                 case["note"] = (
-                    f"{len(case['input_ids'])} input tokens > {T5_WINDOW}: the legacy pipeline does not "
+                    f"{len(case['input_ids'])} input tokens > {window}: the legacy pipeline does not "
                     "truncate (truncation defaults to DO_NOT_TRUNCATE); the tokenizer only warns and the "
                     "whole input is encoded"
                 )
@@ -959,7 +1350,11 @@ def main() -> None:
     ap.add_argument("--search-seeds", type=int, default=0, metavar="N", help="try seeds 0..N-1 and report")
     ap.add_argument("--retrain-tokenizer", action="store_true", help=f"retrain {VOCAB_FILE.name} first")
     ap.add_argument("--check", action="store_true", help="rebuild in a temp dir and compare with --out")
+    ap.add_argument("--seed", type=int, help="use this seed instead of the spec's (to try one)")
     args = ap.parse_args()
+    if args.seed is not None:
+        for name in args.only or list(SPECS):
+            SPECS[name].seed = args.seed
     if args.retrain_tokenizer:
         trained_vocab(retrain=True)
     names = args.only or list(SPECS)
@@ -988,7 +1383,9 @@ def main() -> None:
                 write_json(tmp / "golden" / f"{name}.json", r["golden"])
             differ = []
             for name in names:
-                for path in sorted((tmp / name).iterdir()) + [tmp / "golden" / f"{name}.json"]:
+                folders = [name] + ([SPECS[name].vocab_merges_twin] if SPECS[name].vocab_merges_twin else [])
+                paths = [p for folder in folders for p in sorted((tmp / folder).iterdir())]
+                for path in paths + [tmp / "golden" / f"{name}.json"]:
                     committed = args.out / path.relative_to(tmp)
                     if not committed.exists() or committed.read_bytes() != path.read_bytes():
                         differ.append(str(committed))
@@ -1007,7 +1404,12 @@ def main() -> None:
         print(f"[{name}] pipeline: {golden['pipeline']['transformers_pipeline_error']}")
         problems = []
         if q["greedy_min_margin"] <= 1e-3:
-            problems.append(f"greedy min margin {q['greedy_min_margin']} <= 1e-3")
+            worst = sorted(golden["generate"], key=lambda c: c["margins"]["min"] if c["margins"]["n"] else 1e9)
+            problems.append(
+                f"greedy min margin {q['greedy_min_margin']} <= 1e-3 (smallest: "
+                + ", ".join(f"{c['case']} {c['margins']['min']:.5f}" for c in worst[:4])
+                + ")"
+            )
         if len(q["eos_before_max"]) < 3:
             problems.append("fewer than 3 generate cases end with EOS before the length cap")
         if r["float64_differs"]:
@@ -1015,7 +1417,8 @@ def main() -> None:
         if problems:
             raise SystemExit(f"{name} (seed {spec.seed}) is not a good fixture: " + "; ".join(problems))
         write_json(args.out / "golden" / f"{name}.json", golden)
-        print(f"[{name}] wrote {rel(r['model_dir'])} and {rel(args.out / 'golden' / (name + '.json'))}")
+        twin = f" (and its twin {spec.vocab_merges_twin})" if spec.vocab_merges_twin else ""
+        print(f"[{name}] wrote {rel(r['model_dir'])}{twin} and {rel(args.out / 'golden' / (name + '.json'))}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@
 //!    `max_length` other than 20 (base.py, right after that call).
 //! 4. The model's generation config: `generation_config.json` when present, else the top-level
 //!    keys of `config.json`, never both (5.24 and 4.57 `GenerationMixin.adjust_generation_fn`).
+//!    In the second case 4.57 read the config *object* (`GenerationConfig.from_model_config`), so
+//!    the config class's defaults and legacy keys count too (see `legacy_config_defaults`).
 //! 5. Global defaults, 5.24 `GenerationConfig._get_default_generation_params`
 //!    (generation/configuration_utils.py): 20 tokens, greedy, no penalties.
 //!
@@ -238,11 +240,11 @@ impl Layers {
             Some(params) => Layer::deserialize(params).map_err(LayerError::Config)?,
             None => Layer::default(),
         };
-        // transformers 5.24 builds the generation config from config.json only when the
-        // checkpoint ships no generation_config.json (GenerationMixin.adjust_generation_fn).
+        // transformers builds the generation config from config.json only when the checkpoint
+        // ships no generation_config.json (GenerationMixin.adjust_generation_fn).
         let model = match generation {
             Some(generation) => Layer::deserialize(generation).map_err(LayerError::Generation)?,
-            None => config_top.clone(),
+            None => legacy_config_defaults(config, config_top.clone()),
         };
         Ok(Layers {
             task,
@@ -315,6 +317,37 @@ impl Layers {
             }
         }
     }
+}
+
+/// The generation settings transformers 4.57 took from a checkpoint's config *object* beyond the
+/// keys of its config.json, for checkpoints without generation_config.json (4.57
+/// `GenerationConfig.from_model_config` reads every attribute, class defaults included):
+/// * `BartConfig` defaults `forced_eos_token_id` to 2 and `PegasusConfig` to 1, so the end token
+///   is forced at `max_length` even when config.json does not say so;
+/// * `BartConfig` turns the `force_bos_token_to_be_generated: true` of old CNN checkpoints (the
+///   sshleifer/distilbart-cnn-* configs have no `forced_bos_token_id`) into
+///   `forced_bos_token_id = bos_token_id` (4.57 configuration_bart.py, "backward compatibility
+///   for BART CNN models").
+///
+/// transformers 5.24 keeps the second (in `GenerationConfig.__init__`) but not the first: there
+/// the end token is forced only when config.json names it.
+fn legacy_config_defaults(config: &Value, mut layer: Layer) -> Layer {
+    let model_type = config.get("model_type").and_then(Value::as_str);
+    let class_forced_eos = match model_type {
+        Some("bart") => Some(2),
+        Some("pegasus") => Some(1),
+        _ => None,
+    };
+    // An explicit `"forced_eos_token_id": null` overrides the class default.
+    if config.get("forced_eos_token_id").is_none() {
+        layer.forced_eos_token_id = class_forced_eos;
+    }
+    let force_bos = config.get("force_bos_token_to_be_generated") == Some(&Value::Bool(true));
+    if model_type == Some("bart") && force_bos && layer.forced_bos_token_id.is_none() {
+        // BartConfig's bos_token_id defaults to 0.
+        layer.forced_bos_token_id = Some(layer.bos_token_id.unwrap_or(0));
+    }
+    layer
 }
 
 fn read_json(path: &Path) -> Result<Value> {
@@ -432,6 +465,43 @@ mod tests {
             (Some(2), Some(0))
         );
         assert_eq!((d.prefix.as_str(), d.window), ("", 1024));
+    }
+
+    /// sshleifer/distilbart-cnn-12-6 style: the old CNN flag instead of forced token ids.
+    fn distilbart_config() -> Value {
+        json!({
+            "model_type": "bart", "max_position_embeddings": 1024, "bos_token_id": 0,
+            "eos_token_id": 2, "pad_token_id": 1, "decoder_start_token_id": 2,
+            "force_bos_token_to_be_generated": true, "num_beams": 4, "max_length": 142,
+            "min_length": 56, "prefix": " ",
+            "task_specific_params": {"summarization": {"num_beams": 4, "max_length": 142}}
+        })
+    }
+
+    #[test]
+    fn old_bart_configs_get_transformers_4_class_defaults_and_forced_bos() {
+        let d = merge(&distilbart_config(), None, None);
+        assert_eq!(
+            (d.forced_bos_token_id, d.forced_eos_token_id),
+            (Some(0), Some(2)),
+            "4.57 BartConfig: force_bos_token_to_be_generated and forced_eos_token_id=2"
+        );
+        assert_eq!(d.prefix, " ");
+        let mut explicit_null = distilbart_config();
+        explicit_null["forced_eos_token_id"] = Value::Null;
+        explicit_null["force_bos_token_to_be_generated"] = json!(false);
+        let d = merge(&explicit_null, None, None);
+        assert_eq!((d.forced_bos_token_id, d.forced_eos_token_id), (None, None));
+        let pegasus = json!({"model_type": "pegasus", "max_position_embeddings": 512});
+        assert_eq!(merge(&pegasus, None, None).forced_eos_token_id, Some(1));
+        assert_eq!(merge(&t5_config(), None, None).forced_eos_token_id, None);
+    }
+
+    #[test]
+    fn a_generation_config_file_has_no_class_defaults() {
+        let generation = json!({"decoder_start_token_id": 2, "eos_token_id": 2});
+        let d = merge(&distilbart_config(), Some(&generation), None);
+        assert_eq!((d.forced_bos_token_id, d.forced_eos_token_id), (None, None));
     }
 
     #[test]
@@ -566,8 +636,16 @@ mod tests {
     #[test]
     fn fixture_models_match_their_golden_pipeline_params() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        for name in ["t5-tiny", "flan-t5-tiny"] {
-            let golden_path = root.join("golden").join(format!("{name}.json"));
+        for name in [
+            "t5-tiny",
+            "flan-t5-tiny",
+            "bart-tiny",
+            "bart-tiny-vocab-merges",
+            "distilbart-tiny",
+            "pegasus-tiny",
+        ] {
+            let golden_name = name.trim_end_matches("-vocab-merges");
+            let golden_path = root.join("golden").join(format!("{golden_name}.json"));
             let Ok(text) = std::fs::read_to_string(&golden_path) else {
                 eprintln!(
                     "SKIPPED: {} not present on this branch",

@@ -1,13 +1,12 @@
-//! Long articles end to end on the tiny fixture model: chunking, batched chunk summaries,
-//! reduce and concat merging, HTML, CJK and one endless line.
+//! Long articles end to end on the tiny fixture models: chunking, batched chunk summaries,
+//! reduce and concat merging, HTML, CJK and one endless line, with T5's SentencePiece and BART's
+//! byte-level BPE tokenizers.
 
 mod common;
 
 use std::process::Command;
 
-use candle_core::{DType, Device};
 use common::*;
-use precis::loading::{self, HubSettings};
 use precis::merge::{self, MergeStrategy};
 use precis::{Summarizer, SummaryOptions};
 
@@ -38,11 +37,8 @@ fn article(paragraphs: usize) -> String {
         .join("\n\n")
 }
 
-fn summarizer() -> Summarizer {
-    let mut hub = HubSettings::from_vars(|_| None);
-    hub.offline = true;
-    let files = loading::resolve(fixture_dir("t5-tiny").to_str().unwrap(), &hub).unwrap();
-    Summarizer::from_files(&files, &Device::Cpu, DType::F32).unwrap()
+fn t5() -> Summarizer {
+    summarizer("t5-tiny")
 }
 
 /// Short summaries keep these tests quick; what is tested is the plumbing, not the prose.
@@ -58,9 +54,33 @@ fn options(chunk_tokens: usize) -> SummaryOptions {
     }
 }
 
+/// Chunks stay within `limit` tokens, follow each other through the text and cover its end.
+fn assert_chunks_cover(summary: &precis::Summary, text: &str, limit: usize) {
+    let chars = text.chars().count();
+    let mut previous_start = 0;
+    for chunk in &summary.chunks {
+        assert!(
+            chunk.chars.0 >= previous_start
+                && chunk.chars.1 <= chars
+                && chunk.chars.0 < chunk.chars.1
+        );
+        assert!(
+            chunk.tokens <= limit,
+            "chunk of {} tokens exceeds the limit",
+            chunk.tokens
+        );
+        previous_start = chunk.chars.0;
+    }
+    assert_eq!(
+        summary.chunks.last().unwrap().chars.1,
+        chars,
+        "the end of the text is covered"
+    );
+}
+
 #[test]
 fn a_long_article_is_chunked_summarised_and_reduced_to_one_abstract() {
-    let summarizer = summarizer();
+    let summarizer = t5();
     let text = article(12);
     let summary = summarizer.summarize(&text, &options(60)).unwrap();
     assert!(
@@ -82,31 +102,58 @@ fn a_long_article_is_chunked_summarised_and_reduced_to_one_abstract() {
         "{} tokens over {passes} passes",
         summary.output_tokens
     );
-    let chars = text.chars().count();
-    let mut previous_start = 0;
-    for chunk in &summary.chunks {
-        assert!(
-            chunk.chars.0 >= previous_start
-                && chunk.chars.1 <= chars
-                && chunk.chars.0 < chunk.chars.1
-        );
-        assert!(
-            chunk.tokens <= 60,
-            "chunk of {} tokens exceeds the limit",
-            chunk.tokens
-        );
-        previous_start = chunk.chars.0;
-    }
-    assert_eq!(
-        summary.chunks.last().unwrap().chars.1,
-        chars,
-        "the end of the text is covered"
+    assert_chunks_cover(&summary, &text, 60);
+}
+
+#[test]
+fn bart_chunks_and_reduces_a_long_article() {
+    let bart = summarizer("bart-tiny");
+    let text = article(10);
+    let summary = bart.summarize(&text, &options(60)).unwrap();
+    assert!(
+        summary.chunks.len() > 3,
+        "expected several chunks, got {}",
+        summary.chunks.len()
     );
+    assert_chunks_cover(&summary, &text, 60);
+    assert_eq!(summary.merge_passes.last().unwrap().outputs, 1);
+    assert!(!summary.text.is_empty());
+    // Batching chunks together changes nothing.
+    let mut one = options(60);
+    one.batch_size = Some(1);
+    let alone = bart.summarize(&text, &one).unwrap();
+    assert_eq!(alone.text, summary.text);
+    assert_eq!(alone.output_tokens, summary.output_tokens);
+}
+
+#[test]
+fn bart_splits_cjk_text_into_byte_level_chunks() {
+    let bart = summarizer("bart-tiny");
+    // Byte-level BPE spells each CJK character as up to three byte tokens, so this text is far
+    // over the limit; the sentences end with "。" and the last run has no punctuation at all.
+    let text = format!(
+        "{}{}",
+        "东京的天气今天很好。我们去公园散步，然后在河边吃午饭。".repeat(6),
+        "没有标点的很长的句子".repeat(12)
+    );
+    let summary = bart.summarize(&text, &options(48)).unwrap();
+    assert!(
+        summary.input_tokens > 4 * 48,
+        "{} tokens",
+        summary.input_tokens
+    );
+    assert!(
+        summary.chunks.len() > 4,
+        "expected many chunks, got {}",
+        summary.chunks.len()
+    );
+    assert_chunks_cover(&summary, &text, 48);
+    assert_eq!(summary.merge_passes.last().unwrap().outputs, 1);
 }
 
 #[test]
 fn concat_joins_chunk_summaries_without_a_reduce_pass() {
-    let summarizer = summarizer();
+    let summarizer = t5();
     let text = article(8);
     let mut opts = options(60);
     opts.merge = MergeStrategy::Concat;
@@ -127,7 +174,7 @@ fn concat_joins_chunk_summaries_without_a_reduce_pass() {
 
 #[test]
 fn batched_chunk_summaries_equal_one_by_one() {
-    let summarizer = summarizer();
+    let summarizer = t5();
     let text = article(10);
     let mut one = options(50);
     one.batch_size = Some(1);
@@ -148,7 +195,7 @@ fn batched_chunk_summaries_equal_one_by_one() {
 
 #[test]
 fn a_text_within_the_window_is_summarised_once() {
-    let summarizer = summarizer();
+    let summarizer = t5();
     let text = article(1);
     let summary = summarizer
         .summarize(&text, &SummaryOptions::default())
@@ -160,7 +207,7 @@ fn a_text_within_the_window_is_summarised_once() {
 
 #[test]
 fn several_documents_share_batches_and_match_single_calls() {
-    let summarizer = summarizer();
+    let summarizer = t5();
     let texts = [article(1), article(6), article(2)];
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let together = summarizer.summarize_many(&refs, &options(60)).unwrap();
@@ -172,7 +219,7 @@ fn several_documents_share_batches_and_match_single_calls() {
 
 #[test]
 fn cjk_text_without_spaces_stays_within_the_limit() {
-    let summarizer = summarizer();
+    let summarizer = t5();
     let text = "东京的天气今天很好我们去公园散步然后在河边吃午饭".repeat(40);
     let summary = summarizer.summarize(&text, &options(48)).unwrap();
     assert!(summary.chunks.iter().all(|c| c.tokens <= 48));
@@ -185,7 +232,7 @@ fn cjk_text_without_spaces_stays_within_the_limit() {
 
 #[test]
 fn one_long_line_without_spaces_completes() {
-    let summarizer = summarizer();
+    let summarizer = t5();
     let text = "abcdefghij0123456789".repeat(2_000);
     let summary = summarizer.summarize(&text, &options(400)).unwrap();
     assert!(summary.chunks.len() > 1);

@@ -1,19 +1,12 @@
 //! With no options, `Summarizer::summarize` gives what transformers' summarization pipeline
-//! gave for the fixture models (inputs within the window), text for text.
+//! gave for every fixture model (inputs within the window), text for text: the model's defaults
+//! (task parameters, generation config, legacy config keys), prefix, tokenizer and decoding.
 
+#[macro_use]
 mod common;
 
-use candle_core::{DType, Device};
 use common::*;
-use precis::loading::{self, HubSettings};
-use precis::{Summarizer, SummaryOptions};
-
-fn summarizer(model: &str) -> Summarizer {
-    let mut hub = HubSettings::from_vars(|_| None);
-    hub.offline = true;
-    let files = loading::resolve(fixture_dir(model).to_str().unwrap(), &hub).unwrap();
-    Summarizer::from_files(&files, &Device::Cpu, DType::F32).unwrap()
-}
+use precis::SummaryOptions;
 
 fn pipeline_matches(model: &str) {
     let golden = golden(model);
@@ -44,12 +37,4 @@ fn pipeline_matches(model: &str) {
     assert!(checked >= 3, "expected pipeline cases within the window");
 }
 
-#[test]
-fn t5_v1_pipeline_matches_transformers() {
-    pipeline_matches("t5-tiny");
-}
-
-#[test]
-fn flan_t5_pipeline_matches_transformers() {
-    pipeline_matches("flan-t5-tiny");
-}
+fixture_model_tests!(pipeline_matches_transformers => pipeline_matches);

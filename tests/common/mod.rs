@@ -5,7 +5,38 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+use precis::Summarizer;
+use precis::loading::{self, HubSettings, ModelFiles};
+use precis::models::{self, Seq2Seq};
 use serde_json::Value;
+
+/// Expands to one `#[test]` per fixture model and check: `fixture_model_tests!(name => check)`
+/// makes `mod bart_tiny { #[test] fn name() { super::check("bart-tiny") } }` and so on, so
+/// every parity test runs over every architecture and a failure names the model.
+#[allow(unused_macros)]
+macro_rules! fixture_model_tests {
+    ($($test:ident => $check:ident),* $(,)?) => {
+        fixture_model_tests!(@models [$($test => $check),*]
+            t5_tiny "t5-tiny",
+            flan_t5_tiny "flan-t5-tiny",
+            bart_tiny "bart-tiny",
+            distilbart_tiny "distilbart-tiny",
+            pegasus_tiny "pegasus-tiny");
+    };
+    (@models $tests:tt $($module:ident $model:literal),*) => {
+        $(fixture_model_tests!(@module $module $model $tests);)*
+    };
+    (@module $module:ident $model:literal [$($test:ident => $check:ident),*]) => {
+        mod $module {
+            $(
+                #[test]
+                fn $test() {
+                    super::$check($model)
+                }
+            )*
+        }
+    };
+}
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -76,4 +107,28 @@ pub fn assert_close(what: &str, got: f64, want: f64, scale: f64, tol: f64) {
         "{what}: got {got}, want {want} (|difference| {} > {bound}: tolerance {tol} x scale {scale})",
         (got - want).abs()
     );
+}
+
+/// The fixture's config.json as JSON.
+pub fn config(model: &str) -> Value {
+    let path = fixture_dir(model).join("config.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("bad config {}: {e}", path.display()))
+}
+
+/// A fixture model built by its `model_type`, as the library builds it.
+pub fn load_model(model: &str) -> Box<dyn Seq2Seq> {
+    models::from_config(&config(model), weights(&fixture_dir(model))).unwrap()
+}
+
+/// A fixture folder's files, found the way `--model <folder>` finds them (never the network).
+pub fn model_files(model: &str) -> ModelFiles {
+    let mut hub = HubSettings::from_vars(|_| None);
+    hub.offline = true;
+    loading::resolve(fixture_dir(model).to_str().unwrap(), &hub).unwrap()
+}
+
+/// A CPU f32 summarizer over a fixture folder.
+pub fn summarizer(model: &str) -> Summarizer {
+    Summarizer::from_files(&model_files(model), &Device::Cpu, DType::F32).unwrap()
 }

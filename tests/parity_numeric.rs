@@ -1,19 +1,12 @@
-//! Numeric parity of our T5 with transformers on the tiny random fixtures: encoder hidden
-//! states and teacher-forced decoder logits (tolerance 1e-4).
+//! Numeric parity of every fixture architecture (T5, FLAN-T5, BART, DistilBART, Pegasus) with
+//! transformers on the tiny random fixtures: encoder hidden states and teacher-forced decoder
+//! logits, within 1e-4 of the tensor's magnitude.
 
+#[macro_use]
 mod common;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use common::*;
-use precis::models::Seq2Seq;
-use precis::models::t5::{Config, T5};
-
-fn load(model: &str) -> T5 {
-    let dir = fixture_dir(model);
-    let config: Config =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    T5::new(&config, weights(&dir)).unwrap()
-}
 
 /// Checks sums against the tensor's total magnitude and single values against its largest
 /// element (see `assert_close`).
@@ -52,7 +45,7 @@ fn assert_matches_golden(name: &str, values: &[f32], golden: &serde_json::Value,
 }
 
 fn encoder_matches(model: &str) {
-    let t5 = load(model);
+    let net = load_model(model);
     let golden = golden(model);
     let cases = golden["encoder"].as_array().unwrap();
     assert!(!cases.is_empty());
@@ -60,7 +53,7 @@ fn encoder_matches(model: &str) {
         let ids = ids(&case["input_ids"]);
         let input = id_tensor(std::slice::from_ref(&ids));
         let mask = Tensor::ones(input.dims(), DType::U32, &Device::Cpu).unwrap();
-        let hidden = t5.encode(&input, &mask).unwrap().flatten_all().unwrap();
+        let hidden = net.encode(&input, &mask).unwrap().flatten_all().unwrap();
         let values: Vec<f32> = hidden.to_vec1().unwrap();
         let name = format!("{} encoder", case["case"].as_str().unwrap());
         assert_matches_golden(&name, &values, case, None);
@@ -68,7 +61,7 @@ fn encoder_matches(model: &str) {
 }
 
 fn logits_match(model: &str) {
-    let t5 = load(model);
+    let net = load_model(model);
     let golden = golden(model);
     let cases = golden["logits"].as_array().unwrap();
     assert!(!cases.is_empty());
@@ -76,12 +69,12 @@ fn logits_match(model: &str) {
         let name = case["case"].as_str().unwrap();
         let input = id_tensor(&[ids(&case["input_ids"])]);
         let mask = Tensor::ones(input.dims(), DType::U32, &Device::Cpu).unwrap();
-        let hidden = t5.encode(&input, &mask).unwrap();
-        let mut state = t5.start_decoding(&hidden, &mask).unwrap();
+        let hidden = net.encode(&input, &mask).unwrap();
+        let mut state = net.start_decoding(&hidden, &mask).unwrap();
         let mut per_position = Vec::new();
         for token in ids(&case["decoder_input_ids"]) {
             let step = Tensor::new(&[[token]], &Device::Cpu).unwrap();
-            let logits = t5.decode_step(&step, &mut state).unwrap();
+            let logits = net.decode_step(&step, &mut state).unwrap();
             per_position.push(logits.i(0).unwrap().to_vec1::<f32>().unwrap());
         }
         for (k, pos) in case["positions"].as_array().unwrap().iter().enumerate() {
@@ -104,22 +97,7 @@ fn logits_match(model: &str) {
     }
 }
 
-#[test]
-fn t5_v1_encoder_matches_transformers() {
-    encoder_matches("t5-tiny");
-}
-
-#[test]
-fn flan_t5_encoder_matches_transformers() {
-    encoder_matches("flan-t5-tiny");
-}
-
-#[test]
-fn t5_v1_logits_match_transformers() {
-    logits_match("t5-tiny");
-}
-
-#[test]
-fn flan_t5_logits_match_transformers() {
-    logits_match("flan-t5-tiny");
-}
+fixture_model_tests!(
+    encoder_matches_transformers => encoder_matches,
+    logits_match_transformers => logits_match,
+);
