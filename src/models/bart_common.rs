@@ -8,6 +8,7 @@
 //! [`Layout`] and a [`PositionTable`] that `bart.rs` and `pegasus.rs` build from their configs.
 
 use super::activation::Activation;
+use super::attention;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
@@ -194,10 +195,7 @@ impl Attention {
 
     /// `(batch, seq, d_model)` -> `(batch, heads, seq, head_dim)`.
     fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
-        let (batch, seq, _) = xs.dims3()?;
-        xs.reshape((batch, seq, self.num_heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
+        attention::split_heads(xs, self.num_heads, self.head_dim)
     }
 
     fn project_q(&self, xs: &Tensor) -> Result<Tensor> {
@@ -214,22 +212,9 @@ impl Attention {
     /// Softmax attention with an optional additive `bias` broadcastable to
     /// `(batch, heads, queries, keys)`.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        let dtype = q.dtype();
         // transformers passes `scale=head_dim^-0.5` to the attention kernel; scaling the queries
         // first is the same product up to float rounding (~1e-7).
-        let mut scores = (q * self.scaling)?.matmul(&k.t()?)?;
-        if let Some(bias) = bias {
-            scores = scores.broadcast_add(bias)?;
-        }
-        // Softmax in f32 for half-precision models, as the fused attention kernels do.
-        let weights =
-            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-        let (batch, _, q_len, _) = q.dims4()?;
-        let context = weights.matmul(v)?.transpose(1, 2)?.reshape((
-            batch,
-            q_len,
-            self.num_heads * self.head_dim,
-        ))?;
+        let context = attention::attend(&(q * self.scaling)?, k, v, bias)?;
         self.out_proj.forward(&context)
     }
 }

@@ -4,9 +4,11 @@
 //! explicit value ([`DecoderState`]) that generation owns and can reorder for beam search.
 
 mod activation;
+mod attention;
 pub mod bart;
 mod bart_common;
 pub mod cache;
+mod kernels;
 mod linear;
 pub mod pegasus;
 pub mod t5;

@@ -13,6 +13,7 @@ use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
 
 use super::activation::Activation;
+use super::attention;
 use super::cache::{DecoderState, padding_bias};
 use super::linear::{Linear, linear_no_bias};
 use super::{DecoderSpec, Seq2Seq};
@@ -243,10 +244,7 @@ impl Attention {
 
     /// `(batch, seq, d_model)` -> `(batch, heads, seq, d_kv)`.
     fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
-        let (batch, seq, _) = xs.dims3()?;
-        xs.reshape((batch, seq, self.num_heads, self.d_kv))?
-            .transpose(1, 2)?
-            .contiguous()
+        attention::split_heads(xs, self.num_heads, self.d_kv)
     }
 
     fn project_kv(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -256,21 +254,10 @@ impl Attention {
         ))
     }
 
-    /// Scaled-free dot-product attention (T5 folds the scale into its initialisation) with an
+    /// Scale-free dot-product attention (T5 folds the scale into its initialisation) with an
     /// additive `bias` broadcastable to `(batch, heads, queries, keys)`.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let dtype = q.dtype();
-        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-        // Softmax in f32 for half-precision models, as transformers does.
-        let weights =
-            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-        let (batch, _, q_len, _) = q.dims4()?;
-        let context = weights.matmul(v)?.transpose(1, 2)?.reshape((
-            batch,
-            q_len,
-            self.num_heads * self.d_kv,
-        ))?;
-        self.o.forward(&context)
+        self.o.forward(&attention::attend(q, k, v, Some(bias))?)
     }
 }
 
