@@ -190,10 +190,7 @@ pub fn beam_search(
         max_length,
         prompt_len: DECODER_PROMPT_LEN,
     };
-    let expand: Vec<u32> = (0..batch as u32)
-        .flat_map(|b| std::iter::repeat_n(b, num_beams))
-        .collect();
-    reorder(state, &expand)?;
+    state.expand_beams(num_beams)?;
     let mut inputs: Vec<InputSearch> = (0..batch)
         .map(|_| {
             InputSearch::new(
@@ -255,12 +252,6 @@ fn scored_step(
 fn indices(state: &DecoderState, rows: &[u32]) -> Result<Tensor> {
     let device = state.encoder_bias.device().clone();
     Ok(Tensor::from_slice(rows, rows.len(), &device)?)
-}
-
-/// Copy each input's encoded state to its beams (every cached tensor).
-fn reorder(state: &mut DecoderState, rows: &[u32]) -> Result<()> {
-    state.reorder(&indices(state, rows)?)?;
-    Ok(())
 }
 
 /// Follow beams within their input (the self-attention cache only).

@@ -125,6 +125,7 @@ impl Seq2Seq for MockModel {
             }],
             encoder_bias: padding_bias(attention_mask, DType::F32)?,
             position: 0,
+            beams: 1,
         })
     }
 
@@ -141,8 +142,9 @@ impl Seq2Seq for MockModel {
         let inputs = token_rows(&state.layers[0].cross_kv.0)?;
         let vocab = self.spec.vocab_size;
         let mut values = Vec::with_capacity(rows * vocab);
-        for (row, prefix) in inputs.iter().zip(&prefixes) {
-            values.extend((self.logits)(row, prefix));
+        // Beams share their input's encoder row, as in the real models.
+        for (row, prefix) in prefixes.iter().enumerate() {
+            values.extend((self.logits)(&inputs[row / state.beams], prefix));
         }
         Tensor::from_vec(values, (rows, vocab), &Device::Cpu)
     }

@@ -15,26 +15,56 @@ pub fn split_heads(xs: &Tensor, heads: usize, head_dim: usize) -> Result<Tensor>
         .contiguous()
 }
 
-/// `softmax(q · kᵀ + bias) · v` for `q (batch, heads, queries, head_dim)` and
-/// `k, v (batch, heads, keys, head_dim)`, with `bias` broadcastable to
-/// `(batch, heads, queries, keys)`. Returns the context `(batch, queries, heads * head_dim)`.
-/// Scores are taken in float32 for half-precision inputs, as transformers' kernels do.
+/// `softmax(q · kᵀ + bias) · v` for `q (rows, heads, queries, head_dim)` and
+/// `k, v (kv_rows, heads, keys, head_dim)`, where `rows` is a multiple of `kv_rows` and query row
+/// `r` attends to key/value row `r / (rows / kv_rows)` (the beams of one input share its
+/// encoder keys and values). `bias` is broadcastable to `(rows or kv_rows, heads, queries, keys)`.
+/// Returns the context `(rows, queries, heads * head_dim)`. Scores are taken in float32 for
+/// half-precision inputs, as transformers' kernels do.
 pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    if let Some(context) = attend_single_query(q, k, v, bias)? {
+    let (rows, heads, queries, head_dim) = q.dims4()?;
+    let kv_rows = k.dim(0)?;
+    if kv_rows == 0 || rows % kv_rows != 0 {
+        candle_core::bail!("attention: {rows} query rows cannot share {kv_rows} key/value rows");
+    }
+    let group = rows / kv_rows;
+    if let Some(context) = attend_single_query(q, k, v, bias, group)? {
         return Ok(context);
     }
+    // A group of query rows sharing keys and values is one row with `group` times the queries.
+    let grouped_q = if group == 1 {
+        q.clone()
+    } else {
+        q.reshape((kv_rows, group, heads, queries, head_dim))?
+            .transpose(1, 2)?
+            .reshape((kv_rows, heads, group * queries, head_dim))?
+    };
+    let bias = match bias {
+        Some(bias) if group > 1 && bias.dim(0)? == rows => {
+            // Per-query-row bias: regroup it like the queries.
+            let (_, bias_heads, _, keys) = bias.dims4()?;
+            Some(
+                bias.broadcast_as((rows, bias_heads, queries, keys))?
+                    .reshape((kv_rows, group, bias_heads, queries, keys))?
+                    .transpose(1, 2)?
+                    .reshape((kv_rows, bias_heads, group * queries, keys))?,
+            )
+        }
+        other => other.cloned(),
+    };
     let dtype = q.dtype();
-    let mut scores = q.matmul(&k.t()?)?;
-    if let Some(bias) = bias {
+    let mut scores = grouped_q.matmul(&k.t()?)?;
+    if let Some(bias) = &bias {
         scores = scores.broadcast_add(bias)?;
     }
     let weights =
         candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-    let (batch, heads, queries, head_dim) = q.dims4()?;
+    // (kv_rows, heads, group * queries, head_dim) -> (rows, queries, heads * head_dim)
     weights
         .matmul(v)?
-        .transpose(1, 2)?
-        .reshape((batch, queries, heads * head_dim))
+        .reshape((kv_rows, heads, group, queries, head_dim))?
+        .permute((0, 2, 3, 1, 4))?
+        .reshape((rows, queries, heads * head_dim))
 }
 
 /// The fused path, when there is one query per row and every tensor is float32 on the CPU.
@@ -43,29 +73,32 @@ fn attend_single_query(
     k: &Tensor,
     v: &Tensor,
     bias: Option<&Tensor>,
+    group: usize,
 ) -> Result<Option<Tensor>> {
     let (rows, heads, queries, head_dim) = q.dims4()?;
-    let keys = k.dim(2)?;
+    let (kv_rows, keys) = (k.dim(0)?, k.dim(2)?);
     if queries != 1 || !q.device().is_cpu() || q.dtype() != DType::F32 {
         return Ok(None);
     }
     let bias = match bias {
         Some(bias) => {
             let (bias_rows, bias_heads, bias_queries, bias_keys) = bias.dims4()?;
-            let broadcastable = |n: usize, full: usize| n == 1 || n == full;
-            if !broadcastable(bias_rows, rows)
-                || !broadcastable(bias_heads, heads)
+            let row_group = match bias_rows {
+                1 => 1,
+                n if n == rows => 1,
+                n if n == kv_rows => group,
+                _ => return Ok(None),
+            };
+            if !(bias_heads == 1 || bias_heads == heads)
                 || bias_queries != 1
                 || bias_keys != keys
                 || bias.dtype() != DType::F32
             {
                 return Ok(None);
             }
-            let strides = (
-                if bias_rows == 1 { 0 } else { bias_heads * keys },
-                if bias_heads == 1 { 0 } else { keys },
-            );
-            Some((bias.contiguous()?, strides))
+            let row_stride = if bias_rows == 1 { 0 } else { bias_heads * keys };
+            let head_stride = if bias_heads == 1 { 0 } else { keys };
+            Some((bias.contiguous()?, (row_stride, head_stride, row_group)))
         }
         None => None,
     };
@@ -81,12 +114,13 @@ fn attend_single_query(
         return Ok(None);
     };
     let key_bias = match (&bias_guard, &bias) {
-        (Some((storage, layout)), Some((_, (row_stride, head_stride)))) => {
+        (Some((storage, layout)), Some((_, (row_stride, head_stride, row_group)))) => {
             match cpu_f32(storage, layout) {
                 Some(values) => Some(KeyBias {
                     values,
                     row_stride: *row_stride,
                     head_stride: *head_stride,
+                    row_group: *row_group,
                 }),
                 None => return Ok(None),
             }
@@ -94,7 +128,8 @@ fn attend_single_query(
         _ => None,
     };
     let shape = kernel::Shape {
-        rows,
+        kv_rows,
+        group,
         heads,
         keys,
         head_dim,
@@ -114,4 +149,88 @@ pub(crate) fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout) -> Option<&'a [
     };
     let (start, end) = layout.contiguous_offsets()?;
     cpu.as_slice::<f32>().ok().map(|values| &values[start..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, IndexOp};
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let device = Device::Cpu;
+        let len: usize = shape.iter().product();
+        let values: Vec<f32> = (0..len as u64)
+            .map(|i| ((i * 2_654_435_761 + seed) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
+        Tensor::from_vec(values, shape, &device).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a.to_dtype(DType::F32).unwrap() - b.to_dtype(DType::F32).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    /// Key/value rows repeated for every query row of their group: what sharing must equal.
+    fn repeat_rows(t: &Tensor, group: usize) -> Tensor {
+        let rows = t.dim(0).unwrap() as u32;
+        let index: Vec<u32> = (0..rows)
+            .flat_map(|r| std::iter::repeat_n(r, group))
+            .collect();
+        let index = Tensor::new(index.as_slice(), t.device()).unwrap();
+        t.index_select(&index, 0).unwrap()
+    }
+
+    #[test]
+    fn shared_key_value_rows_equal_repeated_ones_on_both_paths() {
+        let (kv_rows, group, heads, keys, head_dim) = (2, 3, 2, 5, 4);
+        let k = random(&[kv_rows, heads, keys, head_dim], 1);
+        let v = random(&[kv_rows, heads, keys, head_dim], 2);
+        let bias = random(&[kv_rows, 1, 1, keys], 3);
+        for queries in [1, 2] {
+            let q = random(&[kv_rows * group, heads, queries, head_dim], 4);
+            let expected = attend(
+                &q,
+                &repeat_rows(&k, group),
+                &repeat_rows(&v, group),
+                Some(&repeat_rows(&bias, group)),
+            )
+            .unwrap();
+            // float32 takes the fused kernel for one query; float64 always takes candle's path.
+            for dtype in [DType::F32, DType::F64] {
+                let cast = |t: &Tensor| t.to_dtype(dtype).unwrap();
+                let shared = attend(&cast(&q), &cast(&k), &cast(&v), Some(&cast(&bias))).unwrap();
+                assert_eq!(shared.dims(), &[kv_rows * group, queries, heads * head_dim]);
+                assert!(
+                    max_diff(&shared, &expected) < 1e-5,
+                    "{dtype:?}, {queries} queries"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fused_single_query_path_matches_candles_path() {
+        let (rows, heads, keys, head_dim) = (3, 4, 9, 8);
+        let q = random(&[rows, heads, 1, head_dim], 5);
+        let k = random(&[rows, heads, keys, head_dim], 6);
+        let v = random(&[rows, heads, keys, head_dim], 7);
+        // A per-head bias like T5's relative positions, and a per-row one like padding.
+        for bias in [
+            random(&[1, heads, 1, keys], 8),
+            random(&[rows, 1, 1, keys], 9),
+        ] {
+            let fused = attend(&q, &k, &v, Some(&bias)).unwrap();
+            let f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+            let reference = attend(&f64(&q), &f64(&k), &f64(&v), Some(&f64(&bias))).unwrap();
+            assert!(max_diff(&fused, &reference) < 1e-5);
+        }
+        let without_bias = attend(&q, &k, &v, None).unwrap();
+        assert_eq!(without_bias.i(0).unwrap().dims(), &[1, heads * head_dim]);
+    }
 }

@@ -23,6 +23,9 @@ pub struct DecoderState {
     pub encoder_bias: Tensor,
     /// How many decoder tokens have been fed so far (the position of the next one).
     pub position: usize,
+    /// Decoder rows per encoded input (the beam width once beam search has begun): decoder row
+    /// `r` attends to encoder row `r / beams`, so beams share one copy of the encoder side.
+    pub beams: usize,
 }
 
 impl DecoderState {
@@ -43,35 +46,41 @@ impl DecoderState {
                 .collect(),
             encoder_bias: padding_bias(attention_mask, dtype)?,
             position: 0,
+            beams: 1,
         })
     }
 
-    /// Batch size the state currently holds.
-    pub fn batch_size(&self) -> Result<usize> {
-        self.encoder_bias.dim(0)
+    /// Decoder rows the state currently holds (encoded inputs × beams).
+    pub fn decoder_rows(&self) -> Result<usize> {
+        Ok(self.encoder_bias.dim(0)? * self.beams)
     }
 
-    /// Keep row `indices[i]` as new row `i` in every cached tensor. Used both to expand an
-    /// encoded batch into beams (`[0,0,0,0,1,1,1,1]`) and to follow beams between steps.
-    pub fn reorder(&mut self, indices: &Tensor) -> Result<()> {
-        let pick = |t: &Tensor| t.index_select(indices, 0);
-        for layer in &mut self.layers {
-            if let Some((k, v)) = &layer.self_kv {
-                layer.self_kv = Some((pick(k)?, pick(v)?));
-            }
-            let (k, v) = &layer.cross_kv;
-            layer.cross_kv = (pick(k)?, pick(v)?);
+    /// Give every decoder row `beams` rows: row `i * beams + j` becomes beam `j` of row `i`.
+    /// Only the self-attention cache is copied; the encoder side is shared (see [`Self::beams`]).
+    /// Expanding before the first step, as beam search does, copies nothing at all — copying the
+    /// cross-attention keys and values for every beam cost ~0.5 s and ~400 MB at batch 8 × 4
+    /// beams on 512-token inputs (t5-small).
+    pub fn expand_beams(&mut self, beams: usize) -> Result<()> {
+        if beams <= 1 {
+            return Ok(());
         }
-        self.encoder_bias = pick(&self.encoder_bias)?;
+        let rows = self.decoder_rows()? as u32;
+        let repeat: Vec<u32> = (0..rows)
+            .flat_map(|row| std::iter::repeat_n(row, beams))
+            .collect();
+        let device = self.encoder_bias.device().clone();
+        let repeat = Tensor::from_vec(repeat, rows as usize * beams, &device)?;
+        self.reorder_beams(&repeat)?;
+        self.beams *= beams;
         Ok(())
     }
 
     /// Follow beams between decoder steps: row `i` continues row `indices[i]`'s prefix. Only
     /// the self-attention cache moves. Every index must point at a row of the same input (beam
     /// search only ever continues an input's own beams), whose encoder output and padding are
-    /// identical, so the cross-attention keys/values and the padding bias stay as they are —
-    /// they are by far the largest tensors here, and copying them every step dominated beam
-    /// search on long inputs.
+    /// shared, so the cross-attention keys/values and the padding bias stay as they are — they
+    /// are by far the largest tensors here, and copying them every step dominated beam search
+    /// on long inputs.
     pub fn reorder_beams(&mut self, indices: &Tensor) -> Result<()> {
         for layer in &mut self.layers {
             if let Some((k, v)) = &layer.self_kv {
@@ -136,6 +145,7 @@ mod tests {
             }],
             encoder_bias: rows(&[0., -1.]),
             position: 1,
+            beams: 1,
         }
     }
 
@@ -144,14 +154,17 @@ mod tests {
     }
 
     #[test]
-    fn reorder_moves_every_cached_tensor() {
+    fn expand_beams_repeats_only_the_self_attention_cache() {
         let mut s = state();
-        s.reorder(&Tensor::new(&[1u32, 1, 0], &Device::Cpu).unwrap())
-            .unwrap();
+        s.expand_beams(3).unwrap();
         let (k, v) = s.layers[0].self_kv.clone().unwrap();
-        assert_eq!((flat(&k), flat(&v)), (vec![2., 2., 1.], vec![4., 4., 3.]));
-        assert_eq!(flat(&s.layers[0].cross_kv.0), vec![6., 6., 5.]);
-        assert_eq!(flat(&s.encoder_bias), vec![-1., -1., 0.]);
+        assert_eq!(
+            (flat(&k), flat(&v)),
+            (vec![1., 1., 1., 2., 2., 2.], vec![3., 3., 3., 4., 4., 4.])
+        );
+        assert_eq!(flat(&s.layers[0].cross_kv.0), vec![5., 6.]);
+        assert_eq!(flat(&s.encoder_bias), vec![0., -1.]);
+        assert_eq!((s.beams, s.decoder_rows().unwrap()), (3, 6));
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl Linear {
             || !xs.device().is_cpu()
             || xs.dtype() != DType::F32
             || self.weight.dtype() != DType::F32
-            || !kernels::skinny::available()
+            || !kernels::has_avx2_fma()
         {
             return Ok(None);
         }

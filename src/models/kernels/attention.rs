@@ -6,19 +6,24 @@
 
 use rayon::prelude::*;
 
-/// An additive bias over keys, broadcast over rows and/or heads: the value for row `b`, head `h`,
-/// key `s` is `values[b * row_stride + h * head_stride + s]` (a stride of 0 broadcasts).
+/// An additive bias over keys, broadcast over rows and/or heads: the value for query row `r`,
+/// head `h`, key `s` is `values[(r / row_group) * row_stride + h * head_stride + s]` (a stride of
+/// 0 broadcasts; a `row_group` of `group` gives one bias row per key/value row).
 #[derive(Debug, Clone, Copy)]
 pub struct KeyBias<'a> {
     pub values: &'a [f32],
     pub row_stride: usize,
     pub head_stride: usize,
+    pub row_group: usize,
 }
 
-/// Shapes of one call: `q (rows, heads, head_dim)`, `k, v (rows, heads, keys, head_dim)`.
+/// Shapes of one call: `q (kv_rows * group, heads, head_dim)` and
+/// `k, v (kv_rows, heads, keys, head_dim)`. Query row `r` attends to key/value row `r / group`:
+/// the beams of one input share its encoder keys and values instead of each holding a copy.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
-    pub rows: usize,
+    pub kv_rows: usize,
+    pub group: usize,
     pub heads: usize,
     pub keys: usize,
     pub head_dim: usize,
@@ -27,7 +32,7 @@ pub struct Shape {
 /// Below this many multiply-adds the work stays on the calling thread: waking the pool costs more.
 const PARALLEL_MIN_WORK: usize = 1 << 16;
 
-/// The context `(rows, heads, head_dim)` of `softmax(q · kᵀ + bias) · v`.
+/// The context `(kv_rows * group, heads, head_dim)` of `softmax(q · kᵀ + bias) · v`.
 pub fn single_query(
     q: &[f32],
     k: &[f32],
@@ -36,34 +41,75 @@ pub fn single_query(
     shape: Shape,
 ) -> Vec<f32> {
     let Shape {
-        rows,
+        kv_rows,
+        group,
         heads,
         keys,
         head_dim,
     } = shape;
+    let rows = kv_rows * group;
     debug_assert_eq!(q.len(), rows * heads * head_dim);
-    debug_assert_eq!(k.len(), rows * heads * keys * head_dim);
+    debug_assert_eq!(k.len(), kv_rows * heads * keys * head_dim);
     debug_assert_eq!(v.len(), k.len());
-    let mut out = vec![0f32; rows * heads * head_dim];
-    let one_head = |(unit, out): (usize, &mut [f32])| {
-        let (row, head) = (unit / heads, unit % heads);
-        let kv = unit * keys * head_dim..(unit + 1) * keys * head_dim;
-        let bias = bias.map(|b| {
-            let start = row * b.row_stride + head * b.head_stride;
-            &b.values[start..start + keys]
-        });
-        let q = &q[unit * head_dim..(unit + 1) * head_dim];
-        attend_one(q, &k[kv.clone()], &v[kv], bias, out);
+    // One task per (key/value row, head): its keys and values stay in cache for all the queries
+    // of the group. Results land as (kv_row, head, group, head_dim) and are reordered after.
+    let mut grouped = vec![0f32; rows * heads * head_dim];
+    let one_task = |(task, out): (usize, &mut [f32])| {
+        let (kv_row, head) = (task / heads, task % heads);
+        let kv = task * keys * head_dim..(task + 1) * keys * head_dim;
+        let (k, v) = (&k[kv.clone()], &v[kv]);
+        for (g, out) in out.chunks_exact_mut(head_dim).enumerate() {
+            let row = kv_row * group + g;
+            let bias = bias.map(|b| {
+                let start = row / b.row_group * b.row_stride + head * b.head_stride;
+                &b.values[start..start + keys]
+            });
+            let query = (row * heads + head) * head_dim;
+            attend_one(&q[query..query + head_dim], k, v, bias, out);
+        }
     };
+    let task_len = group * head_dim;
     if rows * heads * keys * head_dim < PARALLEL_MIN_WORK {
-        out.chunks_mut(head_dim).enumerate().for_each(one_head);
+        grouped.chunks_mut(task_len).enumerate().for_each(one_task);
     } else {
-        out.par_chunks_mut(head_dim).enumerate().for_each(one_head);
+        grouped
+            .par_chunks_mut(task_len)
+            .enumerate()
+            .for_each(one_task);
+    }
+    if group == 1 {
+        return grouped;
+    }
+    let mut out = vec![0f32; grouped.len()];
+    for (task, values) in grouped.chunks_exact(task_len).enumerate() {
+        let (kv_row, head) = (task / heads, task % heads);
+        for (g, values) in values.chunks_exact(head_dim).enumerate() {
+            let start = ((kv_row * group + g) * heads + head) * head_dim;
+            out[start..start + head_dim].copy_from_slice(values);
+        }
     }
     out
 }
 
 fn attend_one(q: &[f32], k: &[f32], v: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { attend_one_avx2(q, k, v, bias, out) };
+        return;
+    }
+    attend_one_portable(q, k, v, bias, out);
+}
+
+/// The same code compiled for AVX2, so the eight-lane loops below become single vector ops.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_one_avx2(q: &[f32], k: &[f32], v: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    attend_one_portable(q, k, v, bias, out);
+}
+
+#[inline(always)]
+fn attend_one_portable(q: &[f32], k: &[f32], v: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     let head_dim = q.len();
     let mut scores: Vec<f32> = k.chunks_exact(head_dim).map(|key| dot(q, key)).collect();
     if let Some(bias) = bias {
@@ -85,13 +131,14 @@ fn attend_one(q: &[f32], k: &[f32], v: &[f32], bias: Option<&[f32]>, out: &mut [
     }
 }
 
-/// A dot product in eight independent lanes, which the compiler turns into vector code.
+/// A dot product in sixteen independent lanes, which the compiler turns into vector code.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (a_main, a_tail) = a.split_at(a.len() - a.len() % 8);
+    let mut lanes = [0f32; 16];
+    let (a_main, a_tail) = a.split_at(a.len() - a.len() % 16);
     let (b_main, b_tail) = b.split_at(a_main.len());
-    for (x, y) in a_main.chunks_exact(8).zip(b_main.chunks_exact(8)) {
-        for i in 0..8 {
+    for (x, y) in a_main.chunks_exact(16).zip(b_main.chunks_exact(16)) {
+        for i in 0..16 {
             lanes[i] += x[i] * y[i];
         }
     }
@@ -112,28 +159,30 @@ mod tests {
             .collect()
     }
 
-    /// The textbook formula in f64, one (row, head) at a time.
+    /// The textbook formula in f64, one (query row, head) at a time.
     fn reference(q: &[f32], k: &[f32], v: &[f32], bias: Option<KeyBias>, shape: Shape) -> Vec<f32> {
         let Shape {
-            rows,
+            kv_rows,
+            group,
             heads,
             keys,
             head_dim,
         } = shape;
         let mut out = Vec::new();
-        for row in 0..rows {
+        for row in 0..kv_rows * group {
             for head in 0..heads {
-                let unit = row * heads + head;
+                let query = (row * heads + head) * head_dim;
+                let kv = (row / group * heads + head) * keys * head_dim;
                 let scores: Vec<f64> = (0..keys)
                     .map(|s| {
                         let dot: f64 = (0..head_dim)
-                            .map(|d| {
-                                f64::from(q[unit * head_dim + d])
-                                    * f64::from(k[(unit * keys + s) * head_dim + d])
-                            })
+                            .map(|d| f64::from(q[query + d]) * f64::from(k[kv + s * head_dim + d]))
                             .sum();
                         dot + bias.map_or(0.0, |b| {
-                            f64::from(b.values[row * b.row_stride + head * b.head_stride + s])
+                            f64::from(
+                                b.values
+                                    [row / b.row_group * b.row_stride + head * b.head_stride + s],
+                            )
                         })
                     })
                     .collect();
@@ -142,8 +191,7 @@ mod tests {
                 for d in 0..head_dim {
                     let value: f64 = (0..keys)
                         .map(|s| {
-                            (scores[s] - max).exp() / total
-                                * f64::from(v[(unit * keys + s) * head_dim + d])
+                            (scores[s] - max).exp() / total * f64::from(v[kv + s * head_dim + d])
                         })
                         .sum();
                     out.push(value as f32);
@@ -154,37 +202,54 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_formula_with_every_bias_broadcast() {
-        for (rows, heads, keys, head_dim) in
-            [(1, 1, 1, 3), (2, 3, 5, 8), (3, 2, 70, 13), (4, 8, 300, 64)]
-        {
+    fn matches_the_formula_with_every_bias_broadcast_and_group() {
+        let cases = [
+            (1, 1, 1, 1, 3),
+            (2, 1, 3, 5, 8),
+            (3, 2, 2, 70, 13),
+            (2, 4, 8, 300, 64),
+            (1, 3, 2, 17, 40),
+        ];
+        for (kv_rows, group, heads, keys, head_dim) in cases {
             let shape = Shape {
-                rows,
+                kv_rows,
+                group,
                 heads,
                 keys,
                 head_dim,
             };
+            let rows = kv_rows * group;
             let q = values(rows * heads * head_dim, 1);
-            let k = values(rows * heads * keys * head_dim, 2);
-            let v = values(rows * heads * keys * head_dim, 3);
-            let per_row = values(rows * keys, 4);
-            let per_head = values(heads * keys, 5);
+            let k = values(kv_rows * heads * keys * head_dim, 2);
+            let v = values(kv_rows * heads * keys * head_dim, 3);
+            let per_query_row = values(rows * keys, 4);
+            let per_kv_row = values(kv_rows * keys, 5);
+            let per_head = values(heads * keys, 6);
             let biases = [
                 None,
                 Some(KeyBias {
-                    values: &per_row,
+                    values: &per_query_row,
                     row_stride: keys,
                     head_stride: 0,
+                    row_group: 1,
+                }),
+                Some(KeyBias {
+                    values: &per_kv_row,
+                    row_stride: keys,
+                    head_stride: 0,
+                    row_group: group,
                 }),
                 Some(KeyBias {
                     values: &per_head,
                     row_stride: 0,
                     head_stride: keys,
+                    row_group: 1,
                 }),
             ];
             for bias in biases {
                 let ours = single_query(&q, &k, &v, bias, shape);
                 let expected = reference(&q, &k, &v, bias, shape);
+                assert_eq!(ours.len(), expected.len());
                 for (a, b) in ours.iter().zip(&expected) {
                     assert!(
                         (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
@@ -198,7 +263,8 @@ mod tests {
     #[test]
     fn padded_keys_get_no_weight() {
         let shape = Shape {
-            rows: 1,
+            kv_rows: 1,
+            group: 1,
             heads: 1,
             keys: 3,
             head_dim: 2,
@@ -210,6 +276,7 @@ mod tests {
             values: &mask,
             row_stride: 0,
             head_stride: 0,
+            row_group: 1,
         };
         assert_eq!(single_query(&q, &k, &v, Some(bias), shape), vec![2.0, 3.0]);
     }

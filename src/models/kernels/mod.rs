@@ -5,3 +5,15 @@
 
 pub mod attention;
 pub mod skinny;
+
+/// Whether the CPU has the vector instructions the fast kernels are compiled for.
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

@@ -13,21 +13,9 @@ use rayon::prelude::*;
 /// amortise the task and few enough that both threads stay busy on the smallest matrices.
 const FEATURES_PER_TASK: usize = 64;
 
-/// Whether the fast path can run on this CPU.
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// `y (rows, out) = x (rows, inner) · w (out, inner)ᵀ (+ bias)`, all row-major.
 ///
-/// Callers check [`available`] first; on other CPUs this falls back to a plain loop.
+/// Without AVX2 and FMA this falls back to a plain loop; callers prefer candle's GEMM then.
 pub fn matmul_transposed(
     x: &[f32],
     w: &[f32],
@@ -61,7 +49,7 @@ pub fn matmul_transposed(
 /// `yt[f * rows + r] = dot(w[f], x[r])` for every feature row `f` of `w`.
 fn dot_block(x: &[f32], w: &[f32], rows: usize, inner: usize, yt: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if available() {
+    if super::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
         unsafe { avx2::dot_block(x, w, rows, inner, yt) };
         return;
