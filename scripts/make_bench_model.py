@@ -4,7 +4,9 @@
     python scripts/make_bench_model.py --shape t5-small --out /tmp/bench/t5-small
 
 Shapes: t5-small (google-t5/t5-small), flan-t5-small (google/flan-t5-small),
-distilbart-cnn-12-6 (sshleifer/distilbart-cnn-12-6). The folder gets config.json (keys like the real
+distilbart-cnn-12-6 (sshleifer/distilbart-cnn-12-6), and for the README's preset speed table
+t5-base, flan-t5-base, bart-large-cnn, distilbart-cnn-6-6 and pegasus-cnn_dailymail (plain random
+initialisation, no confidence surgery: they are only timed). The folder gets config.json (keys like the real
 checkpoint's), generation_config.json, model.safetensors (float32) and a tokenizer (the tiny
 fixture tokenizer; for BART re-ordered to BART's special ids <s>=0 <pad>=1 </s>=2 <unk>=3). The
 weights are random, so the text is meaningless: benchmark with fixed lengths (e.g. min_new_tokens =
@@ -24,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, BartConfig, BartForConditionalGeneration
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, BartConfig, BartForConditionalGeneration
 from transformers import PreTrainedTokenizerFast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -152,6 +154,52 @@ DISTILBART_GENERATION = {
 
 T5_GENERATION = {"decoder_start_token_id": 0, "eos_token_id": 1, "pad_token_id": 0}
 
+# The other presets' shapes (from their config.json on the Hub), for timing only.
+OTHER_SHAPES = {
+    "t5-base": ("t5", {**T5_SMALL, "d_model": 768, "d_ff": 3072, "num_heads": 12, "num_layers": 12}),
+    "flan-t5-base": (
+        "t5",
+        {**FLAN_T5_SMALL, "d_model": 768, "d_ff": 2048, "num_heads": 12, "num_layers": 12, "num_decoder_layers": 12},
+    ),
+    "bart-large-cnn": ("bart", {**DISTILBART_CNN_12_6, "decoder_layers": 12}),
+    "distilbart-cnn-6-6": ("bart", {**DISTILBART_CNN_12_6, "encoder_layers": 6, "num_hidden_layers": 6}),
+    "pegasus-cnn_dailymail": (
+        "pegasus",
+        {
+            "architectures": ["PegasusForConditionalGeneration"],
+            "model_type": "pegasus",
+            "vocab_size": 96103,
+            "d_model": 1024,
+            "encoder_layers": 16,
+            "decoder_layers": 16,
+            "encoder_attention_heads": 16,
+            "decoder_attention_heads": 16,
+            "encoder_ffn_dim": 4096,
+            "decoder_ffn_dim": 4096,
+            "activation_function": "relu",
+            "max_position_embeddings": 1024,
+            "scale_embedding": True,
+            "pad_token_id": 0,
+            "eos_token_id": 1,
+            "decoder_start_token_id": 0,
+            "forced_eos_token_id": 1,
+        },
+    ),
+}
+
+
+def make_other(shape: str, out_dir: Path, seed: int) -> None:
+    """A plainly initialised model of one of OTHER_SHAPES, saved the way transformers saves it."""
+    family, config = OTHER_SHAPES[shape]
+    config = {k: v for k, v in copy.deepcopy(config).items() if k not in ("architectures", "task_specific_params")}
+    torch.manual_seed(seed)
+    model = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(config.pop("model_type"), **config))
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    if family == "bart":
+        save_bart_style_tokenizer(out_dir)
+    else:
+        mf.save_t5_tokenizer(out_dir)
+
 
 def save_bart_style_tokenizer(out_dir: Path) -> None:
     """The tiny Unigram vocab with BART's special-token layout and `<s> $A </s>` template."""
@@ -227,7 +275,8 @@ def make_bart(out_dir: Path, seed: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shape", required=True, choices=["t5-small", "flan-t5-small", "distilbart-cnn-12-6"])
+    shapes = ["t5-small", "flan-t5-small", "distilbart-cnn-12-6", *OTHER_SHAPES]
+    ap.add_argument("--shape", required=True, choices=shapes)
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-verify", action="store_true", help="skip reloading the folder in transformers")
@@ -240,6 +289,8 @@ def main() -> None:
     out.mkdir(parents=True)
     if args.shape == "distilbart-cnn-12-6":
         make_bart(out, args.seed)
+    elif args.shape in OTHER_SHAPES:
+        make_other(args.shape, out, args.seed)
     else:
         make_t5(args.shape, out, args.seed)
     if not args.no_verify:

@@ -14,8 +14,6 @@
 //! The batch stops when no input can improve, or under `early_stopping=True` every input is
 //! full, or every candidate finished (max length).
 
-use candle_core::Tensor;
-
 use super::config::{DECODER_PROMPT_LEN, EarlyStopping, GenerationConfig};
 use super::hypotheses::{BeamHypotheses, EXCLUDED, Offer, StopRule};
 use super::logits::decode_step;
@@ -223,7 +221,7 @@ pub fn beam_search(
         }
         // Most steps keep every beam in place; skip the copy of every cached tensor then.
         if sources != identity {
-            reorder_beams(state, &sources)?;
+            state.reorder_beams(&sources)?;
         }
     }
     Ok((
@@ -247,17 +245,6 @@ fn scored_step(
         processors.apply(&beam.tokens, row);
     }
     Ok(logits)
-}
-
-fn indices(state: &DecoderState, rows: &[u32]) -> Result<Tensor> {
-    let device = state.encoder_bias.device().clone();
-    Ok(Tensor::from_slice(rows, rows.len(), &device)?)
-}
-
-/// Follow beams within their input (the self-attention cache only).
-fn reorder_beams(state: &mut DecoderState, rows: &[u32]) -> Result<()> {
-    state.reorder_beams(&indices(state, rows)?)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::models::cache::{LayerCache, padding_bias};
 use crate::models::{DecoderSpec, DecoderState, Seq2Seq};
 
 pub const PAD: u32 = 0;
@@ -118,15 +117,11 @@ impl Seq2Seq for MockModel {
     ) -> candle_core::Result<DecoderState> {
         let (batch, seq, _) = hidden.dims3()?;
         let row_tokens = hidden.reshape((batch, 1, seq, 1))?;
-        Ok(DecoderState {
-            layers: vec![LayerCache {
-                self_kv: None,
-                cross_kv: (row_tokens.clone(), row_tokens),
-            }],
-            encoder_bias: padding_bias(attention_mask, DType::F32)?,
-            position: 0,
-            beams: 1,
-        })
+        DecoderState::new(
+            vec![(row_tokens.clone(), row_tokens)],
+            attention_mask,
+            DType::F32,
+        )
     }
 
     fn decode_step(
@@ -136,8 +131,10 @@ impl Seq2Seq for MockModel {
     ) -> candle_core::Result<Tensor> {
         let rows = last_tokens.dim(0)?;
         let step = last_tokens.to_dtype(DType::F32)?.reshape((rows, 1, 1, 1))?;
-        let (prefix, _) = state.append_self_kv(0, &step, &step)?;
-        state.position += 1;
+        state.begin_step()?;
+        state.append_self_kv(0, &step, &step)?;
+        let (prefix, _) = state.self_kv(0)?.gather()?;
+        state.end_step();
         let prefixes = token_rows(&prefix)?;
         let inputs = token_rows(&state.layers[0].cross_kv.0)?;
         let vocab = self.spec.vocab_size;

@@ -5,6 +5,7 @@
 
 use candle_core::{DType, Layout, Result, Storage, Tensor};
 
+use super::cache::SelfKvView;
 use super::kernels::attention::{self as kernel, KeyBias};
 
 /// `(batch, seq, heads * head_dim)` -> `(batch, heads, seq, head_dim)`, contiguous.
@@ -80,27 +81,8 @@ fn attend_single_query(
     if queries != 1 || !q.device().is_cpu() || q.dtype() != DType::F32 {
         return Ok(None);
     }
-    let bias = match bias {
-        Some(bias) => {
-            let (bias_rows, bias_heads, bias_queries, bias_keys) = bias.dims4()?;
-            let row_group = match bias_rows {
-                1 => 1,
-                n if n == rows => 1,
-                n if n == kv_rows => group,
-                _ => return Ok(None),
-            };
-            if !(bias_heads == 1 || bias_heads == heads)
-                || bias_queries != 1
-                || bias_keys != keys
-                || bias.dtype() != DType::F32
-            {
-                return Ok(None);
-            }
-            let row_stride = if bias_rows == 1 { 0 } else { bias_heads * keys };
-            let head_stride = if bias_heads == 1 { 0 } else { keys };
-            Some((bias.contiguous()?, (row_stride, head_stride, row_group)))
-        }
-        None => None,
+    let Some(bias) = bias_layout(bias, rows, kv_rows, heads, keys)? else {
+        return Ok(None);
     };
     let (q_storage, q_layout) = q.storage_and_layout();
     let (k_storage, k_layout) = k.storage_and_layout();
@@ -113,19 +95,11 @@ fn attend_single_query(
     ) else {
         return Ok(None);
     };
-    let key_bias = match (&bias_guard, &bias) {
-        (Some((storage, layout)), Some((_, (row_stride, head_stride, row_group)))) => {
-            match cpu_f32(storage, layout) {
-                Some(values) => Some(KeyBias {
-                    values,
-                    row_stride: *row_stride,
-                    head_stride: *head_stride,
-                    row_group: *row_group,
-                }),
-                None => return Ok(None),
-            }
-        }
-        _ => None,
+    let guard = bias_guard
+        .as_ref()
+        .map(|(storage, layout)| (&**storage, *layout));
+    let Some(key_bias) = key_bias(guard, bias.as_ref()) else {
+        return Ok(None);
     };
     let shape = kernel::Shape {
         kv_rows,
@@ -140,6 +114,129 @@ fn attend_single_query(
         (rows, 1, heads * head_dim),
         q.device(),
     )?))
+}
+
+/// A bias made contiguous with its strides for the kernels: `Some(None)` for no bias, `None`
+/// when its shape or dtype has no fused path.
+type BiasLayout = Option<(Tensor, (usize, usize, usize))>;
+
+fn bias_layout(
+    bias: Option<&Tensor>,
+    rows: usize,
+    kv_rows: usize,
+    heads: usize,
+    keys: usize,
+) -> Result<Option<BiasLayout>> {
+    let Some(bias) = bias else {
+        return Ok(Some(None));
+    };
+    let (bias_rows, bias_heads, bias_queries, bias_keys) = bias.dims4()?;
+    let row_group = match bias_rows {
+        1 => 1,
+        n if n == rows => 1,
+        n if n == kv_rows => rows / kv_rows,
+        _ => return Ok(None),
+    };
+    if !(bias_heads == 1 || bias_heads == heads)
+        || bias_queries != 1
+        || bias_keys != keys
+        || bias.dtype() != DType::F32
+    {
+        return Ok(None);
+    }
+    let row_stride = if bias_rows == 1 { 0 } else { bias_heads * keys };
+    let head_stride = if bias_heads == 1 { 0 } else { keys };
+    Ok(Some(Some((
+        bias.contiguous()?,
+        (row_stride, head_stride, row_group),
+    ))))
+}
+
+/// `(rows, 1, heads * head_dim)` -> `(rows, 1, heads, head_dim)`: a decoder step's keys or
+/// values as the self-attention cache stores them.
+pub fn step_heads(xs: &Tensor, heads: usize, head_dim: usize) -> Result<Tensor> {
+    let (rows, seq, _) = xs.dims3()?;
+    xs.reshape((rows, seq, heads, head_dim))
+}
+
+/// [`attend`] for a decoder step over its self-attention cache: `q (rows, heads, 1, head_dim)`.
+pub fn attend_cached(q: &Tensor, cache: SelfKvView, bias: Option<&Tensor>) -> Result<Tensor> {
+    if let Some(context) = attend_cached_fused(q, cache, bias)? {
+        return Ok(context);
+    }
+    let (k, v) = cache.gather()?;
+    attend(q, &k, &v, bias)
+}
+
+fn attend_cached_fused(
+    q: &Tensor,
+    cache: SelfKvView,
+    bias: Option<&Tensor>,
+) -> Result<Option<Tensor>> {
+    let (rows, heads, queries, head_dim) = q.dims4()?;
+    let capacity = cache.k.dim(1)?;
+    if queries != 1 || !q.device().is_cpu() || q.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let Some(bias) = bias_layout(bias, rows, rows, heads, cache.keys)? else {
+        return Ok(None);
+    };
+    let (q_storage, q_layout) = q.storage_and_layout();
+    let (k_storage, k_layout) = cache.k.storage_and_layout();
+    let (v_storage, v_layout) = cache.v.storage_and_layout();
+    let bias_guard = bias.as_ref().map(|(b, _)| b.storage_and_layout());
+    let (Some(q_values), Some(k_values), Some(v_values)) = (
+        cpu_f32(&q_storage, q_layout),
+        cpu_f32(&k_storage, k_layout),
+        cpu_f32(&v_storage, v_layout),
+    ) else {
+        return Ok(None);
+    };
+    let guard = bias_guard
+        .as_ref()
+        .map(|(storage, layout)| (&**storage, *layout));
+    let Some(key_bias) = key_bias(guard, bias.as_ref()) else {
+        return Ok(None);
+    };
+    let shape = kernel::CacheShape {
+        rows,
+        heads,
+        keys: cache.keys,
+        head_dim,
+        capacity,
+    };
+    let context = kernel::single_query_cached(
+        q_values,
+        (k_values, v_values),
+        cache.buffer_rows,
+        key_bias,
+        shape,
+    );
+    Ok(Some(Tensor::from_vec(
+        context,
+        (rows, 1, heads * head_dim),
+        q.device(),
+    )?))
+}
+
+/// The kernel's view of a resolved bias: `Some(None)` for no bias, `None` if it is not on the CPU.
+fn key_bias<'a>(
+    guard: Option<(&'a Storage, &Layout)>,
+    bias: Option<&(Tensor, (usize, usize, usize))>,
+) -> Option<Option<KeyBias<'a>>> {
+    match (guard, bias) {
+        (Some((storage, layout)), Some((_, (row_stride, head_stride, row_group)))) => {
+            cpu_f32(storage, layout).map(|values| {
+                Some(KeyBias {
+                    values,
+                    row_stride: *row_stride,
+                    head_stride: *head_stride,
+                    row_group: *row_group,
+                })
+            })
+        }
+        _ => Some(None),
+    }
 }
 
 /// A float32 CPU tensor's values, when they are stored contiguously.
@@ -232,5 +329,47 @@ mod tests {
         }
         let without_bias = attend(&q, &k, &v, None).unwrap();
         assert_eq!(without_bias.i(0).unwrap().dims(), &[1, heads * head_dim]);
+    }
+
+    #[test]
+    fn cached_attention_is_the_same_fused_or_gathered() {
+        use crate::models::DecoderState;
+        let (rows, heads, head_dim) = (3, 2, 4);
+        // float32 takes the fused kernel; float64 gathers the cache and takes candle's path.
+        let run = |dtype: DType| -> Tensor {
+            let cross = random(&[rows, heads, 2, head_dim], 1)
+                .to_dtype(dtype)
+                .unwrap();
+            let mask = Tensor::new(&[[1u32, 1], [1, 1], [1, 1]], &Device::Cpu).unwrap();
+            let mut state = DecoderState::new(vec![(cross.clone(), cross)], &mask, dtype).unwrap();
+            let mut context = None;
+            for step in 0..4u64 {
+                if step == 2 {
+                    state.reorder_beams(&[2, 0, 0]).unwrap();
+                }
+                state.begin_step().unwrap();
+                let kv = |seed| {
+                    random(&[rows, 1, heads, head_dim], seed)
+                        .to_dtype(dtype)
+                        .unwrap()
+                };
+                state
+                    .append_self_kv(0, &kv(10 + step), &kv(20 + step))
+                    .unwrap();
+                let q = random(&[rows, heads, 1, head_dim], 30 + step)
+                    .to_dtype(dtype)
+                    .unwrap();
+                let keys = step as usize + 1;
+                let bias = random(&[1, heads, 1, keys], 40 + step)
+                    .to_dtype(dtype)
+                    .unwrap();
+                context = Some(attend_cached(&q, state.self_kv(0).unwrap(), Some(&bias)).unwrap());
+                state.end_step();
+            }
+            context.unwrap()
+        };
+        let (fused, gathered) = (run(DType::F32), run(DType::F64));
+        assert_eq!(fused.dims(), &[rows, 1, heads * head_dim]);
+        assert!(max_diff(&fused, &gathered) < 1e-5);
     }
 }

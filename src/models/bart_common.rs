@@ -209,6 +209,18 @@ impl Attention {
         ))
     }
 
+    /// Self-attention of one decoder step: writes the step's keys/values into the layer's cache,
+    /// then attends over everything cached.
+    fn attend_step(&self, h: &Tensor, layer: usize, state: &mut DecoderState) -> Result<Tensor> {
+        let step_heads = |xs: &Tensor| attention::step_heads(xs, self.num_heads, self.head_dim);
+        let k = step_heads(&self.k_proj.forward(h)?)?;
+        let v = step_heads(&self.v_proj.forward(h)?)?;
+        state.append_self_kv(layer, &k, &v)?;
+        let q = (self.project_q(h)? * self.scaling)?;
+        let context = attention::attend_cached(&q, state.self_kv(layer)?, None)?;
+        self.out_proj.forward(&context)
+    }
+
     /// Softmax attention with an optional additive `bias` broadcastable to
     /// `(batch, heads, queries, keys)`.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -330,9 +342,7 @@ impl DecoderLayer {
     fn forward(&self, xs: &Tensor, layer: usize, state: &mut DecoderState) -> Result<Tensor> {
         let attn = &self.self_attn;
         let xs = residual(xs, &self.self_attn_layer_norm, self.placement, |h| {
-            let (k_new, v_new) = attn.project_kv(h)?;
-            let (k, v) = state.append_self_kv(layer, &k_new, &v_new)?;
-            attn.attend(&attn.project_q(h)?, &k, &v, None)
+            attn.attend_step(h, layer, state)
         })?;
         let cross = &self.encoder_attn;
         let xs = residual(&xs, &self.encoder_attn_layer_norm, self.placement, |h| {
@@ -528,10 +538,11 @@ impl Seq2Seq for EncoderDecoder {
 
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
         let mut xs = self.decoder_embedder.forward(last_tokens, state.position)?;
+        state.begin_step()?;
         for (i, layer) in self.decoder_layers.iter().enumerate() {
             xs = layer.forward(&xs, i, state)?;
         }
-        state.position += 1;
+        state.end_step();
         let xs = apply_norm(xs, self.decoder_norm.as_ref())?;
         self.lm_head
             .forward(&xs)?

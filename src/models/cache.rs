@@ -2,20 +2,72 @@
 //!
 //! Beam search must reorder it after each step (a beam may continue another beam's prefix),
 //! so it lives outside the model as a plain value instead of hidden state.
+//!
+//! Self-attention keys/values are written once into preallocated buffers and never moved:
+//! appending a step writes one slot, and reordering beams only rewrites a small table saying
+//! which buffer row holds each earlier position of each beam. Concatenating and copying the
+//! whole cache every step cost time that grew with the output length.
 
-use candle_core::{D, Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 
-/// Keys and values of one decoder layer, laid out `(batch, heads, seq, head_dim)`.
-#[derive(Debug, Clone)]
+/// Self-attention keys and values of one decoder layer, `(buffer_rows, capacity, heads,
+/// head_dim)`: position `p` of buffer row `b` was written by decoder row `b` at step `p`.
+#[derive(Debug)]
+pub struct SelfKv {
+    pub k: Tensor,
+    pub v: Tensor,
+}
+
+/// One decoder layer's cache.
+#[derive(Debug)]
 pub struct LayerCache {
     /// Self-attention keys/values of the tokens decoded so far (None before the first step).
-    pub self_kv: Option<(Tensor, Tensor)>,
-    /// Cross-attention keys/values over the encoder output, computed once per input.
+    pub self_kv: Option<SelfKv>,
+    /// Cross-attention keys/values over the encoder output, `(batch, heads, seq, head_dim)`,
+    /// computed once per input.
     pub cross_kv: (Tensor, Tensor),
 }
 
-/// Everything a decoder step needs besides the new token.
-#[derive(Debug, Clone)]
+/// A layer's self-attention cache as the current step sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct SelfKvView<'a> {
+    /// Key and value buffers `(buffer_rows, capacity, heads, head_dim)`.
+    pub k: &'a Tensor,
+    pub v: &'a Tensor,
+    /// `rows × keys` buffer rows: decoder row `r`'s position `p` is in buffer row
+    /// `buffer_rows[r * keys + p]`.
+    pub buffer_rows: &'a [u32],
+    /// Positions filled, the current step's included.
+    pub keys: usize,
+}
+
+impl SelfKvView<'_> {
+    /// The keys and values gathered into `(rows, heads, keys, head_dim)`, for kernels that need
+    /// them contiguous (GPUs, half precision).
+    pub fn gather(&self) -> Result<(Tensor, Tensor)> {
+        let (buffer_rows, capacity, heads, head_dim) = self.k.dims4()?;
+        let rows = self.buffer_rows.len() / self.keys;
+        let flat: Vec<u32> = self
+            .buffer_rows
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| b * capacity as u32 + (i % self.keys) as u32)
+            .collect();
+        let index = Tensor::from_vec(flat, rows * self.keys, self.k.device())?;
+        let pick = |t: &Tensor| -> Result<Tensor> {
+            t.reshape((buffer_rows * capacity, heads, head_dim))?
+                .index_select(&index, 0)?
+                .reshape((rows, self.keys, heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        Ok((pick(self.k)?, pick(self.v)?))
+    }
+}
+
+/// Everything a decoder step needs besides the new token. Not `Clone`: steps write into the
+/// self-attention buffers in place, and a clone would share them.
+#[derive(Debug)]
 pub struct DecoderState {
     pub layers: Vec<LayerCache>,
     /// Additive attention bias over encoder positions, `(batch, 1, 1, enc_seq)`: 0 where a key is
@@ -26,7 +78,13 @@ pub struct DecoderState {
     /// Decoder rows per encoded input (the beam width once beam search has begun): decoder row
     /// `r` attends to encoder row `r / beams`, so beams share one copy of the encoder side.
     pub beams: usize,
+    /// `rows × (position + 1)`: which buffer row holds each position of each decoder row (the
+    /// current step's slot is always the row's own).
+    buffer_rows: Vec<u32>,
 }
+
+/// Buffer positions allocated at the first step; the buffers double when full.
+const INITIAL_CAPACITY: usize = 64;
 
 impl DecoderState {
     /// A fresh state over an encoded batch, from each decoder layer's cross-attention
@@ -34,7 +92,7 @@ impl DecoderState {
     pub fn new(
         cross_kv: Vec<(Tensor, Tensor)>,
         attention_mask: &Tensor,
-        dtype: candle_core::DType,
+        dtype: DType,
     ) -> Result<Self> {
         Ok(Self {
             layers: cross_kv
@@ -47,6 +105,7 @@ impl DecoderState {
             encoder_bias: padding_bias(attention_mask, dtype)?,
             position: 0,
             beams: 1,
+            buffer_rows: Vec::new(),
         })
     }
 
@@ -55,71 +114,119 @@ impl DecoderState {
         Ok(self.encoder_bias.dim(0)? * self.beams)
     }
 
-    /// Give every decoder row `beams` rows: row `i * beams + j` becomes beam `j` of row `i`.
-    /// Only the self-attention cache is copied; the encoder side is shared (see [`Self::beams`]).
-    /// Expanding before the first step, as beam search does, copies nothing at all — copying the
-    /// cross-attention keys and values for every beam cost ~0.5 s and ~400 MB at batch 8 × 4
-    /// beams on 512-token inputs (t5-small).
+    /// Give every encoded input `beams` decoder rows: row `i * beams + j` is beam `j` of input
+    /// `i`. Nothing is copied: the encoder side is shared (see [`Self::beams`]) and the
+    /// self-attention cache is still empty, which is why this must come before the first step.
     pub fn expand_beams(&mut self, beams: usize) -> Result<()> {
-        if beams <= 1 {
-            return Ok(());
+        if self.position > 0 {
+            candle_core::bail!("beams must be expanded before the first decoder step");
         }
-        let rows = self.decoder_rows()? as u32;
-        let repeat: Vec<u32> = (0..rows)
-            .flat_map(|row| std::iter::repeat_n(row, beams))
+        self.beams *= beams.max(1);
+        Ok(())
+    }
+
+    /// Follow beams between decoder steps: row `i` continues row `sources[i]`'s prefix. Every
+    /// source must be a row of the same input (beam search only continues an input's own
+    /// beams), so the encoder side stays as it is; only the table of buffer rows changes.
+    pub fn reorder_beams(&mut self, sources: &[u32]) -> Result<()> {
+        let rows = self.decoder_rows()?;
+        if sources.len() != rows || sources.iter().any(|&s| s as usize >= rows) {
+            candle_core::bail!(
+                "beam reorder needs {rows} source rows below {rows}, got {sources:?}"
+            );
+        }
+        let filled = self.position;
+        let old = std::mem::take(&mut self.buffer_rows);
+        self.buffer_rows = sources
+            .iter()
+            .flat_map(|&s| {
+                old[s as usize * filled..(s as usize + 1) * filled]
+                    .iter()
+                    .copied()
+            })
             .collect();
-        let device = self.encoder_bias.device().clone();
-        let repeat = Tensor::from_vec(repeat, rows as usize * beams, &device)?;
-        self.reorder_beams(&repeat)?;
-        self.beams *= beams;
         Ok(())
     }
 
-    /// Follow beams between decoder steps: row `i` continues row `indices[i]`'s prefix. Only
-    /// the self-attention cache moves. Every index must point at a row of the same input (beam
-    /// search only ever continues an input's own beams), whose encoder output and padding are
-    /// shared, so the cross-attention keys/values and the padding bias stay as they are — they
-    /// are by far the largest tensors here, and copying them every step dominated beam search
-    /// on long inputs.
-    pub fn reorder_beams(&mut self, indices: &Tensor) -> Result<()> {
-        for layer in &mut self.layers {
-            if let Some((k, v)) = &layer.self_kv {
-                layer.self_kv = Some((k.index_select(indices, 0)?, v.index_select(indices, 0)?));
-            }
+    /// Write this step's keys/values `(rows, 1, heads, head_dim)` (the projection before the
+    /// head split) into `layer`'s buffers at the current position.
+    pub fn append_self_kv(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<()> {
+        let (rows, _, heads, head_dim) = k.dims4()?;
+        let position = self.position;
+        let entry = &mut self.layers[layer].self_kv;
+        let needs_room = match entry {
+            None => true,
+            Some(kv) => kv.k.dim(1)? <= position,
+        };
+        if needs_room {
+            let capacity = (position * 2).max(INITIAL_CAPACITY);
+            let grow = |old: Option<&Tensor>| -> Result<Tensor> {
+                let buffer =
+                    Tensor::zeros((rows, capacity, heads, head_dim), k.dtype(), k.device())?;
+                if let Some(old) = old {
+                    buffer.slice_set(&old.narrow(1, 0, position)?.contiguous()?, 1, 0)?;
+                }
+                Ok(buffer)
+            };
+            let old = entry.as_ref();
+            let grown = SelfKv {
+                k: grow(old.map(|kv| &kv.k))?,
+                v: grow(old.map(|kv| &kv.v))?,
+            };
+            *entry = Some(grown);
+        }
+        if let Some(kv) = entry {
+            kv.k.slice_set(&k.contiguous()?, 1, position)?;
+            kv.v.slice_set(&v.contiguous()?, 1, position)?;
         }
         Ok(())
     }
 
-    /// Append this step's keys/values to `layer`'s self-attention cache and return the full
-    /// keys/values to attend over.
-    pub fn append_self_kv(
-        &mut self,
-        layer: usize,
-        k: &Tensor,
-        v: &Tensor,
-    ) -> Result<(Tensor, Tensor)> {
-        let entry = &mut self.layers[layer].self_kv;
-        let (k, v) = match entry.take() {
-            None => (k.clone(), v.clone()),
-            Some((pk, pv)) => (
-                Tensor::cat(&[&pk, k], D::Minus2)?,
-                Tensor::cat(&[&pv, v], D::Minus2)?,
-            ),
+    /// `layer`'s self-attention cache for the current step (after [`Self::append_self_kv`]).
+    pub fn self_kv(&self, layer: usize) -> Result<SelfKvView<'_>> {
+        let Some(kv) = &self.layers[layer].self_kv else {
+            candle_core::bail!("decoder layer {layer} read its cache before writing this step");
         };
-        *entry = Some((k.clone(), v.clone()));
-        Ok((k, v))
+        let keys = self.position + 1;
+        debug_assert_eq!(self.buffer_rows.len(), self.decoder_rows()? * keys);
+        Ok(SelfKvView {
+            k: &kv.k,
+            v: &kv.v,
+            buffer_rows: &self.buffer_rows,
+            keys,
+        })
+    }
+
+    /// Make the current step's slot part of each row's history. Models call this between
+    /// steps' cache writes: `begin_step` before the layers, [`Self::end_step`] after.
+    pub fn begin_step(&mut self) -> Result<()> {
+        let rows = self.decoder_rows()?;
+        let filled = self.position;
+        let old = std::mem::take(&mut self.buffer_rows);
+        self.buffer_rows = (0..rows)
+            .flat_map(|r| {
+                let past = &old[r * filled..(r + 1) * filled];
+                past.iter().copied().chain(std::iter::once(r as u32))
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// The step is done: the next token goes to the next position.
+    pub fn end_step(&mut self) {
+        self.position += 1;
     }
 }
 
 /// Turn a `(batch, seq)` 0/1 mask into the additive bias `(batch, 1, 1, seq)` used in attention.
-pub fn padding_bias(attention_mask: &Tensor, dtype: candle_core::DType) -> Result<Tensor> {
+pub fn padding_bias(attention_mask: &Tensor, dtype: DType) -> Result<Tensor> {
     let (batch, seq) = attention_mask.dims2()?;
     let mask = attention_mask.to_dtype(dtype)?;
     // (1 - mask) * dtype::MIN, as transformers does, so padded keys get zero weight after softmax.
     let min = match dtype {
-        candle_core::DType::F16 => f64::from(half::f16::MIN),
-        candle_core::DType::BF16 => f64::from(half::bf16::MIN),
-        candle_core::DType::F64 => f64::MIN,
+        DType::F16 => f64::from(half::f16::MIN),
+        DType::BF16 => f64::from(half::bf16::MIN),
+        DType::F64 => f64::MIN,
         _ => f64::from(f32::MIN),
     };
     mask.affine(-min, min)?.reshape((batch, 1, 1, seq))
@@ -128,54 +235,70 @@ pub fn padding_bias(attention_mask: &Tensor, dtype: candle_core::DType) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
-
-    fn rows(values: &[f32]) -> Tensor {
-        Tensor::new(values, &Device::Cpu)
-            .unwrap()
-            .reshape((values.len(), 1, 1, 1))
-            .unwrap()
-    }
-
-    fn state() -> DecoderState {
-        DecoderState {
-            layers: vec![LayerCache {
-                self_kv: Some((rows(&[1., 2.]), rows(&[3., 4.]))),
-                cross_kv: (rows(&[5., 6.]), rows(&[7., 8.])),
-            }],
-            encoder_bias: rows(&[0., -1.]),
-            position: 1,
-            beams: 1,
-        }
-    }
+    use candle_core::Device;
 
     fn flat(t: &Tensor) -> Vec<f32> {
         t.flatten_all().unwrap().to_vec1().unwrap()
     }
 
-    #[test]
-    fn expand_beams_repeats_only_the_self_attention_cache() {
-        let mut s = state();
-        s.expand_beams(3).unwrap();
-        let (k, v) = s.layers[0].self_kv.clone().unwrap();
-        assert_eq!(
-            (flat(&k), flat(&v)),
-            (vec![1., 1., 1., 2., 2., 2.], vec![3., 3., 3., 4., 4., 4.])
-        );
-        assert_eq!(flat(&s.layers[0].cross_kv.0), vec![5., 6.]);
-        assert_eq!(flat(&s.encoder_bias), vec![0., -1.]);
-        assert_eq!((s.beams, s.decoder_rows().unwrap()), (3, 6));
+    /// A two-row state whose single layer has one head of width 1.
+    fn state() -> DecoderState {
+        let cross = Tensor::new(&[5f32, 6.], &Device::Cpu)
+            .unwrap()
+            .reshape((2, 1, 1, 1))
+            .unwrap();
+        let mask = Tensor::new(&[[1u32], [1]], &Device::Cpu).unwrap();
+        DecoderState::new(vec![(cross.clone(), cross)], &mask, DType::F32).unwrap()
+    }
+
+    /// Feed one step whose keys are `values` (one per row) and values are their negatives.
+    fn step(s: &mut DecoderState, values: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let k = Tensor::new(values, &Device::Cpu)
+            .unwrap()
+            .reshape((values.len(), 1, 1, 1))
+            .unwrap();
+        s.begin_step().unwrap();
+        s.append_self_kv(0, &k, &k.neg().unwrap()).unwrap();
+        let (k, v) = s.self_kv(0).unwrap().gather().unwrap();
+        s.end_step();
+        (flat(&k), flat(&v))
     }
 
     #[test]
-    fn reorder_beams_moves_only_the_self_attention_cache() {
+    fn steps_append_and_beams_follow_their_sources_without_copies() {
         let mut s = state();
-        s.reorder_beams(&Tensor::new(&[1u32, 1], &Device::Cpu).unwrap())
-            .unwrap();
-        let (k, _) = s.layers[0].self_kv.clone().unwrap();
-        assert_eq!(flat(&k), vec![2., 2.]);
+        assert_eq!(step(&mut s, &[1., 2.]).0, vec![1., 2.]);
+        assert_eq!(step(&mut s, &[3., 4.]).0, vec![1., 3., 2., 4.]);
+        // Both rows continue row 1; the next step's own keys land after row 1's history.
+        s.reorder_beams(&[1, 1]).unwrap();
+        let (k, v) = step(&mut s, &[7., 8.]);
+        assert_eq!(k, vec![2., 4., 7., 2., 4., 8.]);
+        assert_eq!(v, vec![-2., -4., -7., -2., -4., -8.]);
+        // The encoder side never moved.
         assert_eq!(flat(&s.layers[0].cross_kv.0), vec![5., 6.]);
-        assert_eq!(flat(&s.encoder_bias), vec![0., -1.]);
+    }
+
+    #[test]
+    fn buffers_grow_past_their_first_capacity() {
+        let mut s = state();
+        for i in 0..INITIAL_CAPACITY + 3 {
+            step(&mut s, &[i as f32, -(i as f32)]);
+        }
+        let (k, _) = step(&mut s, &[100., 200.]);
+        assert_eq!(k.len(), 2 * (INITIAL_CAPACITY + 4));
+        assert_eq!(k[INITIAL_CAPACITY + 2], (INITIAL_CAPACITY + 2) as f32);
+        assert_eq!(k[INITIAL_CAPACITY + 3], 100.);
+    }
+
+    #[test]
+    fn beams_expand_only_before_the_first_step_and_reorders_are_checked() {
+        let mut s = state();
+        s.expand_beams(3).unwrap();
+        assert_eq!((s.beams, s.decoder_rows().unwrap()), (3, 6));
+        assert!(s.reorder_beams(&[0, 1]).is_err());
+        assert!(s.reorder_beams(&[0, 1, 2, 3, 4, 6]).is_err());
+        step(&mut s, &[1., 2., 3., 4., 5., 6.]);
+        assert!(s.expand_beams(2).is_err());
     }
 
     #[test]

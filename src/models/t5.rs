@@ -327,9 +327,12 @@ impl DecoderBlock {
         let attn = &self.self_attention;
         let normed = self.self_attention_norm.forward(xs)?;
         let q = attn.split_heads(&attn.q.forward(&normed)?)?;
-        let (k_new, v_new) = attn.project_kv(&normed)?;
-        let (k, v) = state.append_self_kv(layer, &k_new, &v_new)?;
-        let xs = clamp_half(&(xs + attn.attend(&q, &k, &v, self_bias)?)?)?;
+        let step_heads = |xs: &Tensor| attention::step_heads(xs, attn.num_heads, attn.d_kv);
+        let k_new = step_heads(&attn.k.forward(&normed)?)?;
+        let v_new = step_heads(&attn.v.forward(&normed)?)?;
+        state.append_self_kv(layer, &k_new, &v_new)?;
+        let context = attention::attend_cached(&q, state.self_kv(layer)?, Some(self_bias))?;
+        let xs = clamp_half(&(xs + attn.o.forward(&context)?)?)?;
 
         let cross = &self.cross_attention;
         let normed = self.cross_attention_norm.forward(&xs)?;
@@ -484,6 +487,7 @@ impl Seq2Seq for T5 {
 
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
         let position = state.position;
+        state.begin_step()?;
         let mut xs = self.shared.forward(last_tokens)?;
         let self_bias = self
             .decoder_positions
@@ -492,7 +496,7 @@ impl Seq2Seq for T5 {
         for (layer, block) in self.decoder_blocks.iter().enumerate() {
             xs = block.forward(&xs, &self_bias, layer, state)?;
         }
-        state.position += 1;
+        state.end_step();
         let mut xs = self.decoder_norm.forward(&xs)?;
         if let Some(scale) = self.head_scale {
             xs = (xs * scale)?;

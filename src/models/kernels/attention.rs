@@ -65,7 +65,8 @@ pub fn single_query(
                 &b.values[start..start + keys]
             });
             let query = (row * heads + head) * head_dim;
-            attend_one(&q[query..query + head_dim], k, v, bias, out);
+            let q = &q[query..query + head_dim];
+            attend_one(q, (k, v), keys, |s| s * head_dim, bias, out);
         }
     };
     let task_len = group * head_dim;
@@ -91,27 +92,106 @@ pub fn single_query(
     out
 }
 
-fn attend_one(q: &[f32], k: &[f32], v: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+/// Shapes of a call over a decoder's self-attention cache: `q (rows, heads, head_dim)`, key and
+/// value buffers `(buffer_rows, capacity, heads, head_dim)` of which positions `0..keys` are
+/// filled.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheShape {
+    pub rows: usize,
+    pub heads: usize,
+    pub keys: usize,
+    pub head_dim: usize,
+    pub capacity: usize,
+}
+
+/// The context `(rows, heads, head_dim)` of `softmax(q · kᵀ + bias) · v` over a cache in which
+/// row `r`'s key and value at position `p` live in buffer row `buffer_rows[r * keys + p]`.
+/// Following that table instead of copying rows is what lets beam search reorder its beams
+/// without moving any cached tensor.
+pub fn single_query_cached(
+    q: &[f32],
+    (k, v): (&[f32], &[f32]),
+    buffer_rows: &[u32],
+    bias: Option<KeyBias>,
+    shape: CacheShape,
+) -> Vec<f32> {
+    let CacheShape {
+        rows,
+        heads,
+        keys,
+        head_dim,
+        capacity,
+    } = shape;
+    debug_assert_eq!(q.len(), rows * heads * head_dim);
+    debug_assert_eq!(buffer_rows.len(), rows * keys);
+    let mut out = vec![0f32; rows * heads * head_dim];
+    let one_head = |(unit, out): (usize, &mut [f32])| {
+        let (row, head) = (unit / heads, unit % heads);
+        let sources = &buffer_rows[row * keys..(row + 1) * keys];
+        let offset = |p: usize| ((sources[p] as usize * capacity + p) * heads + head) * head_dim;
+        let bias = bias.map(|b| {
+            let start = row / b.row_group * b.row_stride + head * b.head_stride;
+            &b.values[start..start + keys]
+        });
+        let q = &q[unit * head_dim..(unit + 1) * head_dim];
+        attend_one(q, (k, v), keys, offset, bias, out);
+    };
+    if rows * heads * keys * head_dim < PARALLEL_MIN_WORK {
+        out.chunks_mut(head_dim).enumerate().for_each(one_head);
+    } else {
+        out.par_chunks_mut(head_dim).enumerate().for_each(one_head);
+    }
+    out
+}
+
+/// One query against `keys` keys/values; key/value `s` starts at `offset(s)` in `k` and `v`.
+fn attend_one(
+    q: &[f32],
+    (k, v): (&[f32], &[f32]),
+    keys: usize,
+    offset: impl Fn(usize) -> usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { attend_one_avx2(q, k, v, bias, out) };
+        unsafe { attend_one_avx2(q, (k, v), keys, offset, bias, out) };
         return;
     }
-    attend_one_portable(q, k, v, bias, out);
+    attend_one_portable(q, (k, v), keys, offset, bias, out);
 }
 
-/// The same code compiled for AVX2, so the eight-lane loops below become single vector ops.
+/// The same code compiled for AVX2, so the sixteen-lane loops below become vector ops.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn attend_one_avx2(q: &[f32], k: &[f32], v: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
-    attend_one_portable(q, k, v, bias, out);
+unsafe fn attend_one_avx2(
+    q: &[f32],
+    kv: (&[f32], &[f32]),
+    keys: usize,
+    offset: impl Fn(usize) -> usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    attend_one_portable(q, kv, keys, offset, bias, out);
 }
 
 #[inline(always)]
-fn attend_one_portable(q: &[f32], k: &[f32], v: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+fn attend_one_portable(
+    q: &[f32],
+    (k, v): (&[f32], &[f32]),
+    keys: usize,
+    offset: impl Fn(usize) -> usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
     let head_dim = q.len();
-    let mut scores: Vec<f32> = k.chunks_exact(head_dim).map(|key| dot(q, key)).collect();
+    let mut scores: Vec<f32> = (0..keys)
+        .map(|s| {
+            let start = offset(s);
+            dot(q, &k[start..start + head_dim])
+        })
+        .collect();
     if let Some(bias) = bias {
         scores.iter_mut().zip(bias).for_each(|(s, b)| *s += b);
     }
@@ -123,10 +203,11 @@ fn attend_one_portable(q: &[f32], k: &[f32], v: &[f32], bias: Option<&[f32]>, ou
         sum += *s;
     }
     out.fill(0.0);
-    for (weight, value) in scores.iter().zip(v.chunks_exact(head_dim)) {
+    for (s, weight) in scores.iter().enumerate() {
         let weight = weight / sum;
+        let start = offset(s);
         out.iter_mut()
-            .zip(value)
+            .zip(&v[start..start + head_dim])
             .for_each(|(o, x)| *o += weight * x);
     }
 }
@@ -257,6 +338,57 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn cached_keys_follow_the_buffer_row_table() {
+        // Two rows, three positions; row 0 continues buffer row 1 up to its last position.
+        let (rows, heads, keys, head_dim, capacity) = (2, 2, 3, 4, 5);
+        let k_buf = values(rows * capacity * heads * head_dim, 7);
+        let v_buf = values(rows * capacity * heads * head_dim, 8);
+        let table: [u32; 6] = [1, 1, 0, 1, 1, 1];
+        let q = values(rows * heads * head_dim, 9);
+        let bias_values = values(heads * keys, 10);
+        let bias = KeyBias {
+            values: &bias_values,
+            row_stride: 0,
+            head_stride: keys,
+            row_group: 1,
+        };
+        let shape = CacheShape {
+            rows,
+            heads,
+            keys,
+            head_dim,
+            capacity,
+        };
+        let ours = single_query_cached(&q, (&k_buf, &v_buf), &table, Some(bias), shape);
+        // The same keys gathered into contiguous (row, head, key, dim) order.
+        let gather = |buf: &[f32]| -> Vec<f32> {
+            let mut out = Vec::new();
+            for row in 0..rows {
+                for head in 0..heads {
+                    for p in 0..keys {
+                        let start = ((table[row * keys + p] as usize * capacity + p) * heads
+                            + head)
+                            * head_dim;
+                        out.extend_from_slice(&buf[start..start + head_dim]);
+                    }
+                }
+            }
+            out
+        };
+        let flat = Shape {
+            kv_rows: rows,
+            group: 1,
+            heads,
+            keys,
+            head_dim,
+        };
+        let expected = reference(&q, &gather(&k_buf), &gather(&v_buf), Some(bias), flat);
+        for (a, b) in ours.iter().zip(&expected) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
         }
     }
 
