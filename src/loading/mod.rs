@@ -9,6 +9,7 @@
 mod fake_hub;
 mod files;
 mod hub;
+mod safetensors_reader;
 mod tokenizer;
 mod weights;
 

@@ -1,10 +1,11 @@
-//! Opens a model's weights as a candle `VarBuilder`: safetensors memory-mapped (one file or
-//! shards), or a PyTorch pickle for checkpoints that have nothing else.
+//! Opens a model's weights as a candle `VarBuilder`: safetensors read tensor by tensor (one
+//! file or shards), or a PyTorch pickle for checkpoints that have nothing else.
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
 use super::files::{ModelFiles, Weights};
+use super::safetensors_reader::SafetensorsReader;
 use crate::error::{Error, Result};
 
 /// A `VarBuilder` over the weights of `files`, converting tensors to `dtype` on `device` as
@@ -16,14 +17,12 @@ pub fn var_builder(
 ) -> Result<VarBuilder<'static>> {
     match &files.weights {
         Weights::Safetensors(paths) => {
-            // SAFETY: the files are memory-mapped read-only; they would only change under us if
-            // someone rewrote the model files while precis runs, which the HF cache never does
-            // (it writes new blobs and renames).
-            let opened = unsafe { VarBuilder::from_mmaped_safetensors(paths, dtype, device) };
-            opened.map_err(|source| Error::WeightsFile {
-                path: culprit(paths),
-                source,
-            })
+            let reader = SafetensorsReader::open(paths)?;
+            Ok(VarBuilder::from_backend(
+                Box::new(reader),
+                dtype,
+                device.clone(),
+            ))
         }
         Weights::PytorchBin(path) => {
             VarBuilder::from_pth(path, dtype, device).map_err(|source| Error::WeightsFile {
@@ -32,18 +31,6 @@ pub fn var_builder(
             })
         }
     }
-}
-
-/// The shard that fails to open on its own, so the error names it; the first shard if each
-/// opens alone (then the set as a whole is at fault, e.g. a tensor in two shards).
-fn culprit(paths: &[std::path::PathBuf]) -> std::path::PathBuf {
-    paths
-        .iter()
-        // SAFETY: as above — read-only maps of files we do not modify.
-        .find(|path| unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }.is_err())
-        .or(paths.first())
-        .cloned()
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -114,6 +101,26 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("2.safetensors"));
+    }
+
+    #[test]
+    fn a_tensor_in_two_shards_names_the_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (
+            dir.path().join("1.safetensors"),
+            dir.path().join("2.safetensors"),
+        );
+        save(&first, "w", &[1.0]);
+        save(&second, "w", &[2.0]);
+        let err = open_error(&files_with(Weights::Safetensors(vec![
+            first,
+            second.clone(),
+        ])));
+        assert!(
+            matches!(err, Error::WeightsFile { ref path, .. } if *path == second),
+            "{err:?}"
+        );
+        assert!(format!("{:?}", err).contains("earlier shard"), "{err:?}");
     }
 
     #[test]
