@@ -11,22 +11,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
-venv="${CUDA_VENV:-.venv-cuda}"
+venv="$(realpath -m "${CUDA_VENV:-.venv-cuda}")"
 python3 -m venv "$venv"
+# The CUDA 13 wheels (package names without a -cuXX suffix) ship nvcc itself and lay everything
+# out under nvidia/cu13/ like /usr/local/cuda; the older -cu12 nvcc wheel has only ptxas.
 "$venv/bin/pip" install -q --upgrade \
-    nvidia-cuda-nvcc-cu12 nvidia-cuda-runtime-cu12 nvidia-cuda-nvrtc-cu12 \
-    nvidia-cublas-cu12 nvidia-curand-cu12
+    nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-nvrtc nvidia-cublas nvidia-curand \
+    nvidia-cuda-cccl
 
-nvidia="$(echo "$PWD/$venv"/lib/python3*/site-packages/nvidia)"
-toolkit="$PWD/$venv/cuda"          # one folder laid out like /usr/local/cuda
-mkdir -p "$toolkit/bin" "$toolkit/include" "$toolkit/lib64/stubs"
-for part in "$nvidia"/*/; do
-    [ -d "$part/bin" ] && ln -sf "$part"/bin/* "$toolkit/bin/"
-    [ -d "$part/include" ] && cp -rs "$part"/include/. "$toolkit/include/" 2>/dev/null || true
-    [ -d "$part/lib" ] && for lib in "$part"/lib/lib*.so.*; do
-        # The wheels ship only versioned names; the linker looks for the plain ones.
-        ln -sf "$lib" "$toolkit/lib64/$(basename "$lib" | sed 's/\.so\..*/.so/')"
-    done
+toolkit="$(echo "$venv"/lib/python3*/site-packages/nvidia/cu13)"
+mkdir -p "$toolkit/lib64/stubs"
+for lib in "$toolkit"/lib/lib*.so.*; do
+    # The wheels ship only versioned names; the linker looks for the plain ones.
+    ln -sf "$lib" "$toolkit/lib64/$(basename "$lib" | sed 's/\.so\..*/.so/')"
 done
 # libcuda.so belongs to the driver, which a build machine need not have: link against a stub
 # with the same soname, the real driver library is loaded at run time.

@@ -84,23 +84,6 @@ fn attend_single_query(
     let Some(bias) = bias_layout(bias, rows, kv_rows, heads, keys)? else {
         return Ok(None);
     };
-    let (q_storage, q_layout) = q.storage_and_layout();
-    let (k_storage, k_layout) = k.storage_and_layout();
-    let (v_storage, v_layout) = v.storage_and_layout();
-    let bias_guard = bias.as_ref().map(|(b, _)| b.storage_and_layout());
-    let (Some(q_values), Some(k_values), Some(v_values)) = (
-        cpu_f32(&q_storage, q_layout),
-        cpu_f32(&k_storage, k_layout),
-        cpu_f32(&v_storage, v_layout),
-    ) else {
-        return Ok(None);
-    };
-    let guard = bias_guard
-        .as_ref()
-        .map(|(storage, layout)| (&**storage, *layout));
-    let Some(key_bias) = key_bias(guard, bias.as_ref()) else {
-        return Ok(None);
-    };
     let shape = kernel::Shape {
         kv_rows,
         group,
@@ -108,12 +91,10 @@ fn attend_single_query(
         keys,
         head_dim,
     };
-    let context = kernel::single_query(q_values, k_values, v_values, key_bias, shape);
-    Ok(Some(Tensor::from_vec(
-        context,
-        (rows, 1, heads * head_dim),
-        q.device(),
-    )?))
+    let context = with_cpu_values((q, k, v), &bias, |q, (k, v), bias| {
+        kernel::single_query(q, k, v, bias, shape)
+    });
+    context_tensor(context, q)
 }
 
 /// A bias made contiguous with its strides for the kernels: `Some(None)` for no bias, `None`
@@ -181,23 +162,6 @@ fn attend_cached_fused(
     let Some(bias) = bias_layout(bias, rows, rows, heads, cache.keys)? else {
         return Ok(None);
     };
-    let (q_storage, q_layout) = q.storage_and_layout();
-    let (k_storage, k_layout) = cache.k.storage_and_layout();
-    let (v_storage, v_layout) = cache.v.storage_and_layout();
-    let bias_guard = bias.as_ref().map(|(b, _)| b.storage_and_layout());
-    let (Some(q_values), Some(k_values), Some(v_values)) = (
-        cpu_f32(&q_storage, q_layout),
-        cpu_f32(&k_storage, k_layout),
-        cpu_f32(&v_storage, v_layout),
-    ) else {
-        return Ok(None);
-    };
-    let guard = bias_guard
-        .as_ref()
-        .map(|(storage, layout)| (&**storage, *layout));
-    let Some(key_bias) = key_bias(guard, bias.as_ref()) else {
-        return Ok(None);
-    };
     let shape = kernel::CacheShape {
         rows,
         heads,
@@ -205,13 +169,43 @@ fn attend_cached_fused(
         head_dim,
         capacity,
     };
-    let context = kernel::single_query_cached(
-        q_values,
-        (k_values, v_values),
-        cache.buffer_rows,
+    let context = with_cpu_values((q, cache.k, cache.v), &bias, |q, kv, bias| {
+        kernel::single_query_cached(q, kv, cache.buffer_rows, bias, shape)
+    });
+    context_tensor(context, q)
+}
+
+/// Run a fused kernel on the float32 CPU values of `q`, `k`, `v` and the resolved bias; `None`
+/// when any of them is not stored contiguously on the CPU.
+fn with_cpu_values(
+    (q, k, v): (&Tensor, &Tensor, &Tensor),
+    bias: &BiasLayout,
+    kernel: impl FnOnce(&[f32], (&[f32], &[f32]), Option<KeyBias>) -> Vec<f32>,
+) -> Option<Vec<f32>> {
+    let (q_storage, q_layout) = q.storage_and_layout();
+    let (k_storage, k_layout) = k.storage_and_layout();
+    let (v_storage, v_layout) = v.storage_and_layout();
+    let bias_guard = bias.as_ref().map(|(b, _)| b.storage_and_layout());
+    let guard = bias_guard
+        .as_ref()
+        .map(|(storage, layout)| (&**storage, *layout));
+    let key_bias = key_bias(guard, bias.as_ref())?;
+    Some(kernel(
+        cpu_f32(&q_storage, q_layout)?,
+        (
+            cpu_f32(&k_storage, k_layout)?,
+            cpu_f32(&v_storage, v_layout)?,
+        ),
         key_bias,
-        shape,
-    );
+    ))
+}
+
+/// A fused kernel's `(rows, heads, head_dim)` output as the context `(rows, 1, heads * head_dim)`.
+fn context_tensor(context: Option<Vec<f32>>, q: &Tensor) -> Result<Option<Tensor>> {
+    let Some(context) = context else {
+        return Ok(None);
+    };
+    let (rows, heads, _, head_dim) = q.dims4()?;
     Ok(Some(Tensor::from_vec(
         context,
         (rows, 1, heads * head_dim),

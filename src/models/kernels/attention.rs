@@ -70,14 +70,8 @@ pub fn single_query(
         }
     };
     let task_len = group * head_dim;
-    if rows * heads * keys * head_dim < PARALLEL_MIN_WORK {
-        grouped.chunks_mut(task_len).enumerate().for_each(one_task);
-    } else {
-        grouped
-            .par_chunks_mut(task_len)
-            .enumerate()
-            .for_each(one_task);
-    }
+    let work = rows * heads * keys * head_dim;
+    for_each_chunk(&mut grouped, task_len, work, one_task);
     if group == 1 {
         return grouped;
     }
@@ -136,12 +130,23 @@ pub fn single_query_cached(
         let q = &q[unit * head_dim..(unit + 1) * head_dim];
         attend_one(q, (k, v), keys, offset, bias, out);
     };
-    if rows * heads * keys * head_dim < PARALLEL_MIN_WORK {
-        out.chunks_mut(head_dim).enumerate().for_each(one_head);
-    } else {
-        out.par_chunks_mut(head_dim).enumerate().for_each(one_head);
-    }
+    for_each_chunk(&mut out, head_dim, rows * heads * keys * head_dim, one_head);
     out
+}
+
+/// `f((index, chunk))` for each `chunk_len` chunk of `out`, on the thread pool when the call
+/// does at least [`PARALLEL_MIN_WORK`] multiply-adds in all.
+fn for_each_chunk(
+    out: &mut [f32],
+    chunk_len: usize,
+    work: usize,
+    f: impl Fn((usize, &mut [f32])) + Sync + Send,
+) {
+    if work < PARALLEL_MIN_WORK {
+        out.chunks_mut(chunk_len).enumerate().for_each(f);
+    } else {
+        out.par_chunks_mut(chunk_len).enumerate().for_each(f);
+    }
 }
 
 /// One query against `keys` keys/values; key/value `s` starts at `offset(s)` in `k` and `v`.
@@ -229,16 +234,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values as values;
     use super::*;
-
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 300.0
-                    - 1.5
-            })
-            .collect()
-    }
 
     /// The textbook formula in f64, one (query row, head) at a time.
     fn reference(q: &[f32], k: &[f32], v: &[f32], bias: Option<KeyBias>, shape: Shape) -> Vec<f32> {

@@ -17,3 +17,13 @@ pub fn has_avx2_fma() -> bool {
         false
     }
 }
+
+/// Deterministic, varied test inputs in [-1.5, 1.8).
+#[cfg(test)]
+fn test_values(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 300.0 - 1.5
+        })
+        .collect()
+}

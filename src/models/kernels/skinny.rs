@@ -163,6 +163,7 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values as values;
     use super::*;
 
     fn reference(
@@ -183,15 +184,6 @@ mod tests {
             }
         }
         y
-    }
-
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 500.0
-                    - 1.0
-            })
-            .collect()
     }
 
     #[test]
