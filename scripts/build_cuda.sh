@@ -15,9 +15,13 @@ venv="$(realpath -m "${CUDA_VENV:-.venv-cuda}")"
 python3 -m venv "$venv"
 # The CUDA 13 wheels (package names without a -cuXX suffix) ship nvcc itself and lay everything
 # out under nvidia/cu13/ like /usr/local/cuda; the older -cu12 nvcc wheel has only ptxas.
-"$venv/bin/pip" install -q --upgrade \
-    nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-nvrtc nvidia-cublas nvidia-curand \
-    nvidia-cuda-cccl
+# Pinned to CUDA 13.0: the newest toolkit cudarc 0.19 knows is 13.4, and 13.0 PTX loads on every
+# driver that supports CUDA 13 (R580 and later).
+"$venv/bin/pip" install -q \
+    nvidia-cuda-nvcc==13.0.88 nvidia-cuda-runtime==13.0.96 nvidia-cuda-nvrtc==13.0.88 \
+    nvidia-cublas==13.0.2.14 nvidia-cuda-cccl==13.0.85 "nvidia-nvvm~=13.0.0" "nvidia-cuda-crt~=13.0.0" \
+    nvidia-curand
+export CUDARC_CUDA_VERSION=13000
 
 toolkit="$(echo "$venv"/lib/python3*/site-packages/nvidia/cu13)"
 mkdir -p "$toolkit/lib64/stubs"

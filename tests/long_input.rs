@@ -127,6 +127,25 @@ fn bart_chunks_and_reduces_a_long_article() {
 }
 
 #[test]
+fn pegasus_chunks_and_reduces_a_long_article() {
+    let pegasus = summarizer("pegasus-tiny");
+    let text = article(10);
+    let summary = pegasus.summarize(&text, &options(60)).unwrap();
+    assert!(
+        summary.chunks.len() > 3,
+        "expected several chunks, got {}",
+        summary.chunks.len()
+    );
+    assert_chunks_cover(&summary, &text, 60);
+    assert_eq!(summary.merge_passes.last().unwrap().outputs, 1);
+    assert!(!summary.text.is_empty());
+    let mut one = options(60);
+    one.batch_size = Some(1);
+    let alone = pegasus.summarize(&text, &one).unwrap();
+    assert_eq!(alone.text, summary.text);
+}
+
+#[test]
 fn bart_splits_cjk_text_into_byte_level_chunks() {
     let bart = summarizer("bart-tiny");
     // Byte-level BPE spells each CJK character as up to three byte tokens, so this text is far
