@@ -167,7 +167,7 @@ pub struct ModelArgs {
     #[arg(long, env = "HF_HUB_OFFLINE", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub offline: bool,
 
-    /// CPU threads for the tensor kernels (default: all cores).
+    /// CPU threads for the tensor kernels (default: the physical cores).
     #[arg(long)]
     pub threads: Option<usize>,
 }

@@ -444,9 +444,9 @@ impl Report {
     }
 }
 
-/// The CPU threads candle uses when `--threads` is not given.
+/// The CPU threads the kernels use when `--threads` is not given (set by `load_options`).
 fn default_threads() -> Option<usize> {
-    std::thread::available_parallelism().ok().map(usize::from)
+    Some(candle_core::utils::get_num_threads())
 }
 
 /// Peak resident set size in KiB (`VmHWM` in `/proc/self/status`); `None` off Linux.

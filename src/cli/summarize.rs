@@ -66,6 +66,12 @@ pub fn load_options(args: &ModelArgs, quiet: bool) -> anyhow::Result<LoadOptions
         // candle's CPU kernels size their thread pools from this variable on first use,
         // which has not happened yet: nothing else runs in this process at this point.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    } else if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // Physical cores, as candle counts them: rayon's own default is every logical CPU, and
+        // two hyper-threads of one core only fight over its vector units and memory bandwidth.
+        let physical = candle_core::utils::get_num_threads();
+        // SAFETY: as above, before any other thread exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", physical.to_string()) };
     }
     let mut hub = HubSettings::from_env();
     hub.offline |= args.offline;
