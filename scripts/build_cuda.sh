@@ -6,7 +6,8 @@
 #   scripts/build_cuda.sh            # Hopper (H100/H200): compute capability 9.0
 #   CUDA_COMPUTE_CAP=80 scripts/build_cuda.sh   # Ampere (A100)
 #
-# Not yet exercised end to end in this project's CI (no GPU there); see README "GPU".
+# Builds and links here (2026-11-27, 2 cores: ~35 min, mostly candle's CUDA kernels); not yet run
+# on a GPU (no device was lent). See README "GPU".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,10 +31,13 @@ for lib in "$toolkit"/lib/lib*.so.*; do
     ln -sf "$lib" "$toolkit/lib64/$(basename "$lib" | sed 's/\.so\..*/.so/')"
 done
 # libcuda.so belongs to the driver, which a build machine need not have: link against a stub
-# with the same soname, the real driver library is loaded at run time.
+# with the same soname that defines every driver function cudarc binds (the real driver library
+# is loaded at run time). The names come from cudarc's own bindings.
 if ! ldconfig -p | grep -q 'libcuda.so '; then
-    echo 'void cuInit(void) {}' | gcc -shared -fPIC -x c - -Wl,-soname,libcuda.so.1 \
-        -o "$toolkit/lib64/stubs/libcuda.so"
+    cargo fetch --locked
+    bindings="$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-*/src/driver/sys/mod.rs | tail -1)"
+    grep -o 'fn cu[A-Za-z0-9_]*' "$bindings" | sort -u | sed 's/^fn \(.*\)/void \1(void) {}/' \
+        | gcc -shared -fPIC -x c - -Wl,-soname,libcuda.so.1 -o "$toolkit/lib64/stubs/libcuda.so"
 fi
 
 export CUDA_PATH="$toolkit" CUDA_ROOT="$toolkit" CUDA_TOOLKIT_ROOT_DIR="$toolkit"
@@ -42,4 +46,4 @@ export LIBRARY_PATH="$toolkit/lib64:$toolkit/lib64/stubs:${LIBRARY_PATH:-}"
 export LD_LIBRARY_PATH="$toolkit/lib64:${LD_LIBRARY_PATH:-}"
 nvcc --version | tail -1
 cargo build --release --features cuda
-echo "built target/release/precis with CUDA (compute capability $CUDA_COMPUTE_CAP)"
+echo "built ${CARGO_TARGET_DIR:-target}/release/precis with CUDA (compute capability $CUDA_COMPUTE_CAP)"
