@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build precis with CUDA kernels on a machine that has no GPU (or no CUDA toolkit), taking nvcc,
-# the CUDA headers and the CUDA libraries from PyPI's NVIDIA wheels. The binary then runs on
-# any machine with an NVIDIA driver: `precis summarize --device cuda ...`.
+# the CUDA headers and the CUDA libraries from PyPI's NVIDIA wheels. The binary then runs on a
+# machine with an NVIDIA driver (R580+) and the CUDA 13 cuBLAS/cuRAND libraries on its library
+# path (the wheels' nvidia/cu13/lib will do): `precis summarize --device cuda ...`.
 #
 #   scripts/build_cuda.sh            # Hopper (H100/H200): compute capability 9.0
 #   CUDA_COMPUTE_CAP=80 scripts/build_cuda.sh   # Ampere (A100)
