@@ -188,7 +188,9 @@ impl DecoderState {
             candle_core::bail!("decoder layer {layer} read its cache before writing this step");
         };
         let keys = self.position + 1;
-        debug_assert_eq!(self.buffer_rows.len(), self.decoder_rows()? * keys);
+        if self.buffer_rows.len() != self.decoder_rows()? * keys {
+            candle_core::bail!("decoder step {keys} read the cache without begin_step");
+        }
         Ok(SelfKvView {
             k: &kv.k,
             v: &kv.v,
@@ -299,6 +301,15 @@ mod tests {
         assert!(s.reorder_beams(&[0, 1, 2, 3, 4, 6]).is_err());
         step(&mut s, &[1., 2., 3., 4., 5., 6.]);
         assert!(s.expand_beams(2).is_err());
+    }
+
+    #[test]
+    fn reading_the_cache_without_begin_step_is_an_error_not_a_panic() {
+        let mut s = state();
+        let k = Tensor::zeros((2, 1, 1, 1), DType::F32, &Device::Cpu).unwrap();
+        assert!(s.self_kv(0).is_err());
+        s.append_self_kv(0, &k, &k).unwrap();
+        assert!(s.self_kv(0).is_err());
     }
 
     #[test]
