@@ -105,14 +105,15 @@ fn a_long_article_is_chunked_summarised_and_reduced_to_one_abstract() {
     assert_chunks_cover(&summary, &text, 60);
 }
 
-#[test]
-fn bart_chunks_and_reduces_a_long_article() {
-    let bart = summarizer("bart-tiny");
+/// `model` splits a long article into several chunks, reduces their summaries to one abstract,
+/// and gives the same result whether chunks are batched together or summarised one by one.
+fn assert_chunks_and_reduces_a_long_article(model: &str) {
+    let summarizer = summarizer(model);
     let text = article(10);
-    let summary = bart.summarize(&text, &options(60)).unwrap();
+    let summary = summarizer.summarize(&text, &options(60)).unwrap();
     assert!(
         summary.chunks.len() > 3,
-        "expected several chunks, got {}",
+        "{model}: expected several chunks, got {}",
         summary.chunks.len()
     );
     assert_chunks_cover(&summary, &text, 60);
@@ -121,28 +122,19 @@ fn bart_chunks_and_reduces_a_long_article() {
     // Batching chunks together changes nothing.
     let mut one = options(60);
     one.batch_size = Some(1);
-    let alone = bart.summarize(&text, &one).unwrap();
+    let alone = summarizer.summarize(&text, &one).unwrap();
     assert_eq!(alone.text, summary.text);
     assert_eq!(alone.output_tokens, summary.output_tokens);
 }
 
 #[test]
+fn bart_chunks_and_reduces_a_long_article() {
+    assert_chunks_and_reduces_a_long_article("bart-tiny");
+}
+
+#[test]
 fn pegasus_chunks_and_reduces_a_long_article() {
-    let pegasus = summarizer("pegasus-tiny");
-    let text = article(10);
-    let summary = pegasus.summarize(&text, &options(60)).unwrap();
-    assert!(
-        summary.chunks.len() > 3,
-        "expected several chunks, got {}",
-        summary.chunks.len()
-    );
-    assert_chunks_cover(&summary, &text, 60);
-    assert_eq!(summary.merge_passes.last().unwrap().outputs, 1);
-    assert!(!summary.text.is_empty());
-    let mut one = options(60);
-    one.batch_size = Some(1);
-    let alone = pegasus.summarize(&text, &one).unwrap();
-    assert_eq!(alone.text, summary.text);
+    assert_chunks_and_reduces_a_long_article("pegasus-tiny");
 }
 
 #[test]
