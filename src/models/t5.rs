@@ -492,7 +492,9 @@ impl Seq2Seq for T5 {
         let self_bias = self
             .decoder_positions
             .bias(position..position + 1, position + 1, &self.device)?
-            .to_dtype(xs.dtype())?;
+            .to_dtype(xs.dtype())?
+            // Laid out once here rather than by the attention kernel in every layer.
+            .contiguous()?;
         for (layer, block) in self.decoder_blocks.iter().enumerate() {
             xs = block.forward(&xs, &self_bias, layer, state)?;
         }
