@@ -68,6 +68,11 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>) -> Resu
         .reshape((rows, queries, heads * head_dim))
 }
 
+/// The fused kernels take one query per row, in float32, on the CPU.
+fn fused_path_applies(q: &Tensor, queries: usize) -> bool {
+    queries == 1 && q.device().is_cpu() && q.dtype() == DType::F32
+}
+
 /// The fused path, when there is one query per row and every tensor is float32 on the CPU.
 fn attend_single_query(
     q: &Tensor,
@@ -78,7 +83,7 @@ fn attend_single_query(
 ) -> Result<Option<Tensor>> {
     let (rows, heads, queries, head_dim) = q.dims4()?;
     let (kv_rows, keys) = (k.dim(0)?, k.dim(2)?);
-    if queries != 1 || !q.device().is_cpu() || q.dtype() != DType::F32 {
+    if !fused_path_applies(q, queries) {
         return Ok(None);
     }
     let Some(bias) = bias_layout(bias, rows, kv_rows, heads, keys)? else {
@@ -97,10 +102,12 @@ fn attend_single_query(
     context_tensor(context, q)
 }
 
-/// A bias made contiguous with its strides for the kernels: `Some(None)` for no bias, `None`
-/// when its shape or dtype has no fused path.
+/// A bias made contiguous, with its (row, head) strides and row group for [`KeyBias`]; `None`
+/// when there is no bias.
 type BiasLayout = Option<(Tensor, (usize, usize, usize))>;
 
+/// The bias as the fused kernels read it: `Some(None)` for no bias, `None` when its shape or
+/// dtype has no fused path.
 fn bias_layout(
     bias: Option<&Tensor>,
     rows: usize,
@@ -156,7 +163,7 @@ fn attend_cached_fused(
 ) -> Result<Option<Tensor>> {
     let (rows, heads, queries, head_dim) = q.dims4()?;
     let capacity = cache.k.dim(1)?;
-    if queries != 1 || !q.device().is_cpu() || q.dtype() != DType::F32 {
+    if !fused_path_applies(q, queries) {
         return Ok(None);
     }
     let Some(bias) = bias_layout(bias, rows, rows, heads, cache.keys)? else {
