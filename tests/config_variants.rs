@@ -4,12 +4,17 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use common::*;
 use precis::models;
 use serde_json::Value;
 
 fn logits(config: &Value, model: &str) -> Vec<f32> {
-    let net = models::from_config(config, weights(&fixture_dir(model))).unwrap();
+    logits_with(config, weights(&fixture_dir(model)))
+}
+
+fn logits_with(config: &Value, weights: VarBuilder) -> Vec<f32> {
+    let net = models::from_config(config, weights).unwrap();
     let ids = Tensor::new(&[[5u32, 17, 42, 8, 1]], &Device::Cpu).unwrap();
     let mask = Tensor::ones((1, 5), DType::U32, &Device::Cpu).unwrap();
     let hidden = net.encode(&ids, &mask).unwrap();
@@ -20,11 +25,6 @@ fn logits(config: &Value, model: &str) -> Vec<f32> {
         .flatten_all()
         .unwrap()
         .to_vec1()
-        .unwrap()
-}
-
-fn config(model: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture_dir(model).join("config.json")).unwrap())
         .unwrap()
 }
 
@@ -56,4 +56,54 @@ fn rescaling_changes_the_logits() {
     let mut scaled = original.clone();
     scaled["scale_decoder_outputs"] = Value::Bool(true);
     assert!(logits(&original, "flan-t5-tiny") != logits(&scaled, "flan-t5-tiny"));
+}
+
+/// The fixture's tensors plus `extra`, as a checkpoint that saved more copies of its matrices.
+fn weights_plus(model: &str, extra: &[(&str, Tensor)]) -> VarBuilder<'static> {
+    let path = fixture_dir(model).join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    for (name, tensor) in extra {
+        tensors.insert(name.to_string(), tensor.clone());
+    }
+    VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)
+}
+
+#[test]
+fn stack_copies_of_the_token_matrix_are_used_when_they_differ_as_transformers_5_does() {
+    for (model, shared_name, stacks) in [
+        (
+            "t5-tiny",
+            "shared.weight",
+            ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"],
+        ),
+        (
+            "bart-tiny",
+            "model.shared.weight",
+            [
+                "model.encoder.embed_tokens.weight",
+                "model.decoder.embed_tokens.weight",
+            ],
+        ),
+    ] {
+        let cfg = config(model);
+        let shared = candle_core::safetensors::load(
+            fixture_dir(model).join("model.safetensors"),
+            &Device::Cpu,
+        )
+        .unwrap()[shared_name]
+            .clone();
+        let original = logits(&cfg, model);
+        for stack in stacks {
+            let identical = weights_plus(model, &[(stack, shared.copy().unwrap())]);
+            assert!(
+                logits_with(&cfg, identical) == original,
+                "{model}: {stack} identical"
+            );
+            let different = weights_plus(model, &[(stack, (&shared * 1.5).unwrap())]);
+            assert!(
+                logits_with(&cfg, different) != original,
+                "{model}: {stack} ignored"
+            );
+        }
+    }
 }

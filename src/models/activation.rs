@@ -12,16 +12,28 @@ pub(crate) enum Activation {
     GeluTanh,
     Silu,
     Tanh,
+    /// "quick_gelu": `x * sigmoid(1.702 x)`.
+    QuickGelu,
+    /// "relu6": `min(max(x, 0), 6)`.
+    Relu6,
+    Sigmoid,
+    /// "linear": the identity.
+    Identity,
 }
 
 impl Activation {
     pub(crate) fn parse(name: &str) -> Result<Self> {
         Ok(match name {
             "relu" => Activation::Relu,
-            "gelu" => Activation::GeluErf,
-            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+            "gelu" | "gelu_python" => Activation::GeluErf,
+            // "gelu_fast" writes the same tanh formula as "gelu_new" in another order.
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
             "silu" | "swish" => Activation::Silu,
             "tanh" => Activation::Tanh,
+            "quick_gelu" => Activation::QuickGelu,
+            "relu6" => Activation::Relu6,
+            "sigmoid" => Activation::Sigmoid,
+            "linear" => Activation::Identity,
             _ => candle_core::bail!("unsupported activation_function '{name}'"),
         })
     }
@@ -33,6 +45,46 @@ impl Activation {
             Activation::GeluTanh => xs.gelu(),
             Activation::Silu => xs.silu(),
             Activation::Tanh => xs.tanh(),
+            Activation::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
+            Activation::Relu6 => xs.clamp(0f32, 6f32),
+            Activation::Sigmoid => candle_nn::ops::sigmoid(xs),
+            Activation::Identity => Ok(xs.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn apply(name: &str, xs: &[f32]) -> Vec<f32> {
+        let t = Tensor::new(xs, &Device::Cpu).unwrap();
+        let act = Activation::parse(name).unwrap();
+        act.apply(&t).unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn less_common_activations_follow_their_transformers_definitions() {
+        let xs = [-7.0f32, -1.0, 0.0, 0.5, 7.0];
+        let close = |got: Vec<f32>, want: Vec<f32>| {
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+            }
+        };
+        let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
+        close(
+            apply("quick_gelu", &xs),
+            xs.iter().map(|&x| x * sigmoid(1.702 * x)).collect(),
+        );
+        close(apply("relu6", &xs), vec![0.0, 0.0, 0.0, 0.5, 6.0]);
+        close(
+            apply("sigmoid", &xs),
+            xs.iter().map(|&x| sigmoid(x)).collect(),
+        );
+        close(apply("linear", &xs), xs.to_vec());
+        close(apply("gelu_fast", &xs), apply("gelu_new", &xs));
+        close(apply("gelu_python", &xs), apply("gelu", &xs));
+        assert!(Activation::parse("mystery").is_err());
     }
 }

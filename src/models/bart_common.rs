@@ -13,6 +13,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
 use super::linear::{Linear, linear};
+use super::tied::own_copy_or_shared;
 use serde::Deserialize;
 
 use super::cache::{DecoderState, padding_bias};
@@ -379,8 +380,8 @@ fn clamp_half(xs: &Tensor, policy: HalfClamp) -> Result<Tensor> {
 /// transformers may have saved them as.
 ///
 /// Tied checkpoints share one matrix, stored as `model.shared` or only as one of its tied
-/// copies. Untied ones (transformers 5 then unties the two stacks too) read each stack's own
-/// matrix, falling back to `model.shared` when a stack's copy was not saved.
+/// copies; a copy saved for a stack or the head is used when it differs, as transformers 5
+/// does. Untied checkpoints must have their own head.
 fn token_matrices(cfg: &Config, vb: &VarBuilder) -> Result<[Tensor; 3]> {
     const SHARED: &str = "model.shared.weight";
     const ENCODER: &str = "model.encoder.embed_tokens.weight";
@@ -392,17 +393,16 @@ fn token_matrices(cfg: &Config, vb: &VarBuilder) -> Result<[Tensor; 3]> {
         .find(|name| vb.contains_tensor(name))
         .unwrap_or(SHARED);
     let shared = vb.get(shape, shared_name)?;
-    if cfg.tie_word_embeddings {
-        return Ok([shared.clone(), shared.clone(), shared]);
-    }
-    let own = |name: &str| {
-        if vb.contains_tensor(name) {
-            vb.get(shape, name)
-        } else {
-            Ok(shared.clone())
-        }
+    let head = if cfg.tie_word_embeddings {
+        own_copy_or_shared(vb, HEAD, &shared)?
+    } else {
+        vb.get(shape, HEAD)?
     };
-    Ok([own(ENCODER)?, own(DECODER)?, vb.get(shape, HEAD)?])
+    Ok([
+        own_copy_or_shared(vb, ENCODER, &shared)?,
+        own_copy_or_shared(vb, DECODER, &shared)?,
+        head,
+    ])
 }
 
 /// `final_logits_bias` as `(vocab,)`: a buffer of zeros that some checkpoints do not save, in

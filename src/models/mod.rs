@@ -12,6 +12,7 @@ mod kernels;
 mod linear;
 pub mod pegasus;
 pub mod t5;
+mod tied;
 
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;

@@ -16,6 +16,7 @@ use super::activation::Activation;
 use super::attention;
 use super::cache::{DecoderState, padding_bias};
 use super::linear::{Linear, linear_no_bias};
+use super::tied::own_copy_or_shared;
 use super::{DecoderSpec, Seq2Seq};
 
 fn default_relative_attention_max_distance() -> usize {
@@ -52,6 +53,13 @@ pub struct Config {
     pub layer_norm_epsilon: f64,
     #[serde(default = "default_feed_forward_proj")]
     pub feed_forward_proj: String,
+    /// Derived from `feed_forward_proj` by transformers, but a value saved in config.json
+    /// replaces the derived one when transformers loads it (4.x and 5.x alike), so it wins here too.
+    #[serde(default)]
+    pub dense_act_fn: Option<String>,
+    /// Same story as `dense_act_fn`: the saved value wins over `feed_forward_proj`'s prefix.
+    #[serde(default)]
+    pub is_gated_act: Option<bool>,
     /// Before transformers 5, T5 v1.0 configs said `true` here and v1.1 ones `false`, and the
     /// flag also decided the d_model^-0.5 rescaling of the decoder output.
     #[serde(default = "default_true")]
@@ -69,7 +77,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// `(gated, activation)` from `feed_forward_proj`, e.g. "relu" or "gated-gelu".
+    /// `(gated, activation)` from `feed_forward_proj` ("relu", "gated-gelu", ...), unless
+    /// config.json also saved `is_gated_act` / `dense_act_fn`, which then take precedence.
     fn feed_forward(&self) -> Result<(bool, Activation)> {
         let proj = self.feed_forward_proj.as_str();
         let (gated, name) = match proj.split_once('-') {
@@ -77,13 +86,19 @@ impl Config {
             Some(_) => candle_core::bail!("unsupported T5 feed_forward_proj '{proj}'"),
             None => (false, proj),
         };
+        let gated = self.is_gated_act.unwrap_or(gated);
         // transformers maps "gated-gelu" to the tanh approximation for backwards compatibility.
-        let activation = match (gated, name) {
-            (true, "gelu") => Activation::GeluTanh,
-            _ => Activation::parse(name).map_err(|_| {
-                candle_core::Error::Msg(format!("unsupported T5 feed_forward_proj '{proj}'"))
-            })?,
+        let derived = if proj == "gated-gelu" {
+            "gelu_new"
+        } else {
+            name
         };
+        let name = self.dense_act_fn.as_deref().unwrap_or(derived);
+        let activation = Activation::parse(name).map_err(|_| {
+            candle_core::Error::Msg(format!(
+                "unsupported T5 activation '{name}' (feed_forward_proj '{proj}')"
+            ))
+        })?;
         Ok((gated, activation))
     }
 
@@ -360,7 +375,8 @@ fn clamp_half(xs: &Tensor) -> Result<Tensor> {
 /// A T5 or T5 v1.1 / FLAN-T5 checkpoint.
 #[derive(Debug, Clone)]
 pub struct T5 {
-    shared: Embedding,
+    encoder_embedding: Embedding,
+    decoder_embedding: Embedding,
     encoder_blocks: Vec<EncoderBlock>,
     encoder_positions: RelativePositions,
     encoder_norm: LayerNorm,
@@ -395,7 +411,16 @@ impl T5 {
             .into_iter()
             .find(|name| vb.contains_tensor(&format!("{name}.weight")))
             .unwrap_or("shared");
-        let shared = candle_nn::embedding(cfg.vocab_size, cfg.d_model, vb.pp(shared_name))?;
+        let shared = vb.get(
+            (cfg.vocab_size, cfg.d_model),
+            &format!("{shared_name}.weight"),
+        )?;
+        let stack_embedding = |name: &str| -> Result<Embedding> {
+            let matrix = own_copy_or_shared(&vb, name, &shared)?;
+            Ok(Embedding::new(matrix, cfg.d_model))
+        };
+        let encoder_embedding = stack_embedding("encoder.embed_tokens.weight")?;
+        let decoder_embedding = stack_embedding("decoder.embed_tokens.weight")?;
 
         let enc = vb.pp("encoder");
         let encoder_blocks = (0..cfg.num_layers)
@@ -430,16 +455,13 @@ impl T5 {
 
         // A separate head in the weights wins; without one the head is the shared embedding
         // (transformers 5 ties it whenever the file has no `lm_head.weight`).
-        let lm_head = if vb.contains_tensor("lm_head.weight") {
-            linear_no_bias(cfg.d_model, cfg.vocab_size, vb.pp("lm_head"))?
-        } else {
-            Linear::new(shared.embeddings().clone(), None)
-        };
+        let lm_head = Linear::new(own_copy_or_shared(&vb, "lm_head.weight", &shared)?, None);
         let scale = cfg.scale_decoder_outputs.unwrap_or(cfg.tie_word_embeddings);
         let head_scale = scale.then(|| (cfg.d_model as f64).powf(-0.5));
 
         Ok(Self {
-            shared,
+            encoder_embedding,
+            decoder_embedding,
             encoder_blocks,
             encoder_positions,
             encoder_norm,
@@ -461,7 +483,7 @@ impl Seq2Seq for T5 {
 
     fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
         let (_, seq) = input_ids.dims2()?;
-        let mut xs = self.shared.forward(input_ids)?;
+        let mut xs = self.encoder_embedding.forward(input_ids)?;
         let positions = self.encoder_positions.bias(0..seq, seq, &self.device)?;
         let bias = positions
             .to_dtype(xs.dtype())?
@@ -488,7 +510,7 @@ impl Seq2Seq for T5 {
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
         let position = state.position;
         state.begin_step()?;
-        let mut xs = self.shared.forward(last_tokens)?;
+        let mut xs = self.decoder_embedding.forward(last_tokens)?;
         let self_bias = self
             .decoder_positions
             .bias(position..position + 1, position + 1, &self.device)?
@@ -557,5 +579,25 @@ mod tests {
         assert_eq!(cfg.feed_forward().unwrap(), (false, Activation::GeluErf));
         cfg.feed_forward_proj = "fancy-gelu".into();
         assert!(cfg.feed_forward().is_err());
+    }
+
+    #[test]
+    fn saved_dense_act_fn_and_is_gated_act_override_feed_forward_proj() {
+        // What transformers does when config.json carries both (its config class derives the
+        // two fields, then sets every saved key on top).
+        let cfg: Config = serde_json::from_value(serde_json::json!({
+            "vocab_size": 8, "d_model": 4, "d_kv": 2, "d_ff": 8, "num_layers": 1,
+            "num_heads": 2, "relative_attention_num_buckets": 8,
+            "feed_forward_proj": "gated-silu", "dense_act_fn": "gelu_new"
+        }))
+        .unwrap();
+        assert_eq!(cfg.feed_forward().unwrap(), (true, Activation::GeluTanh));
+        let cfg: Config = serde_json::from_value(serde_json::json!({
+            "vocab_size": 8, "d_model": 4, "d_kv": 2, "d_ff": 8, "num_layers": 1,
+            "num_heads": 2, "relative_attention_num_buckets": 8,
+            "feed_forward_proj": "gated-gelu", "is_gated_act": false
+        }))
+        .unwrap();
+        assert_eq!(cfg.feed_forward().unwrap(), (false, Activation::GeluTanh));
     }
 }
