@@ -107,3 +107,10 @@ fn stack_copies_of_the_token_matrix_are_used_when_they_differ_as_transformers_5_
         }
     }
 }
+
+#[test]
+fn mt5_configs_build_the_t5_architecture() {
+    let mut mt5 = config("flan-t5-tiny");
+    mt5["model_type"] = Value::from("mt5");
+    assert!(logits(&mt5, "flan-t5-tiny") == logits(&config("flan-t5-tiny"), "flan-t5-tiny"));
+}

@@ -25,3 +25,55 @@ fn tokenization_matches(model: &str) {
 }
 
 fixture_model_tests!(tokenization_matches_transformers => tokenization_matches);
+
+/// Folders with only `spiece.model` (older T5 and Pegasus repos): the tokenizer precis builds
+/// from it gives the ids and text transformers builds from the same folder.
+#[test]
+fn sentencepiece_only_folders_tokenize_as_transformers_builds_them() {
+    let golden = golden("spiece");
+    let folders = golden["folders"].as_object().unwrap();
+    assert_eq!(folders.len(), 2, "a T5 and a Pegasus folder");
+    for (folder, expected) in folders {
+        let dir = fixture_dir(folder);
+        let files = loading::ModelFiles {
+            name: folder.clone(),
+            config: dir.join("config.json"),
+            tokenizer: loading::TokenizerFiles::SentencePiece {
+                model: dir.join("spiece.model"),
+                tokenizer_config: Some(dir.join("tokenizer_config.json")),
+            },
+            weights: loading::Weights::Safetensors(vec![]),
+            generation_config: None,
+            preset: None,
+        };
+        let tokenizer = loading::load_tokenizer(&files).unwrap();
+        assert_eq!(
+            tokenizer.get_vocab_size(true) as u64,
+            expected["vocab_size"].as_u64().unwrap(),
+            "{folder}: vocabulary size"
+        );
+        let unk = expected["unk_id"].as_u64().unwrap() as u32;
+        assert_eq!(
+            tokenizer.token_to_id("<unk>"),
+            Some(unk),
+            "{folder}: <unk> id"
+        );
+        let cases = expected["cases"].as_array().unwrap();
+        assert!(cases.len() >= 20, "{folder}: expected many cases");
+        for case in cases {
+            let text = case["text"].as_str().unwrap();
+            let encoding = tokenizer.encode(text, true).unwrap();
+            assert_eq!(
+                encoding.get_ids(),
+                ids(&case["ids"]).as_slice(),
+                "{folder}: token ids of {text:?}"
+            );
+            let decoded = tokenizer.decode(encoding.get_ids(), true).unwrap();
+            assert_eq!(
+                decoded,
+                case["decoded"].as_str().unwrap(),
+                "{folder}: decoding {text:?}"
+            );
+        }
+    }
+}

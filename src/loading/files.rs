@@ -14,12 +14,14 @@ pub(crate) const GENERATION_CONFIG: &str = "generation_config.json";
 pub(crate) const TOKENIZER_JSON: &str = "tokenizer.json";
 pub(crate) const VOCAB_JSON: &str = "vocab.json";
 pub(crate) const MERGES_TXT: &str = "merges.txt";
+pub(crate) const SPIECE_MODEL: &str = "spiece.model";
+pub(crate) const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
 pub(crate) const SAFETENSORS: &str = "model.safetensors";
 pub(crate) const SAFETENSORS_INDEX: &str = "model.safetensors.index.json";
 pub(crate) const PYTORCH_BIN: &str = "pytorch_model.bin";
 
 /// What the error says is missing when a model has no usable tokenizer.
-const TOKENIZER_WANTED: &str = "tokenizer.json (or vocab.json + merges.txt)";
+const TOKENIZER_WANTED: &str = "tokenizer.json (or vocab.json + merges.txt, or spiece.model)";
 /// What the error says is missing when a model has no usable weights.
 const WEIGHTS_WANTED: &str =
     "model.safetensors (or model.safetensors.index.json with its shards, or pytorch_model.bin)";
@@ -44,6 +46,12 @@ pub enum TokenizerFiles {
     Json(PathBuf),
     /// GPT-2 style byte-level BPE (BART, RoBERTa): vocabulary and merge rules only.
     VocabMerges { vocab: PathBuf, merges: PathBuf },
+    /// A SentencePiece model (older T5 and Pegasus repos), with the `tokenizer_config.json`
+    /// that may change its sentinel count (`extra_ids`) or Pegasus' `offset`.
+    SentencePiece {
+        model: PathBuf,
+        tokenizer_config: Option<PathBuf>,
+    },
 }
 
 /// Model weights, in the formats candle can read.
@@ -102,6 +110,17 @@ fn pick_tokenizer(source: &dyn FileSource) -> Result<TokenizerFiles> {
         return Ok(TokenizerFiles::VocabMerges {
             vocab: source.fetch(VOCAB_JSON)?,
             merges: source.fetch(MERGES_TXT)?,
+        });
+    }
+    if source.has(SPIECE_MODEL) {
+        let tokenizer_config = if source.has(TOKENIZER_CONFIG) {
+            Some(source.fetch(TOKENIZER_CONFIG)?)
+        } else {
+            None
+        };
+        return Ok(TokenizerFiles::SentencePiece {
+            model: source.fetch(SPIECE_MODEL)?,
+            tokenizer_config,
         });
     }
     Err(source.missing(TOKENIZER_WANTED))
@@ -267,6 +286,32 @@ mod tests {
             Weights::PytorchBin(dir.path().join(PYTORCH_BIN))
         );
         assert_eq!(files.generation_config, None);
+    }
+
+    #[test]
+    fn spiece_only_folder_uses_the_sentencepiece_model_and_its_tokenizer_config() {
+        let dir = folder(&[(CONFIG, "{}"), (SPIECE_MODEL, ""), (PYTORCH_BIN, "")]);
+        assert_eq!(
+            pick(&dir).unwrap().tokenizer,
+            TokenizerFiles::SentencePiece {
+                model: dir.path().join(SPIECE_MODEL),
+                tokenizer_config: None
+            }
+        );
+        fs::write(dir.path().join(TOKENIZER_CONFIG), "{}").unwrap();
+        assert_eq!(
+            pick(&dir).unwrap().tokenizer,
+            TokenizerFiles::SentencePiece {
+                model: dir.path().join(SPIECE_MODEL),
+                tokenizer_config: Some(dir.path().join(TOKENIZER_CONFIG))
+            }
+        );
+        // tokenizer.json, when there is one, still wins.
+        fs::write(dir.path().join(TOKENIZER_JSON), "{}").unwrap();
+        assert_eq!(
+            pick(&dir).unwrap().tokenizer,
+            TokenizerFiles::Json(dir.path().join(TOKENIZER_JSON))
+        );
     }
 
     #[test]

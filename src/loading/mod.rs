@@ -10,6 +10,7 @@ mod fake_hub;
 mod files;
 mod hub;
 mod safetensors_reader;
+mod sentencepiece;
 mod tokenizer;
 mod weights;
 

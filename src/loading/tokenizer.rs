@@ -14,6 +14,7 @@ use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
 use super::files::{ModelFiles, TokenizerFiles};
+use super::sentencepiece::{SpmLayout, spm_tokenizer};
 use crate::error::{Error, Result};
 
 const BOS: &str = "<s>";
@@ -29,6 +30,61 @@ pub fn load_tokenizer(files: &ModelFiles) -> Result<Tokenizer> {
             })
         }
         TokenizerFiles::VocabMerges { vocab, merges } => byte_level_bpe(vocab, merges),
+        TokenizerFiles::SentencePiece {
+            model,
+            tokenizer_config,
+        } => {
+            let layout = spm_layout(files, model, tokenizer_config.as_deref())?;
+            spm_tokenizer(model, layout)
+        }
+    }
+}
+
+/// Which id layout a SentencePiece model gets: the architecture's (config.json `model_type`),
+/// with `extra_ids` / `offset` from tokenizer_config.json when it sets them.
+fn spm_layout(
+    files: &ModelFiles,
+    model: &Path,
+    tokenizer_config: Option<&Path>,
+) -> Result<SpmLayout> {
+    let read_json = |path: &Path| -> Result<serde_json::Value> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| Error::InvalidFile {
+            path: path.to_path_buf(),
+            problem: format!("is not valid JSON ({e})"),
+        })
+    };
+    let config = read_json(&files.config)?;
+    let settings = match tokenizer_config {
+        Some(path) => read_json(path)?,
+        None => serde_json::Value::Null,
+    };
+    let setting = |key: &str, default: usize| {
+        settings
+            .get(key)
+            .and_then(serde_json::Value::as_u64)
+            .map_or(default, |v| v as usize)
+    };
+    match config.get("model_type").and_then(|t| t.as_str()) {
+        Some("t5" | "mt5") => Ok(SpmLayout::T5 {
+            extra_ids: setting("extra_ids", 100),
+        }),
+        Some("pegasus") => Ok(SpmLayout::Pegasus {
+            offset: setting("offset", 103),
+        }),
+        other => Err(Error::InvalidFile {
+            path: model.to_path_buf(),
+            problem: format!(
+                "is a SentencePiece model, which precis can turn into a tokenizer for T5 and \
+                 Pegasus checkpoints only, and {} says model_type {}; add the model's \
+                 tokenizer.json",
+                files.config.display(),
+                other.map_or("(none)".to_string(), |t| format!("'{t}'"))
+            ),
+        }),
     }
 }
 
@@ -217,5 +273,95 @@ mod tests {
         let err = load_tokenizer(&files_with(TokenizerFiles::Json(json.clone()))).unwrap_err();
         assert!(matches!(err, Error::TokenizerFile { ref path, .. } if *path == json));
         assert!(err.to_string().contains("tokenizer.json"));
+    }
+
+    /// A SentencePiece fixture folder's files, with `config` and `tokenizer_config` replaced.
+    fn spiece_files(
+        dir: &tempfile::TempDir,
+        model: &[u8],
+        config: &str,
+        tokenizer_config: Option<&str>,
+    ) -> ModelFiles {
+        let model_path = dir.path().join("spiece.model");
+        std::fs::write(&model_path, model).unwrap();
+        std::fs::write(dir.path().join("config.json"), config).unwrap();
+        let tokenizer_config = tokenizer_config.map(|text| {
+            let path = dir.path().join("tokenizer_config.json");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        ModelFiles {
+            config: dir.path().join("config.json"),
+            ..files_with(TokenizerFiles::SentencePiece {
+                model: model_path,
+                tokenizer_config,
+            })
+        }
+    }
+
+    fn fixture_spiece() -> Vec<u8> {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/t5-spiece/spiece.model");
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn sentencepiece_sentinels_and_offset_follow_tokenizer_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = fixture_spiece();
+        let t5 = r#"{"model_type": "t5"}"#;
+        let default = load_tokenizer(&spiece_files(&dir, &model, t5, None)).unwrap();
+        let none =
+            load_tokenizer(&spiece_files(&dir, &model, t5, Some(r#"{"extra_ids": 0}"#))).unwrap();
+        assert_eq!(
+            default.get_vocab_size(true),
+            none.get_vocab_size(true) + 100
+        );
+        assert_eq!(
+            default.token_to_id("<extra_id_0>"),
+            Some(default.get_vocab_size(true) as u32 - 1)
+        );
+        assert_eq!(none.token_to_id("<extra_id_0>"), None);
+
+        let pegasus = r#"{"model_type": "pegasus"}"#;
+        let shifted = load_tokenizer(&spiece_files(
+            &dir,
+            &model,
+            pegasus,
+            Some(r#"{"offset": 10}"#),
+        ))
+        .unwrap();
+        // SentencePiece's <unk> is piece 2; Pegasus moves it up by the offset.
+        assert_eq!(shifted.token_to_id("<unk>"), Some(12));
+        assert_eq!(shifted.token_to_id("<unk_9>"), Some(11));
+    }
+
+    #[test]
+    fn unusable_sentencepiece_models_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bart = spiece_files(&dir, &fixture_spiece(), r#"{"model_type": "bart"}"#, None);
+        match load_tokenizer(&bart) {
+            Err(Error::InvalidFile { path, problem }) => {
+                assert_eq!(path, dir.path().join("spiece.model"));
+                assert!(
+                    problem.contains("T5") && problem.contains("'bart'"),
+                    "{problem}"
+                );
+            }
+            other => panic!("expected InvalidFile, got {other:?}"),
+        }
+        let garbage = spiece_files(
+            &dir,
+            b"\xff\xff not protobuf",
+            r#"{"model_type": "t5"}"#,
+            None,
+        );
+        match load_tokenizer(&garbage) {
+            Err(Error::InvalidFile { path, problem }) => {
+                assert_eq!(path, dir.path().join("spiece.model"));
+                assert!(problem.contains("not a SentencePiece model"), "{problem}");
+            }
+            other => panic!("expected InvalidFile, got {other:?}"),
+        }
     }
 }

@@ -54,7 +54,8 @@ pub trait Seq2Seq: Send + Sync {
 pub fn from_config(config: &serde_json::Value, vb: VarBuilder) -> crate::Result<Box<dyn Seq2Seq>> {
     let model_type = config.get("model_type").and_then(|t| t.as_str());
     let model: Box<dyn Seq2Seq> = match model_type {
-        Some("t5") => Box::new(t5::T5::new(&parse(config)?, vb)?),
+        // mT5 is T5 v1.1 with a multilingual vocabulary: the same layers and config fields.
+        Some("t5" | "mt5") => Box::new(t5::T5::new(&parse(config)?, vb)?),
         Some("bart") => Box::new(bart::Bart::new(&parse(config)?, vb)?),
         Some("pegasus") => Box::new(pegasus::Pegasus::new(&parse(config)?, vb)?),
         other => {
