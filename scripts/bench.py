@@ -36,8 +36,14 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 SHAPES = ["t5-small", "distilbart-cnn-12-6"]
-ENGINES = ["precis", "transformers", "ct2-float32", "ct2-int8"]
-LABELS = {"precis": "precis", "transformers": "transformers", "ct2-float32": "CT2 f32", "ct2-int8": "CT2 int8"}
+ENGINES = ["precis", "precis-q8", "transformers", "ct2-float32", "ct2-int8"]
+LABELS = {
+    "precis": "precis",
+    "precis-q8": "precis q8",
+    "transformers": "transformers",
+    "ct2-float32": "CT2 f32",
+    "ct2-int8": "CT2 int8",
+}
 
 
 def ensure_venv() -> None:
@@ -182,8 +188,10 @@ def run_engine(engine: str, dirs: dict[str, Path], case: dict, args, precis: Pat
         "--num-beams", str(case["num_beams"]), "--batch", str(case["batch"]),
         "--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(args.threads),
     ]  # fmt: skip
-    if engine == "precis":
+    if engine in ("precis", "precis-q8"):
         command = [str(precis), "-q", "bench", "--model", str(dirs["hf"]), "--format", "json", *common]
+        if engine == "precis-q8":
+            command += ["--quantize", "q8"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     else:
         worker = [sys.executable, str(SCRIPTS / "bench_engines.py")]

@@ -17,6 +17,7 @@ pub mod summarizer;
 pub mod text;
 
 pub use error::{Error, Result};
+pub use models::Quantization;
 pub use summarizer::{
     ChunkSummary, LoadOptions, MergePass, OutputOptions, Progress, Summarizer, Summary,
     SummaryOptions, parse_early_stopping,

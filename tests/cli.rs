@@ -168,6 +168,47 @@ fn bench_reports_medians_for_the_asked_shape() {
 }
 
 #[test]
+fn quantize_q8_summarizes_and_says_so_in_the_bench_report() {
+    let output = precis()
+        .args(["summarize", "--model", &model(), "--quantize", "q8", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(ARTICLE.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!String::from_utf8_lossy(&output.stdout).trim().is_empty());
+
+    let args = [
+        "bench",
+        "--model",
+        &model(),
+        "--quantize",
+        "q8",
+        "--format",
+        "json",
+    ];
+    let tiny = [
+        "--input-tokens",
+        "16",
+        "--new-tokens",
+        "4",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+    ];
+    let output = run(&[&args[..], &tiny[..]].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["dtype"], "q8");
+}
+
+#[test]
 fn options_override_model_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());
@@ -268,7 +309,7 @@ fn invalid_option_values_name_the_option_the_bound_and_the_value() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());
     let file = file.to_str().unwrap();
-    let cases: [(&[&str], &[&str]); 7] = [
+    let cases: [(&[&str], &[&str]); 9] = [
         (&["--num-beams", "0"], &["num_beams", "0", "at least 1"]),
         (&["--device", "tpu"], &["--device", "tpu", "cpu"]),
         (&["--dtype", "f8"], &["--dtype", "f8", "bf16"]),
@@ -279,6 +320,11 @@ fn invalid_option_values_name_the_option_the_bound_and_the_value() {
         ),
         (&["--batch-size", "0"], &["--batch-size", "0", "at least 1"]),
         (&["--threads", "0"], &["--threads", "0", "at least 1"]),
+        (&["--quantize", "q3"], &["--quantize", "q3", "q8"]),
+        (
+            &["--quantize", "q8", "--dtype", "bf16"],
+            &["--quantize", "float32 model on the CPU", "bf16"],
+        ),
     ];
     let model = model();
     for (extra, needles) in cases {

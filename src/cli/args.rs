@@ -170,6 +170,11 @@ pub struct ModelArgs {
     /// CPU threads for the tensor kernels (default: the physical cores).
     #[arg(long)]
     pub threads: Option<usize>,
+
+    /// Quantize the model's weights for faster CPU inference: q8 (8-bit blocks, about 2x
+    /// faster decoding, a quarter of the weight memory, summaries very close to float32).
+    #[arg(long, value_name = "q8")]
+    pub quantize: Option<String>,
 }
 
 /// Decoding options. Each one left out keeps the model's own default, so that with none given

@@ -31,7 +31,9 @@ pub fn run(args: BatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::on_signals()?;
     let summarizer = Summarizer::load(&config.load)
         .with_context(|| format!("cannot load model '{}'", config.load.model))?;
-    let output_options = config.options.output_options(summarizer.dtype());
+    let output_options = config
+        .options
+        .output_options(summarizer.dtype(), summarizer.quantization());
     let identity = RunIdentity::new(summarizer.name(), &output_options)?;
     let resumable = matches!(config.output, Output::Dir { .. });
     let plan = config.input.plan(config.output, identity)?;

@@ -131,8 +131,11 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         DType::BF16
     });
     let started = Instant::now();
-    let loaded = load_model(&files, &device, dtype)
+    let mut loaded = load_model(&files, &device, dtype)
         .with_context(|| format!("cannot load model '{}'", load.model))?;
+    if let Some(quantization) = load.quantize {
+        precis::models::quantize(loaded.model.as_mut(), &device, dtype, quantization)?;
+    }
     let load_ms = millis(started.elapsed().as_secs_f64());
 
     let rows = synthetic_inputs(&loaded.tokenizer, loaded.model.spec(), &shape);
@@ -169,7 +172,10 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         architecture: loaded.architecture,
         parameters: loaded.parameters,
         device: precis::device::describe(&device),
-        dtype: format!("{dtype:?}").to_lowercase(),
+        // A quantized model computes in float32 over quantized weights: the weights name it.
+        dtype: load
+            .quantize
+            .map_or_else(|| format!("{dtype:?}").to_lowercase(), |q| q.to_string()),
         threads: args.model.threads.or_else(default_threads),
         shape,
         input_checksum: checksum(&rows),

@@ -80,6 +80,7 @@ pub fn load_options(args: &ModelArgs, quiet: bool) -> anyhow::Result<LoadOptions
         model: args.model.clone(),
         device: args.device.parse()?,
         dtype: args.dtype.as_deref().map(device::parse_dtype).transpose()?,
+        quantize: args.quantize.as_deref().map(str::parse).transpose()?,
         hub,
     })
 }

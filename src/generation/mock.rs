@@ -102,6 +102,14 @@ impl Seq2Seq for MockModel {
         &self.spec
     }
 
+    /// The mock computes with token ids, not weights: nothing to quantize.
+    fn quantize(
+        &mut self,
+        _quantization: crate::models::Quantization,
+    ) -> candle_core::Result<(usize, usize)> {
+        Ok((0, 0))
+    }
+
     /// "Hidden states" `(batch, seq, 1)`: the token id where the mask is 1, -1 where it is 0.
     fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> candle_core::Result<Tensor> {
         let ids = input_ids.to_dtype(DType::F32)?;

@@ -18,7 +18,7 @@ use super::bart_common::{
     EncoderDecoder, HalfClamp, Layout, NormPlacement, PositionTable, Positions, TokenDefaults,
 };
 use super::cache::DecoderState;
-use super::{DecoderSpec, Seq2Seq};
+use super::{DecoderSpec, Quantization, Seq2Seq};
 
 pub use super::bart_common::Config;
 
@@ -88,6 +88,10 @@ impl Seq2Seq for Bart {
 
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
         self.inner.decode_step(last_tokens, state)
+    }
+
+    fn quantize(&mut self, quantization: Quantization) -> Result<(usize, usize)> {
+        self.inner.quantize(quantization)
     }
 }
 

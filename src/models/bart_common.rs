@@ -12,12 +12,12 @@ use super::attention;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
-use super::linear::{Linear, linear};
+use super::linear::{Linear, linear, quantize_all};
 use super::tied::own_copy_or_shared;
 use serde::Deserialize;
 
 use super::cache::{DecoderState, padding_bias};
-use super::{DecoderSpec, Seq2Seq};
+use super::{DecoderSpec, Quantization, Seq2Seq};
 
 /// transformers builds every norm here as `nn.LayerNorm(d_model)`, whose eps is fixed at 1e-5
 /// (the configs have no eps field).
@@ -509,9 +509,39 @@ impl EncoderDecoder {
     }
 }
 
+impl EncoderDecoder {
+    /// Every projection: attention, feed-forward, output head.
+    fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        fn attention(a: &mut Attention) -> [&mut Linear; 4] {
+            [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.out_proj]
+        }
+        fn feed_forward(ff: &mut FeedForward) -> [&mut Linear; 2] {
+            [&mut ff.fc1, &mut ff.fc2]
+        }
+        let encoder = self.encoder_layers.iter_mut().flat_map(|layer| {
+            attention(&mut layer.self_attn)
+                .into_iter()
+                .chain(feed_forward(&mut layer.feed_forward))
+        });
+        let decoder = self.decoder_layers.iter_mut().flat_map(|layer| {
+            attention(&mut layer.self_attn)
+                .into_iter()
+                .chain(attention(&mut layer.encoder_attn))
+                .chain(feed_forward(&mut layer.feed_forward))
+        });
+        encoder
+            .chain(decoder)
+            .chain(std::iter::once(&mut self.lm_head))
+    }
+}
+
 impl Seq2Seq for EncoderDecoder {
     fn spec(&self) -> &DecoderSpec {
         &self.spec
+    }
+
+    fn quantize(&mut self, quantization: Quantization) -> Result<(usize, usize)> {
+        quantize_all(self.linears_mut(), quantization)
     }
 
     fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {

@@ -5,23 +5,86 @@
 //! weight matrix once per row, so a batch of 8 × 4 beams read every decoder weight 32 times a
 //! step. Folding the leading dimensions into rows reads each weight once per step.
 
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Result, Tensor};
 
+use super::Quantization;
 use super::attention::cpu_f32;
 use super::kernels::{self, skinny};
 use candle_nn::VarBuilder;
 
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// `(out, in)`, as PyTorch stores it.
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
+}
+
+#[derive(Debug, Clone)]
+enum Weight {
+    /// `(out, in)`, as PyTorch stores it.
+    Dense(Tensor),
+    /// Quantized blocks (`--quantize`); the dense matrix is dropped so memory shrinks too.
+    Quantized { matmul: Arc<QMatMul>, out: usize },
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        Self {
+            weight: Weight::Dense(weight),
+            bias,
+        }
     }
+
+    fn out_features(&self) -> Result<usize> {
+        match &self.weight {
+            Weight::Dense(weight) => weight.dim(0),
+            Weight::Quantized { out, .. } => Ok(*out),
+        }
+    }
+
+    /// Replaces the weight by its `quantization` blocks. A weight whose input width is not a
+    /// multiple of the block size (32), or that is not float32 on the CPU, stays dense:
+    /// returns whether it was quantized.
+    pub(crate) fn quantize(&mut self, quantization: Quantization) -> Result<bool> {
+        let Weight::Dense(weight) = &self.weight else {
+            return Ok(false);
+        };
+        let format = match quantization {
+            Quantization::Q8 => GgmlDType::Q8_0,
+        };
+        let (out, inner) = weight.dims2()?;
+        if !inner.is_multiple_of(format.block_size())
+            || !weight.device().is_cpu()
+            || weight.dtype() != DType::F32
+        {
+            return Ok(false);
+        }
+        let blocks = QTensor::quantize(weight, format)?;
+        self.weight = Weight::Quantized {
+            matmul: Arc::new(QMatMul::from_qtensor(blocks)?),
+            out,
+        };
+        Ok(true)
+    }
+}
+
+/// Quantizes every layer in `layers`; returns how many were quantized and how many stayed
+/// dense (their input width is not a multiple of the block size).
+pub(crate) fn quantize_all<'a>(
+    layers: impl IntoIterator<Item = &'a mut Linear>,
+    quantization: Quantization,
+) -> Result<(usize, usize)> {
+    let (mut quantized, mut dense) = (0, 0);
+    for layer in layers {
+        if layer.quantize(quantization)? {
+            quantized += 1;
+        } else {
+            dense += 1;
+        }
+    }
+    Ok((quantized, dense))
 }
 
 /// Up to this many rows go through the streaming kernel; past it the product is compute-bound
@@ -31,19 +94,25 @@ const SKINNY_MAX_ROWS: usize = 8;
 impl Linear {
     /// The decoder-step fast path: float32 rows on a CPU with AVX2, weight and bias in plain
     /// row-major storage. `None` when any of that does not hold.
-    fn forward_skinny(&self, xs: &Tensor, rows: usize, inner: usize) -> Result<Option<Tensor>> {
+    fn forward_skinny(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        rows: usize,
+        inner: usize,
+    ) -> Result<Option<Tensor>> {
         if rows > SKINNY_MAX_ROWS
             || !xs.device().is_cpu()
             || xs.dtype() != DType::F32
-            || self.weight.dtype() != DType::F32
+            || weight.dtype() != DType::F32
             || !kernels::has_avx2_fma()
         {
             return Ok(None);
         }
         let xs = xs.contiguous()?;
-        let out = self.weight.dim(0)?;
+        let out = weight.dim(0)?;
         let (x_storage, x_layout) = xs.storage_and_layout();
-        let (w_storage, w_layout) = self.weight.storage_and_layout();
+        let (w_storage, w_layout) = weight.storage_and_layout();
         let bias = self.bias.as_ref().map(Tensor::storage_and_layout);
         let (Some(x), Some(w)) = (cpu_f32(&x_storage, x_layout), cpu_f32(&w_storage, w_layout))
         else {
@@ -67,10 +136,17 @@ impl Module for Linear {
         let (lead, features) = dims.split_at(dims.len() - 1);
         let rows: usize = lead.iter().product();
         let xs = xs.reshape((rows, features[0]))?;
-        let ys = match self.forward_skinny(&xs, rows, features[0])? {
+        let skinny = match &self.weight {
+            Weight::Dense(weight) => self.forward_skinny(&xs, weight, rows, features[0])?,
+            Weight::Quantized { .. } => None,
+        };
+        let ys = match skinny {
             Some(ys) => ys,
             None => {
-                let ys = xs.matmul(&self.weight.t()?)?;
+                let ys = match &self.weight {
+                    Weight::Dense(weight) => xs.matmul(&weight.t()?)?,
+                    Weight::Quantized { matmul, .. } => matmul.forward(&xs.contiguous()?)?,
+                };
                 match &self.bias {
                     Some(bias) => ys.broadcast_add(bias)?,
                     None => ys,
@@ -78,7 +154,7 @@ impl Module for Linear {
             }
         };
         let mut out = lead.to_vec();
-        out.push(self.weight.dim(0)?);
+        out.push(self.out_features()?);
         ys.reshape(out)
     }
 }
@@ -128,5 +204,38 @@ mod tests {
                 .unwrap(),
             0.0
         );
+    }
+
+    #[test]
+    fn q8_layers_stay_close_to_float32_and_narrow_ones_stay_dense() {
+        let device = Device::Cpu;
+        let weight = Tensor::randn(0f32, 1.0, (48, 64), &device).unwrap();
+        let bias = Tensor::randn(0f32, 1.0, 48, &device).unwrap();
+        let xs = Tensor::randn(0f32, 1.0, (2, 3, 64), &device).unwrap();
+        let dense = Linear::new(weight.clone(), Some(bias.clone()));
+        let mut q8 = dense.clone();
+        assert!(q8.quantize(Quantization::Q8).unwrap());
+        let (want, got) = (dense.forward(&xs).unwrap(), q8.forward(&xs).unwrap());
+        assert_eq!(got.dims(), &[2, 3, 48]);
+        let max = |t: Tensor| {
+            t.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        // Weights and activations each lose ~1/254 of their block's range.
+        let error = max((&got - &want).unwrap());
+        assert!(error > 0.0 && error < 0.02 * max(want), "q8 error {error}");
+
+        // 40 inputs is not a whole number of 32-wide blocks: the layer keeps its weight.
+        let narrow = Linear::new(Tensor::ones((8, 40), DType::F32, &device).unwrap(), None);
+        let mut still_dense = narrow.clone();
+        let (quantized, dense_count) = quantize_all([&mut still_dense], Quantization::Q8).unwrap();
+        assert_eq!((quantized, dense_count), (0, 1));
+        let xs = Tensor::ones((1, 40), DType::F32, &device).unwrap();
+        let same = (narrow.forward(&xs).unwrap() - still_dense.forward(&xs).unwrap()).unwrap();
+        assert_eq!(max(same), 0.0);
     }
 }

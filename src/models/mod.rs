@@ -48,6 +48,68 @@ pub trait Seq2Seq: Send + Sync {
     /// Run one decoder step for `last_tokens` `(batch, 1)` u32, appending to the self-attention
     /// cache. Returns next-token logits `(batch, vocab)` in f32.
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor>;
+
+    /// Replaces the weights of every projection (attention, feed-forward, output head) by
+    /// their `quantization` blocks; embeddings and norms stay as they are. Returns how many
+    /// projections were quantized and how many stayed dense (input width not a multiple of
+    /// the 32-wide block, or not float32 on the CPU).
+    fn quantize(&mut self, quantization: Quantization) -> Result<(usize, usize)>;
+}
+
+/// Weight quantization for CPU inference (`--quantize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantization {
+    /// 8-bit blocks of 32 weights with one scale each (GGML's q8_0): a quarter of float32's
+    /// memory traffic. Activations are quantized the same way inside each product.
+    Q8,
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = crate::Error;
+
+    fn from_str(name: &str) -> crate::Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "q8" | "q8_0" | "int8" => Ok(Quantization::Q8),
+            _ => Err(crate::Error::InvalidOption {
+                option: "--quantize",
+                value: name.to_string(),
+                expected: "q8 (the only quantization precis has)".into(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Quantization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Quantization::Q8 => "q8",
+        })
+    }
+}
+
+/// Quantizes `model`, loaded in `dtype` on `device`, after checking that it can be: the
+/// quantized kernels run on the CPU with float32 activations.
+pub fn quantize(
+    model: &mut dyn Seq2Seq,
+    device: &candle_core::Device,
+    dtype: candle_core::DType,
+    quantization: Quantization,
+) -> crate::Result<()> {
+    if !device.is_cpu() || dtype != candle_core::DType::F32 {
+        return Err(crate::Error::InvalidOption {
+            option: "--quantize",
+            value: quantization.to_string(),
+            expected: format!(
+                "a float32 model on the CPU (this one is {} on {}); on a GPU use --dtype bf16 \
+                 or f16 instead",
+                dtype.as_str(),
+                crate::device::describe(device)
+            ),
+        });
+    }
+    let (quantized, dense) = model.quantize(quantization)?;
+    tracing::info!("{quantization}: {quantized} projections quantized, {dense} left in float32");
+    Ok(())
 }
 
 /// Build the model a checkpoint's `config.json` describes, by its `model_type`.

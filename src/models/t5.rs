@@ -15,9 +15,9 @@ use serde::Deserialize;
 use super::activation::Activation;
 use super::attention;
 use super::cache::{DecoderState, padding_bias};
-use super::linear::{Linear, linear_no_bias};
+use super::linear::{Linear, linear_no_bias, quantize_all};
 use super::tied::own_copy_or_shared;
-use super::{DecoderSpec, Seq2Seq};
+use super::{DecoderSpec, Quantization, Seq2Seq};
 
 fn default_relative_attention_max_distance() -> usize {
     128
@@ -476,9 +476,41 @@ impl T5 {
     }
 }
 
+impl T5 {
+    /// Every projection: attention, feed-forward, output head.
+    fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        fn attention(a: &mut Attention) -> [&mut Linear; 4] {
+            [&mut a.q, &mut a.k, &mut a.v, &mut a.o]
+        }
+        fn feed_forward(ff: &mut FeedForward) -> impl Iterator<Item = &mut Linear> {
+            [&mut ff.wi, &mut ff.wo]
+                .into_iter()
+                .chain(ff.wi_gate.as_mut())
+        }
+        let encoder = self.encoder_blocks.iter_mut().flat_map(|block| {
+            attention(&mut block.attention)
+                .into_iter()
+                .chain(feed_forward(&mut block.feed_forward))
+        });
+        let decoder = self.decoder_blocks.iter_mut().flat_map(|block| {
+            attention(&mut block.self_attention)
+                .into_iter()
+                .chain(attention(&mut block.cross_attention))
+                .chain(feed_forward(&mut block.feed_forward))
+        });
+        encoder
+            .chain(decoder)
+            .chain(std::iter::once(&mut self.lm_head))
+    }
+}
+
 impl Seq2Seq for T5 {
     fn spec(&self) -> &DecoderSpec {
         &self.spec
+    }
+
+    fn quantize(&mut self, quantization: Quantization) -> Result<(usize, usize)> {
+        quantize_all(self.linears_mut(), quantization)
     }
 
     fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {

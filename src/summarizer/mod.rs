@@ -26,7 +26,7 @@ pub use options::{OutputOptions, SummaryOptions, parse_early_stopping};
 use crate::defaults::SummarizationDefaults;
 use crate::device::DeviceChoice;
 use crate::loading::{self, HubSettings, ModelFiles};
-use crate::models::{self, Seq2Seq};
+use crate::models::{self, Quantization, Seq2Seq};
 use crate::{Error, Result};
 
 /// How to find and place a model.
@@ -37,6 +37,8 @@ pub struct LoadOptions {
     pub device: DeviceChoice,
     /// `None`: f32 on CPU, bf16 on a GPU.
     pub dtype: Option<DType>,
+    /// Quantize the projections after loading (CPU, float32 only).
+    pub quantize: Option<Quantization>,
     pub hub: HubSettings,
 }
 
@@ -47,6 +49,7 @@ impl LoadOptions {
             model: model.into(),
             device: DeviceChoice::Auto,
             dtype: None,
+            quantize: None,
             hub: HubSettings::from_env(),
         }
     }
@@ -114,6 +117,7 @@ pub struct Summarizer {
     name: String,
     device: Device,
     dtype: DType,
+    quantization: Option<Quantization>,
 }
 
 impl std::fmt::Debug for Summarizer {
@@ -136,7 +140,25 @@ impl Summarizer {
         } else {
             DType::BF16
         });
-        Self::from_files(&files, &device, dtype)
+        let mut summarizer = Self::from_files(&files, &device, dtype)?;
+        if let Some(quantization) = options.quantize {
+            summarizer.quantize(quantization)?;
+        }
+        Ok(summarizer)
+    }
+
+    /// Quantizes the model's projections (attention, feed-forward, head) to `quantization`:
+    /// about 2x faster decoding on the CPU and a quarter of the weight memory, at a small cost
+    /// in fidelity to the float32 model. Only float32 models on the CPU can be quantized.
+    pub fn quantize(&mut self, quantization: Quantization) -> Result<()> {
+        models::quantize(self.model.as_mut(), &self.device, self.dtype, quantization)?;
+        self.quantization = Some(quantization);
+        Ok(())
+    }
+
+    /// The quantization applied after loading, if any.
+    pub fn quantization(&self) -> Option<Quantization> {
+        self.quantization
     }
 
     /// Loads a model whose files are already on disk.
@@ -171,6 +193,7 @@ impl Summarizer {
             name: files.name.clone(),
             device: device.clone(),
             dtype,
+            quantization: None,
         })
     }
 

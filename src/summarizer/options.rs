@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::defaults::{EarlyStopping as DefaultsEarlyStopping, SummarizationDefaults};
 use crate::generation::{EarlyStopping, GenerationConfig, Sampling};
 use crate::merge::MergeStrategy;
+use crate::models::Quantization;
 use crate::{Error, Result};
 
 /// Options for one `summarize` call. `Default` keeps every model default.
@@ -59,6 +60,9 @@ pub struct OutputOptions<'a> {
     pub chunk_overlap: Option<usize>,
     pub merge: MergeStrategy,
     pub dtype: &'static str,
+    /// `--quantize`; left out of the manifest when off, so unquantized runs hash as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantize: Option<String>,
 }
 
 pub(crate) fn early_stopping_from_defaults(value: DefaultsEarlyStopping) -> EarlyStopping {
@@ -95,8 +99,13 @@ fn at_least(option: &'static str, value: usize, bound: usize) -> Result<()> {
 }
 
 impl SummaryOptions {
-    /// The output-affecting part of these options, for a model loaded in `dtype`.
-    pub fn output_options(&self, dtype: DType) -> OutputOptions<'_> {
+    /// The output-affecting part of these options, for a model loaded in `dtype` and maybe
+    /// quantized.
+    pub fn output_options(
+        &self,
+        dtype: DType,
+        quantization: Option<Quantization>,
+    ) -> OutputOptions<'_> {
         // Destructured in full so that a new option cannot be added without deciding here
         // whether it changes the output.
         let SummaryOptions {
@@ -131,6 +140,7 @@ impl SummaryOptions {
             chunk_overlap: *chunk_overlap,
             merge: *merge,
             dtype: dtype.as_str(),
+            quantize: quantization.map(|q| q.to_string()),
         }
     }
 
@@ -339,14 +349,18 @@ mod tests {
             batch_tokens: Some(1000),
             ..options.clone()
         };
-        let view = options.output_options(DType::F32);
-        assert_eq!(view, faster.output_options(DType::F32));
-        assert_ne!(view, options.output_options(DType::BF16));
+        let view = options.output_options(DType::F32, None);
+        assert_eq!(view, faster.output_options(DType::F32, None));
+        assert_ne!(view, options.output_options(DType::BF16, None));
+        assert_ne!(
+            view,
+            options.output_options(DType::F32, Some(Quantization::Q8))
+        );
         let wider = SummaryOptions {
             num_beams: Some(4),
             ..options.clone()
         };
-        assert_ne!(view, wider.output_options(DType::F32));
+        assert_ne!(view, wider.output_options(DType::F32, None));
     }
 
     #[test]
