@@ -64,16 +64,11 @@ fn the_twin_summarises_like_the_tokenizer_json_model() {
     assert_eq!(twin.defaults(), original.defaults());
     let golden = golden("bart-tiny");
     let options = SummaryOptions::default();
-    for case in golden["pipeline"]["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .take(3)
-    {
-        let text = case["text"].as_str().unwrap();
+    for text in pipeline_texts(&golden, 3) {
+        let text = text.as_str();
         let a = twin.summarize(text, &options).unwrap();
         let b = original.summarize(text, &options).unwrap();
-        assert_eq!(a.text, b.text, "{}", case["case"]);
+        assert_eq!(a.text, b.text, "{text}");
         assert_eq!(
             (a.input_tokens, a.output_tokens),
             (b.input_tokens, b.output_tokens)

@@ -50,13 +50,8 @@ fn q8_summarizer_summarises(model: &str) {
     assert_eq!(summarizer.quantization(), None);
     summarizer.quantize(Quantization::Q8).unwrap();
     assert_eq!(summarizer.quantization(), Some(Quantization::Q8));
-    for case in golden["pipeline"]["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .take(3)
-    {
-        let text = case["text"].as_str().unwrap();
+    for text in pipeline_texts(&golden, 3) {
+        let text = text.as_str();
         let summary = summarizer
             .summarize(text, &SummaryOptions::default())
             .unwrap();

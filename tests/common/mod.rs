@@ -109,6 +109,17 @@ pub fn assert_close(what: &str, got: f64, want: f64, scale: f64, tol: f64) {
     );
 }
 
+/// The texts of the golden summarization-pipeline cases of `golden`, the first `n` of them.
+pub fn pipeline_texts(golden: &Value, n: usize) -> Vec<String> {
+    golden["pipeline"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(n)
+        .map(|case| case["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The fixture's config.json as JSON.
 pub fn config(model: &str) -> Value {
     let path = fixture_dir(model).join("config.json");
