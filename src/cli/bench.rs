@@ -124,7 +124,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let shape = Shape::from_args(&args)?;
     let load = load_options(&args.model, quiet)?;
     let files = loading::resolve(&load.model, &load.hub)?;
-    let device = load.device.open()?;
+    let device = load.device_choice().open()?;
     let dtype = load.dtype.unwrap_or(if device.is_cpu() {
         DType::F32
     } else {

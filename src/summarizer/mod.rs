@@ -53,6 +53,15 @@ impl LoadOptions {
             hub: HubSettings::from_env(),
         }
     }
+
+    /// The device to open: as asked, except that `auto` means the CPU for a quantized model,
+    /// whose kernels run only there.
+    pub fn device_choice(&self) -> DeviceChoice {
+        match (self.device, self.quantize) {
+            (DeviceChoice::Auto, Some(_)) => DeviceChoice::Cpu,
+            (choice, _) => choice,
+        }
+    }
 }
 
 /// One chunk of a long input and what the model made of it.
@@ -134,7 +143,7 @@ impl Summarizer {
     /// Finds the model (downloading it if needed), reads its defaults and loads its weights.
     pub fn load(options: &LoadOptions) -> Result<Self> {
         let files = loading::resolve(&options.model, &options.hub)?;
-        let device = options.device.open()?;
+        let device = options.device_choice().open()?;
         let dtype = options.dtype.unwrap_or(if device.is_cpu() {
             DType::F32
         } else {
@@ -262,5 +271,21 @@ impl Summarizer {
         self.tokenizer
             .get_post_processor()
             .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quantized_model_on_auto_goes_to_the_cpu_and_an_explicit_device_is_kept() {
+        let mut options = LoadOptions::new("t5-small");
+        assert_eq!(options.device_choice(), DeviceChoice::Auto);
+        options.quantize = Some(Quantization::Q8);
+        assert_eq!(options.device_choice(), DeviceChoice::Cpu);
+        // Asked for explicitly, the GPU stays: loading then refuses --quantize with a reason.
+        options.device = DeviceChoice::Cuda(0);
+        assert_eq!(options.device_choice(), DeviceChoice::Cuda(0));
     }
 }
