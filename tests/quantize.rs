@@ -12,12 +12,25 @@ use candle_core::{DType, Device, Tensor};
 use common::*;
 use precis::{Quantization, SummaryOptions, models};
 
+/// When to quantize: after loading the whole model, or layer by layer while loading.
+#[derive(Clone, Copy)]
+enum When {
+    AfterLoading,
+    WhileLoading,
+}
+
 /// First decoder step's logits for a fixed input, float32 or quantized.
-fn first_step_logits(model: &str, quantization: Option<Quantization>) -> Vec<f32> {
-    let mut net = models::from_config(&config(model), weights(&fixture_dir(model))).unwrap();
-    if let Some(q) = quantization {
-        models::quantize(net.as_mut(), &Device::Cpu, DType::F32, q).unwrap();
-    }
+fn first_step_logits(model: &str, quantization: Option<(Quantization, When)>) -> Vec<f32> {
+    let (cfg, vb) = (config(model), weights(&fixture_dir(model)));
+    let net = match quantization {
+        None => models::from_config(&cfg, vb).unwrap(),
+        Some((q, When::AfterLoading)) => {
+            let mut net = models::from_config(&cfg, vb).unwrap();
+            models::quantize(net.as_mut(), &Device::Cpu, DType::F32, q).unwrap();
+            net
+        }
+        Some((q, When::WhileLoading)) => models::from_config_with(&cfg, vb, Some(q)).unwrap(),
+    };
     let ids = Tensor::new(&[[5u32, 17, 42, 8, 1]], &Device::Cpu).unwrap();
     let mask = Tensor::ones((1, 5), DType::U32, &Device::Cpu).unwrap();
     let hidden = net.encode(&ids, &mask).unwrap();
@@ -29,7 +42,13 @@ fn first_step_logits(model: &str, quantization: Option<Quantization>) -> Vec<f32
 
 fn q8_logits_stay_close(model: &str) {
     let float32 = first_step_logits(model, None);
-    let q8 = first_step_logits(model, Some(Quantization::Q8));
+    let q8 = first_step_logits(model, Some((Quantization::Q8, When::AfterLoading)));
+    // Quantizing each layer as it loads (less memory) must give exactly the same model.
+    let q8_while_loading = first_step_logits(model, Some((Quantization::Q8, When::WhileLoading)));
+    assert!(
+        q8 == q8_while_loading,
+        "{model}: load-time and post-load q8 differ"
+    );
     let scale = float32.iter().fold(0f32, |m, x| m.max(x.abs()));
     let error = float32
         .iter()

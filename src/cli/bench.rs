@@ -131,11 +131,11 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         DType::BF16
     });
     let started = Instant::now();
-    let mut loaded = load_model(&files, &device, dtype)
-        .with_context(|| format!("cannot load model '{}'", load.model))?;
     if let Some(quantization) = load.quantize {
-        precis::models::quantize(loaded.model.as_mut(), &device, dtype, quantization)?;
+        precis::models::check_quantizable(&device, dtype, quantization)?;
     }
+    let loaded = load_model(&files, &device, dtype, load.quantize)
+        .with_context(|| format!("cannot load model '{}'", load.model))?;
     let load_ms = millis(started.elapsed().as_secs_f64());
 
     let rows = synthetic_inputs(&loaded.tokenizer, loaded.model.spec(), &shape);
@@ -201,13 +201,18 @@ struct Loaded {
 }
 
 /// The model alone (no summarisation defaults): config, tokenizer and weights.
-fn load_model(files: &ModelFiles, device: &Device, dtype: DType) -> anyhow::Result<Loaded> {
+fn load_model(
+    files: &ModelFiles,
+    device: &Device,
+    dtype: DType,
+    quantization: Option<precis::Quantization>,
+) -> anyhow::Result<Loaded> {
     let config_text = std::fs::read_to_string(&files.config)
         .with_context(|| format!("cannot read {}", files.config.display()))?;
     let config: serde_json::Value = serde_json::from_str(&config_text)
         .with_context(|| format!("{} is not valid JSON", files.config.display()))?;
     let vb = loading::var_builder(files, dtype, device)?;
-    let model = models::from_config(&config, vb)?;
+    let model = models::from_config_with(&config, vb, quantization)?;
     let tokenizer = loading::load_tokenizer(files)?;
     let architecture = config["model_type"].as_str().unwrap_or("?").to_string();
     Ok(Loaded {

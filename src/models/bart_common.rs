@@ -12,7 +12,7 @@ use super::attention;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
-use super::linear::{Linear, linear, quantize_all};
+use super::linear::{Linear, Projections, linear, quantize_all, quantized};
 use super::tied::own_copy_or_shared;
 use serde::Deserialize;
 
@@ -43,6 +43,9 @@ pub struct Config {
     pub pad_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
     pub decoder_start_token_id: Option<u32>,
+    /// Not in config.json: set by [`super::from_config_with`] to quantize while loading.
+    #[serde(skip)]
+    pub quantize: Option<Quantization>,
 }
 
 /// transformers' `BartConfig` / `PegasusConfig` class defaults (facebook/bart-large's shape).
@@ -64,6 +67,7 @@ impl Default for Config {
             pad_token_id: None,
             eos_token_id: None,
             decoder_start_token_id: None,
+            quantize: None,
         }
     }
 }
@@ -482,6 +486,10 @@ impl EncoderDecoder {
         cfg.validate()?;
         let d = cfg.d_model;
         let [encoder_tokens, decoder_tokens, head] = token_matrices(cfg, &vb)?;
+        let mut lm_head = Linear::new(head, None);
+        if let Some(q) = cfg.quantize {
+            lm_head.quantize(q)?;
+        }
         let (enc, dec) = (vb.pp("model.encoder"), vb.pp("model.decoder"));
         let embedder = |tokens: Tensor, positions: PositionTable, vb: &VarBuilder| {
             Ok::<_, candle_core::Error>(Embedder {
@@ -494,15 +502,21 @@ impl EncoderDecoder {
         Ok(Self {
             encoder_embedder: embedder(encoder_tokens, positions.encoder, &enc)?,
             encoder_layers: (0..cfg.encoder_layers)
-                .map(|i| EncoderLayer::new(cfg, layout, enc.pp(format!("layers.{i}"))))
+                .map(|i| {
+                    let layer = EncoderLayer::new(cfg, layout, enc.pp(format!("layers.{i}")))?;
+                    quantized(layer, cfg.quantize)
+                })
                 .collect::<Result<_>>()?,
             encoder_norm: optional_norm(layout.final_norm, d, enc.pp("layer_norm"))?,
             decoder_embedder: embedder(decoder_tokens, positions.decoder, &dec)?,
             decoder_layers: (0..cfg.decoder_layers)
-                .map(|i| DecoderLayer::new(cfg, layout.norm, dec.pp(format!("layers.{i}"))))
+                .map(|i| {
+                    let layer = DecoderLayer::new(cfg, layout.norm, dec.pp(format!("layers.{i}")))?;
+                    quantized(layer, cfg.quantize)
+                })
                 .collect::<Result<_>>()?,
             decoder_norm: optional_norm(layout.final_norm, d, dec.pp("layer_norm"))?,
-            lm_head: Linear::new(head, None),
+            lm_head,
             logits_bias: logits_bias(cfg, &vb)?,
             spec,
         })
@@ -512,26 +526,52 @@ impl EncoderDecoder {
 impl EncoderDecoder {
     /// Every projection: attention, feed-forward, output head.
     fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
-        fn attention(a: &mut Attention) -> [&mut Linear; 4] {
-            [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.out_proj]
-        }
-        fn feed_forward(ff: &mut FeedForward) -> [&mut Linear; 2] {
-            [&mut ff.fc1, &mut ff.fc2]
-        }
-        let encoder = self.encoder_layers.iter_mut().flat_map(|layer| {
-            attention(&mut layer.self_attn)
-                .into_iter()
-                .chain(feed_forward(&mut layer.feed_forward))
-        });
-        let decoder = self.decoder_layers.iter_mut().flat_map(|layer| {
-            attention(&mut layer.self_attn)
-                .into_iter()
-                .chain(attention(&mut layer.encoder_attn))
-                .chain(feed_forward(&mut layer.feed_forward))
-        });
+        let encoder = self
+            .encoder_layers
+            .iter_mut()
+            .flat_map(Projections::projections_mut);
+        let decoder = self
+            .decoder_layers
+            .iter_mut()
+            .flat_map(Projections::projections_mut);
         encoder
             .chain(decoder)
             .chain(std::iter::once(&mut self.lm_head))
+    }
+}
+
+impl Projections for Attention {
+    fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        [
+            &mut self.q_proj,
+            &mut self.k_proj,
+            &mut self.v_proj,
+            &mut self.out_proj,
+        ]
+        .into_iter()
+    }
+}
+
+impl Projections for FeedForward {
+    fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        [&mut self.fc1, &mut self.fc2].into_iter()
+    }
+}
+
+impl Projections for EncoderLayer {
+    fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        self.self_attn
+            .projections_mut()
+            .chain(self.feed_forward.projections_mut())
+    }
+}
+
+impl Projections for DecoderLayer {
+    fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        self.self_attn
+            .projections_mut()
+            .chain(self.encoder_attn.projections_mut())
+            .chain(self.feed_forward.projections_mut())
     }
 }
 

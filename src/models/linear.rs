@@ -70,6 +70,23 @@ impl Linear {
     }
 }
 
+/// A model part made of projections that can be quantized.
+pub(crate) trait Projections {
+    fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear>;
+}
+
+/// `part` with its projections quantized when `quantization` is asked for. Models call this on
+/// each layer as they load it, so only one layer's float32 weights are held at a time.
+pub(crate) fn quantized<P: Projections>(
+    mut part: P,
+    quantization: Option<Quantization>,
+) -> Result<P> {
+    if let Some(q) = quantization {
+        quantize_all(part.projections_mut(), q)?;
+    }
+    Ok(part)
+}
+
 /// Quantizes every layer in `layers`; returns how many were quantized and how many stayed
 /// dense (their input width is not a multiple of the block size).
 pub(crate) fn quantize_all<'a>(

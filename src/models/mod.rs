@@ -87,10 +87,9 @@ impl std::fmt::Display for Quantization {
     }
 }
 
-/// Quantizes `model`, loaded in `dtype` on `device`, after checking that it can be: the
-/// quantized kernels run on the CPU with float32 activations.
-pub fn quantize(
-    model: &mut dyn Seq2Seq,
+/// Checks that a model loaded in `dtype` on `device` can be quantized: the quantized kernels
+/// run on the CPU with float32 activations.
+pub fn check_quantizable(
     device: &candle_core::Device,
     dtype: candle_core::DType,
     quantization: Quantization,
@@ -107,6 +106,18 @@ pub fn quantize(
             ),
         });
     }
+    Ok(())
+}
+
+/// Quantizes an already loaded `model` (loaded in `dtype` on `device`) after checking that it
+/// can be. [`from_config_with`] does the same while loading, with less memory.
+pub fn quantize(
+    model: &mut dyn Seq2Seq,
+    device: &candle_core::Device,
+    dtype: candle_core::DType,
+    quantization: Quantization,
+) -> crate::Result<()> {
+    check_quantizable(device, dtype, quantization)?;
     let (quantized, dense) = model.quantize(quantization)?;
     tracing::info!("{quantization}: {quantized} projections quantized, {dense} left in float32");
     Ok(())
@@ -114,12 +125,40 @@ pub fn quantize(
 
 /// Build the model a checkpoint's `config.json` describes, by its `model_type`.
 pub fn from_config(config: &serde_json::Value, vb: VarBuilder) -> crate::Result<Box<dyn Seq2Seq>> {
+    from_config_with(config, vb, None)
+}
+
+/// [`from_config`], quantizing each layer's projections as soon as it is loaded (call
+/// [`check_quantizable`] first), so that peak memory holds one layer in float32, not the model.
+pub fn from_config_with(
+    config: &serde_json::Value,
+    vb: VarBuilder,
+    quantization: Option<Quantization>,
+) -> crate::Result<Box<dyn Seq2Seq>> {
     let model_type = config.get("model_type").and_then(|t| t.as_str());
     let model: Box<dyn Seq2Seq> = match model_type {
         // mT5 is T5 v1.1 with a multilingual vocabulary: the same layers and config fields.
-        Some("t5" | "mt5") => Box::new(t5::T5::new(&parse(config)?, vb)?),
-        Some("bart") => Box::new(bart::Bart::new(&parse(config)?, vb)?),
-        Some("pegasus") => Box::new(pegasus::Pegasus::new(&parse(config)?, vb)?),
+        Some("t5" | "mt5") => {
+            let cfg = t5::Config {
+                quantize: quantization,
+                ..parse(config)?
+            };
+            Box::new(t5::T5::new(&cfg, vb)?)
+        }
+        Some("bart") => {
+            let cfg = bart_common::Config {
+                quantize: quantization,
+                ..parse(config)?
+            };
+            Box::new(bart::Bart::new(&cfg, vb)?)
+        }
+        Some("pegasus") => {
+            let cfg = bart_common::Config {
+                quantize: quantization,
+                ..parse(config)?
+            };
+            Box::new(pegasus::Pegasus::new(&cfg, vb)?)
+        }
         other => {
             let name = other.unwrap_or("(no model_type)").to_string();
             return Err(crate::Error::UnsupportedArchitecture(name));

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::activation::Activation;
 use super::attention;
 use super::cache::{DecoderState, padding_bias};
-use super::linear::{Linear, linear_no_bias, quantize_all};
+use super::linear::{Linear, Projections, linear_no_bias, quantize_all, quantized};
 use super::tied::own_copy_or_shared;
 use super::{DecoderSpec, Quantization, Seq2Seq};
 
@@ -74,6 +74,9 @@ pub struct Config {
     pub eos_token_id: u32,
     #[serde(default)]
     pub decoder_start_token_id: Option<u32>,
+    /// Not in config.json: set by [`super::from_config_with`] to quantize while loading.
+    #[serde(skip)]
+    pub quantize: Option<Quantization>,
 }
 
 impl Config {
@@ -424,7 +427,12 @@ impl T5 {
 
         let enc = vb.pp("encoder");
         let encoder_blocks = (0..cfg.num_layers)
-            .map(|i| EncoderBlock::new(cfg, enc.pp(format!("block.{i}"))))
+            .map(|i| {
+                quantized(
+                    EncoderBlock::new(cfg, enc.pp(format!("block.{i}")))?,
+                    cfg.quantize,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let encoder_positions = relative_positions(
             cfg,
@@ -440,7 +448,12 @@ impl T5 {
         let dec = vb.pp("decoder");
         let decoder_layers = cfg.num_decoder_layers.unwrap_or(cfg.num_layers);
         let decoder_blocks = (0..decoder_layers)
-            .map(|i| DecoderBlock::new(cfg, dec.pp(format!("block.{i}"))))
+            .map(|i| {
+                quantized(
+                    DecoderBlock::new(cfg, dec.pp(format!("block.{i}")))?,
+                    cfg.quantize,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let decoder_positions = relative_positions(
             cfg,
@@ -455,7 +468,10 @@ impl T5 {
 
         // A separate head in the weights wins; without one the head is the shared embedding
         // (transformers 5 ties it whenever the file has no `lm_head.weight`).
-        let lm_head = Linear::new(own_copy_or_shared(&vb, "lm_head.weight", &shared)?, None);
+        let mut lm_head = Linear::new(own_copy_or_shared(&vb, "lm_head.weight", &shared)?, None);
+        if let Some(q) = cfg.quantize {
+            lm_head.quantize(q)?;
+        }
         let scale = cfg.scale_decoder_outputs.unwrap_or(cfg.tie_word_embeddings);
         let head_scale = scale.then(|| (cfg.d_model as f64).powf(-0.5));
 
@@ -479,28 +495,48 @@ impl T5 {
 impl T5 {
     /// Every projection: attention, feed-forward, output head.
     fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
-        fn attention(a: &mut Attention) -> [&mut Linear; 4] {
-            [&mut a.q, &mut a.k, &mut a.v, &mut a.o]
-        }
-        fn feed_forward(ff: &mut FeedForward) -> impl Iterator<Item = &mut Linear> {
-            [&mut ff.wi, &mut ff.wo]
-                .into_iter()
-                .chain(ff.wi_gate.as_mut())
-        }
-        let encoder = self.encoder_blocks.iter_mut().flat_map(|block| {
-            attention(&mut block.attention)
-                .into_iter()
-                .chain(feed_forward(&mut block.feed_forward))
-        });
-        let decoder = self.decoder_blocks.iter_mut().flat_map(|block| {
-            attention(&mut block.self_attention)
-                .into_iter()
-                .chain(attention(&mut block.cross_attention))
-                .chain(feed_forward(&mut block.feed_forward))
-        });
+        let encoder = self
+            .encoder_blocks
+            .iter_mut()
+            .flat_map(Projections::projections_mut);
+        let decoder = self
+            .decoder_blocks
+            .iter_mut()
+            .flat_map(Projections::projections_mut);
         encoder
             .chain(decoder)
             .chain(std::iter::once(&mut self.lm_head))
+    }
+}
+
+impl Projections for Attention {
+    fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        [&mut self.q, &mut self.k, &mut self.v, &mut self.o].into_iter()
+    }
+}
+
+impl Projections for FeedForward {
+    fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        [&mut self.wi, &mut self.wo]
+            .into_iter()
+            .chain(self.wi_gate.as_mut())
+    }
+}
+
+impl Projections for EncoderBlock {
+    fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        self.attention
+            .projections_mut()
+            .chain(self.feed_forward.projections_mut())
+    }
+}
+
+impl Projections for DecoderBlock {
+    fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        self.self_attention
+            .projections_mut()
+            .chain(self.cross_attention.projections_mut())
+            .chain(self.feed_forward.projections_mut())
     }
 }
 

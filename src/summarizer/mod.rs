@@ -149,11 +149,7 @@ impl Summarizer {
         } else {
             DType::BF16
         });
-        let mut summarizer = Self::from_files(&files, &device, dtype)?;
-        if let Some(quantization) = options.quantize {
-            summarizer.quantize(quantization)?;
-        }
-        Ok(summarizer)
+        Self::from_files_with(&files, &device, dtype, options.quantize)
     }
 
     /// Quantizes the model's projections (attention, feed-forward, head) to `quantization`:
@@ -172,6 +168,19 @@ impl Summarizer {
 
     /// Loads a model whose files are already on disk.
     pub fn from_files(files: &ModelFiles, device: &Device, dtype: DType) -> Result<Self> {
+        Self::from_files_with(files, device, dtype, None)
+    }
+
+    /// [`Summarizer::from_files`], quantizing the projections layer by layer as they load.
+    pub fn from_files_with(
+        files: &ModelFiles,
+        device: &Device,
+        dtype: DType,
+        quantization: Option<Quantization>,
+    ) -> Result<Self> {
+        if let Some(q) = quantization {
+            models::check_quantizable(device, dtype, q)?;
+        }
         let defaults = SummarizationDefaults::load(
             &files.config,
             files.generation_config.as_deref(),
@@ -188,7 +197,7 @@ impl Summarizer {
                 source,
             })?;
         let vb = loading::var_builder(files, dtype, device)?;
-        let model = models::from_config(&config, vb).map_err(|e| match e {
+        let model = models::from_config_with(&config, vb, quantization).map_err(|e| match e {
             Error::Candle(source) => Error::ModelWeights {
                 model: files.name.clone(),
                 source,
@@ -202,7 +211,7 @@ impl Summarizer {
             name: files.name.clone(),
             device: device.clone(),
             dtype,
-            quantization: None,
+            quantization,
         })
     }
 
