@@ -334,9 +334,14 @@ struct RunTiming {
 
 impl RunTiming {
     /// Output tokens (batch × new tokens; beams are not counted) per second of decoding.
+    /// NaN (JSON null) when the run was too short to tell decoding from the encoder's timing
+    /// noise: the separately timed encoder took as long as the whole `generate` call.
     fn decode_tokens_per_s(&self, shape: &Shape) -> f64 {
         let decode_s = (self.generate_ms - self.encoder_ms) / 1000.0;
-        (shape.batch * shape.new_tokens) as f64 / decode_s.max(f64::EPSILON)
+        if decode_s <= 0.0 {
+            return f64::NAN;
+        }
+        (shape.batch * shape.new_tokens) as f64 / decode_s
     }
 }
 
@@ -531,6 +536,12 @@ mod tests {
             generate_ms: 600.0,
         };
         assert_eq!(run.decode_tokens_per_s(&shape), 40.0);
+        // A cold standalone encoder can outlast a short warm generate: no rate, not 1e16.
+        let too_short = RunTiming {
+            encoder_ms: 250.0,
+            generate_ms: 240.0,
+        };
+        assert!(too_short.decode_tokens_per_s(&shape).is_nan());
     }
 
     #[test]
