@@ -12,7 +12,7 @@ use super::attention;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
-use super::linear::{Linear, Projections, linear, quantize_all, quantized};
+use super::linear::{Linear, Projections, linear, model_projections, quantize_all, quantized};
 use super::tied::own_copy_or_shared;
 use serde::Deserialize;
 
@@ -523,23 +523,6 @@ impl EncoderDecoder {
     }
 }
 
-impl EncoderDecoder {
-    /// Every projection: attention, feed-forward, output head.
-    fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
-        let encoder = self
-            .encoder_layers
-            .iter_mut()
-            .flat_map(Projections::projections_mut);
-        let decoder = self
-            .decoder_layers
-            .iter_mut()
-            .flat_map(Projections::projections_mut);
-        encoder
-            .chain(decoder)
-            .chain(std::iter::once(&mut self.lm_head))
-    }
-}
-
 impl Projections for Attention {
     fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
         [
@@ -581,7 +564,12 @@ impl Seq2Seq for EncoderDecoder {
     }
 
     fn quantize(&mut self, quantization: Quantization) -> Result<(usize, usize)> {
-        quantize_all(self.linears_mut(), quantization)
+        let projections = model_projections(
+            &mut self.encoder_layers,
+            &mut self.decoder_layers,
+            &mut self.lm_head,
+        );
+        quantize_all(projections, quantization)
     }
 
     fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {

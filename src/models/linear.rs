@@ -75,6 +75,17 @@ pub(crate) trait Projections {
     fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear>;
 }
 
+/// Every projection of an encoder-decoder: its encoder layers', its decoder layers', its head.
+pub(crate) fn model_projections<'a>(
+    encoder: &'a mut [impl Projections],
+    decoder: &'a mut [impl Projections],
+    head: &'a mut Linear,
+) -> impl Iterator<Item = &'a mut Linear> {
+    let encoder = encoder.iter_mut().flat_map(Projections::projections_mut);
+    let decoder = decoder.iter_mut().flat_map(Projections::projections_mut);
+    encoder.chain(decoder).chain(std::iter::once(head))
+}
+
 /// `part` with its projections quantized when `quantization` is asked for. Models call this on
 /// each layer as they load it, so only one layer's float32 weights are held at a time.
 pub(crate) fn quantized<P: Projections>(

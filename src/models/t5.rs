@@ -15,7 +15,9 @@ use serde::Deserialize;
 use super::activation::Activation;
 use super::attention;
 use super::cache::{DecoderState, padding_bias};
-use super::linear::{Linear, Projections, linear_no_bias, quantize_all, quantized};
+use super::linear::{
+    Linear, Projections, linear_no_bias, model_projections, quantize_all, quantized,
+};
 use super::tied::own_copy_or_shared;
 use super::{DecoderSpec, Quantization, Seq2Seq};
 
@@ -492,23 +494,6 @@ impl T5 {
     }
 }
 
-impl T5 {
-    /// Every projection: attention, feed-forward, output head.
-    fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
-        let encoder = self
-            .encoder_blocks
-            .iter_mut()
-            .flat_map(Projections::projections_mut);
-        let decoder = self
-            .decoder_blocks
-            .iter_mut()
-            .flat_map(Projections::projections_mut);
-        encoder
-            .chain(decoder)
-            .chain(std::iter::once(&mut self.lm_head))
-    }
-}
-
 impl Projections for Attention {
     fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
         [&mut self.q, &mut self.k, &mut self.v, &mut self.o].into_iter()
@@ -546,7 +531,12 @@ impl Seq2Seq for T5 {
     }
 
     fn quantize(&mut self, quantization: Quantization) -> Result<(usize, usize)> {
-        quantize_all(self.linears_mut(), quantization)
+        let projections = model_projections(
+            &mut self.encoder_blocks,
+            &mut self.decoder_blocks,
+            &mut self.lm_head,
+        );
+        quantize_all(projections, quantization)
     }
 
     fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
