@@ -1,6 +1,6 @@
 //! Token matrices that checkpoints save under several names.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 
 /// The copy of the shared token matrix saved as `name`, or `shared` itself when the file has no
@@ -14,25 +14,35 @@ pub(crate) fn own_copy_or_shared(vb: &VarBuilder, name: &str, shared: &Tensor) -
         return Ok(shared.clone());
     }
     let copy = vb.get(shared.shape(), name)?;
-    let differs = copy.ne(shared)?.flatten_all()?.max(0)?.to_scalar::<u8>()? != 0;
+    // A sum of absolute differences is zero only when every element is equal; unlike a u8
+    // comparison mask it reduces in every dtype on every device.
+    let differences = (&copy - shared)?.abs()?.sum_all()?;
+    let differs = differences.to_dtype(DType::F32)?.to_scalar::<f32>()? != 0.0;
     Ok(if differs { copy } else { shared.clone() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
+    use candle_core::Device;
     use std::collections::HashMap;
 
     #[test]
     fn an_identical_copy_is_not_kept_twice_and_a_different_one_is_used() {
-        let shared = Tensor::new(&[[1f32, 2.], [3., 4.]], &Device::Cpu).unwrap();
-        let other = Tensor::new(&[[1f32, 2.], [3., 5.]], &Device::Cpu).unwrap();
+        for dtype in [DType::F32, DType::BF16] {
+            check(dtype);
+        }
+    }
+
+    fn check(dtype: DType) {
+        let as_dtype = |t: Tensor| t.to_dtype(dtype).unwrap();
+        let shared = as_dtype(Tensor::new(&[[1f32, 2.], [3., 4.]], &Device::Cpu).unwrap());
+        let other = as_dtype(Tensor::new(&[[1f32, 2.], [3., 5.]], &Device::Cpu).unwrap());
         let tensors = HashMap::from([
             ("same".to_string(), shared.copy().unwrap()),
             ("different".to_string(), other.clone()),
         ]);
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        let vb = VarBuilder::from_tensors(tensors, dtype, &Device::Cpu);
         let same = own_copy_or_shared(&vb, "same", &shared).unwrap();
         assert_eq!(
             same.id(),
@@ -40,10 +50,8 @@ mod tests {
             "an identical copy must reuse the shared matrix"
         );
         let different = own_copy_or_shared(&vb, "different", &shared).unwrap();
-        assert_eq!(
-            different.to_vec2::<f32>().unwrap(),
-            other.to_vec2::<f32>().unwrap()
-        );
+        let floats = |t: &Tensor| t.to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(floats(&different), floats(&other));
         let missing = own_copy_or_shared(&vb, "missing", &shared).unwrap();
         assert_eq!(missing.id(), shared.id());
     }
