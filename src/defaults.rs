@@ -350,7 +350,8 @@ fn legacy_config_defaults(config: &Value, mut layer: Layer) -> Layer {
     layer
 }
 
-fn read_json(path: &Path) -> Result<Value> {
+/// A JSON file, with errors that name it.
+pub(crate) fn read_json(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,

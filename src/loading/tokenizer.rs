@@ -15,6 +15,7 @@ use tokenizers::{AddedToken, Tokenizer};
 
 use super::files::{ModelFiles, TokenizerFiles};
 use super::sentencepiece::{SpmLayout, spm_tokenizer};
+use crate::defaults::read_json;
 use crate::error::{Error, Result};
 
 const BOS: &str = "<s>";
@@ -47,16 +48,6 @@ fn spm_layout(
     model: &Path,
     tokenizer_config: Option<&Path>,
 ) -> Result<SpmLayout> {
-    let read_json = |path: &Path| -> Result<serde_json::Value> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|e| Error::InvalidFile {
-            path: path.to_path_buf(),
-            problem: format!("is not valid JSON ({e})"),
-        })
-    };
     let config = read_json(&files.config)?;
     let settings = match tokenizer_config {
         Some(path) => read_json(path)?,

@@ -187,15 +187,7 @@ impl Summarizer {
             files.preset.as_ref(),
         )?;
         let tokenizer = loading::load_tokenizer(files)?;
-        let config_text = std::fs::read_to_string(&files.config).map_err(|source| Error::Io {
-            path: files.config.clone(),
-            source,
-        })?;
-        let config: serde_json::Value =
-            serde_json::from_str(&config_text).map_err(|source| Error::JsonFile {
-                path: files.config.clone(),
-                source,
-            })?;
+        let config = crate::defaults::read_json(&files.config)?;
         let vb = loading::var_builder(files, dtype, device)?;
         let model = models::from_config_with(&config, vb, quantization).map_err(|e| match e {
             Error::Candle(source) => Error::ModelWeights {
