@@ -131,9 +131,6 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         DType::BF16
     });
     let started = Instant::now();
-    if let Some(quantization) = load.quantize {
-        precis::models::check_quantizable(&device, dtype, quantization)?;
-    }
     let loaded = load_model(&files, &device, dtype, load.quantize)
         .with_context(|| format!("cannot load model '{}'", load.model))?;
     let load_ms = millis(started.elapsed().as_secs_f64());

@@ -486,10 +486,7 @@ impl EncoderDecoder {
         cfg.validate()?;
         let d = cfg.d_model;
         let [encoder_tokens, decoder_tokens, head] = token_matrices(cfg, &vb)?;
-        let mut lm_head = Linear::new(head, None);
-        if let Some(q) = cfg.quantize {
-            lm_head.quantize(q)?;
-        }
+        let lm_head = quantized(Linear::new(head, None), cfg.quantize)?;
         let (enc, dec) = (vb.pp("model.encoder"), vb.pp("model.decoder"));
         let embedder = |tokens: Tensor, positions: PositionTable, vb: &VarBuilder| {
             Ok::<_, candle_core::Error>(Embedder {

@@ -75,6 +75,13 @@ pub(crate) trait Projections {
     fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear>;
 }
 
+/// A lone projection (an output head) is its own part.
+impl Projections for Linear {
+    fn projections_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        std::iter::once(self)
+    }
+}
+
 /// Every projection of an encoder-decoder: its encoder layers', its decoder layers', its head.
 pub(crate) fn model_projections<'a>(
     encoder: &'a mut [impl Projections],

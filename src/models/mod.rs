@@ -79,11 +79,18 @@ impl std::str::FromStr for Quantization {
     }
 }
 
+impl Quantization {
+    /// The name `--quantize` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantization::Q8 => "q8",
+        }
+    }
+}
+
 impl std::fmt::Display for Quantization {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Quantization::Q8 => "q8",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -128,13 +135,17 @@ pub fn from_config(config: &serde_json::Value, vb: VarBuilder) -> crate::Result<
     from_config_with(config, vb, None)
 }
 
-/// [`from_config`], quantizing each layer's projections as soon as it is loaded (call
-/// [`check_quantizable`] first), so that peak memory holds one layer in float32, not the model.
+/// [`from_config`], quantizing each layer's projections as soon as it is loaded, so that peak
+/// memory holds one layer in float32, not the model. Refused unless `vb` loads float32 onto
+/// the CPU (see [`check_quantizable`]).
 pub fn from_config_with(
     config: &serde_json::Value,
     vb: VarBuilder,
     quantization: Option<Quantization>,
 ) -> crate::Result<Box<dyn Seq2Seq>> {
+    if let Some(q) = quantization {
+        check_quantizable(vb.device(), vb.dtype(), q)?;
+    }
     let model_type = config.get("model_type").and_then(|t| t.as_str());
     let model: Box<dyn Seq2Seq> = match model_type {
         // mT5 is T5 v1.1 with a multilingual vocabulary: the same layers and config fields.

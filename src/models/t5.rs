@@ -470,10 +470,9 @@ impl T5 {
 
         // A separate head in the weights wins; without one the head is the shared embedding
         // (transformers 5 ties it whenever the file has no `lm_head.weight`).
-        let mut lm_head = Linear::new(own_copy_or_shared(&vb, "lm_head.weight", &shared)?, None);
-        if let Some(q) = cfg.quantize {
-            lm_head.quantize(q)?;
-        }
+        let head = own_copy_or_shared(&vb, "lm_head.weight", &shared)?;
+        let lm_head = quantized(Linear::new(head, None), cfg.quantize)?;
+
         let scale = cfg.scale_decoder_outputs.unwrap_or(cfg.tie_word_embeddings);
         let head_scale = scale.then(|| (cfg.d_model as f64).powf(-0.5));
 

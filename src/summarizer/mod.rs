@@ -37,7 +37,7 @@ pub struct LoadOptions {
     pub device: DeviceChoice,
     /// `None`: f32 on CPU, bf16 on a GPU.
     pub dtype: Option<DType>,
-    /// Quantize the projections after loading (CPU, float32 only).
+    /// Quantize the projections while loading (CPU, float32 only).
     pub quantize: Option<Quantization>,
     pub hub: HubSettings,
 }
@@ -161,7 +161,7 @@ impl Summarizer {
         Ok(())
     }
 
-    /// The quantization applied after loading, if any.
+    /// The quantization of the model's projections, if any.
     pub fn quantization(&self) -> Option<Quantization> {
         self.quantization
     }
@@ -178,9 +178,6 @@ impl Summarizer {
         dtype: DType,
         quantization: Option<Quantization>,
     ) -> Result<Self> {
-        if let Some(q) = quantization {
-            models::check_quantizable(device, dtype, q)?;
-        }
         let defaults = SummarizationDefaults::load(
             &files.config,
             files.generation_config.as_deref(),

@@ -62,7 +62,7 @@ pub struct OutputOptions<'a> {
     pub dtype: &'static str,
     /// `--quantize`; left out of the manifest when off, so unquantized runs hash as before.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub quantize: Option<String>,
+    pub quantize: Option<&'static str>,
 }
 
 pub(crate) fn early_stopping_from_defaults(value: DefaultsEarlyStopping) -> EarlyStopping {
@@ -140,7 +140,7 @@ impl SummaryOptions {
             chunk_overlap: *chunk_overlap,
             merge: *merge,
             dtype: dtype.as_str(),
-            quantize: quantization.map(|q| q.to_string()),
+            quantize: quantization.map(Quantization::as_str),
         }
     }
 
