@@ -17,6 +17,14 @@ pub struct KeyBias<'a> {
     pub row_group: usize,
 }
 
+impl<'a> KeyBias<'a> {
+    /// The `keys` biases of query row `row`, head `head`.
+    fn for_query(&self, row: usize, head: usize, keys: usize) -> &'a [f32] {
+        let start = row / self.row_group * self.row_stride + head * self.head_stride;
+        &self.values[start..start + keys]
+    }
+}
+
 /// Shapes of one call: `q (kv_rows * group, heads, head_dim)` and
 /// `k, v (kv_rows, heads, keys, head_dim)`. Query row `r` attends to key/value row `r / group`:
 /// the beams of one input share its encoder keys and values instead of each holding a copy.
@@ -60,10 +68,7 @@ pub fn single_query(
         let (k, v) = (&k[kv.clone()], &v[kv]);
         for (g, out) in out.chunks_exact_mut(head_dim).enumerate() {
             let row = kv_row * group + g;
-            let bias = bias.map(|b| {
-                let start = row / b.row_group * b.row_stride + head * b.head_stride;
-                &b.values[start..start + keys]
-            });
+            let bias = bias.map(|b| b.for_query(row, head, keys));
             let query = (row * heads + head) * head_dim;
             let q = &q[query..query + head_dim];
             attend_one(q, (k, v), keys, |s| s * head_dim, bias, out);
@@ -123,10 +128,7 @@ pub fn single_query_cached(
         let (row, head) = (unit / heads, unit % heads);
         let sources = &buffer_rows[row * keys..(row + 1) * keys];
         let offset = |p: usize| ((sources[p] as usize * capacity + p) * heads + head) * head_dim;
-        let bias = bias.map(|b| {
-            let start = row / b.row_group * b.row_stride + head * b.head_stride;
-            &b.values[start..start + keys]
-        });
+        let bias = bias.map(|b| b.for_query(row, head, keys));
         let q = &q[unit * head_dim..(unit + 1) * head_dim];
         attend_one(q, (k, v), keys, offset, bias, out);
     };
