@@ -423,6 +423,54 @@ fn streams_json_lines_to_stdout_and_writes_no_files() {
     }
 }
 
+/// Summary files in JSON and JSON lines carry each summary's token ids as transformers'
+/// pipeline returned them (`summary_token_ids`), also when articles share model batches.
+#[test]
+fn json_summaries_carry_the_pipelines_token_ids() {
+    let model = "bart-tiny"; // a forced BOS token after the decoder start: [2, 0, ...]
+    let golden = common::golden(model);
+    let cases = &golden["pipeline"]["cases"].as_array().unwrap()[..3];
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+    for case in cases {
+        let name = format!("{}.txt", text(&case["case"]));
+        write(&input, &name, text(&case["text"]).as_bytes());
+    }
+    let run = |args: &[&str]| {
+        let output = precis()
+            .arg("batch")
+            .arg(&input)
+            .args(args)
+            .arg("--model")
+            .arg(common::fixture_dir(model))
+            .output()
+            .expect("precis runs");
+        assert_status(&output, 0);
+        output
+    };
+    run(&["-o", path_str(&out), "--format", "json"]);
+    let streamed = jsonl(&run(&["-o", "-"]).stdout);
+    assert_eq!(streamed.len(), cases.len());
+    for case in cases {
+        let name = format!("{}.txt", text(&case["case"]));
+        let line = streamed
+            .iter()
+            .find(|r| r["path"] == name.as_str())
+            .unwrap();
+        let file = out.join(format!("{name}.summary.json"));
+        let record: Value = serde_json::from_slice(&fs::read(file).unwrap()).unwrap();
+        for record in [&record, line] {
+            let want = text(&case["summary"]);
+            assert_eq!(text(&record["summary"]), want.trim(), "{record}");
+            assert_eq!(
+                common::ids(&record["output_ids"]),
+                common::ids(&case["output_ids"]),
+                "{record}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_closed_stdout_ends_the_run_quietly() {
     let dir = tempfile::tempdir().unwrap();

@@ -134,6 +134,84 @@ fn json_output_has_the_documented_fields() {
     assert_eq!(record["source"].as_str().unwrap(), file.to_str().unwrap());
 }
 
+/// `summarize --format json` of `text` with the fixture `model`, as one JSON record.
+fn summarize_json(model: &str, text: &str, extra: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "article.txt", text.as_bytes());
+    let fixture = fixture_dir(model).display().to_string();
+    let args = ["summarize", "--model", &fixture, "--format", "json"];
+    let output = run(&[&args[..], extra, &[file.to_str().unwrap()]].concat());
+    assert!(output.status.success(), "{model}: {}", stderr(&output));
+    serde_json::from_slice(&output.stdout).expect("valid JSON")
+}
+
+/// `output_ids` is what transformers' summarization pipeline returned as `summary_token_ids`
+/// (`return_tensors=True`): the decoder start token, BART's forced BOS, the generated tokens
+/// and EOS, for every family.
+#[test]
+fn json_output_carries_the_pipelines_token_ids() {
+    for model in [
+        "t5-tiny",
+        "flan-t5-tiny",
+        "bart-tiny",
+        "distilbart-tiny",
+        "pegasus-tiny",
+    ] {
+        let golden = golden(model);
+        let case = &golden["pipeline"]["cases"][0];
+        let record = summarize_json(model, case["text"].as_str().unwrap(), &[]);
+        // precis trims the summary's outer spaces (the pipeline keeps BART's leading one).
+        let want = case["summary"].as_str().unwrap().trim();
+        assert_eq!(record["summary"], want, "{model}");
+        assert_eq!(
+            ids(&record["output_ids"]),
+            ids(&case["output_ids"]),
+            "{model}: output_ids differ from the pipeline's summary_token_ids"
+        );
+    }
+}
+
+/// For a long article, `output_ids` are those of the final abstract (the last reduce pass) and
+/// each chunk carries the ids of its own summary; `concat` writes no abstract of its own, so it
+/// has none.
+#[test]
+fn json_output_ids_of_a_long_article_follow_the_merge() {
+    let model = "t5-tiny";
+    let tokenizer = tokenizers::Tokenizer::from_file(fixture_dir(model).join("tokenizer.json"))
+        .expect("fixture tokenizer");
+    let decode = |ids: &serde_json::Value| -> String {
+        let text = tokenizer.decode(&common::ids(ids), true).expect("decode");
+        text.trim().to_string()
+    };
+    let golden = golden(model);
+    let long = golden["pipeline"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|case| case["case"] == "long")
+        .expect("a long case");
+    let text = long["text"].as_str().unwrap();
+    let fast = ["--num-beams", "1", "--max-new-tokens", "12"];
+
+    let reduced = summarize_json(model, text, &fast);
+    let chunks = reduced["chunks"].as_array().unwrap();
+    assert!(chunks.len() > 1, "{reduced}");
+    assert!(!reduced["merge_passes"].as_array().unwrap().is_empty());
+    let abstract_ids = ids(&reduced["output_ids"]);
+    assert_eq!(abstract_ids[0], 0, "decoder start token first");
+    assert_eq!(decode(&reduced["output_ids"]), reduced["summary"]);
+    for chunk in chunks {
+        assert_eq!(decode(&chunk["output_ids"]), chunk["summary"], "{chunk}");
+        assert_ne!(ids(&chunk["output_ids"]), abstract_ids);
+    }
+
+    let concat = summarize_json(model, text, &[&fast[..], &["--merge", "concat"]].concat());
+    assert!(concat["output_ids"].is_null(), "{concat}");
+    for chunk in concat["chunks"].as_array().unwrap() {
+        assert_eq!(decode(&chunk["output_ids"]), chunk["summary"], "{chunk}");
+    }
+}
+
 #[test]
 fn bench_reports_medians_for_the_asked_shape() {
     let model = model();

@@ -26,6 +26,11 @@ fn pipeline_matches(model: &str) {
             summary.text, want,
             "{model} {name}: summary differs from transformers' pipeline"
         );
+        assert_eq!(
+            summary.output_ids,
+            Some(ids(&case["output_ids"])),
+            "{model} {name}: output_ids differ from the pipeline's summary_token_ids"
+        );
         let generated = ids(&case["output_ids"]).len() - 1;
         assert_eq!(
             summary.output_tokens, generated,

@@ -56,6 +56,8 @@ pub struct Item {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BatchSummary {
     pub text: String,
+    /// The ids generated for `text` (see [`crate::Summary::output_ids`]).
+    pub output_ids: Option<Vec<u32>>,
     /// How many chunks the input was split into.
     pub chunks: usize,
     pub input_tokens: usize,
@@ -69,6 +71,7 @@ impl From<crate::Summary> for BatchSummary {
         BatchSummary {
             chunks: summary.chunks.len(),
             text: summary.text,
+            output_ids: summary.output_ids,
             input_tokens: summary.input_tokens,
             output_tokens: summary.output_tokens,
             seconds: summary.seconds,

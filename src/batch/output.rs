@@ -61,6 +61,8 @@ pub struct DocRecord<'a> {
     pub path: Option<&'a str>,
     pub status: Status,
     pub summary: Option<&'a str>,
+    /// The summary's token ids (see [`crate::Summary::output_ids`]).
+    pub output_ids: Option<&'a [u32]>,
     pub error: Option<&'a str>,
     pub chunks: usize,
     pub input_tokens: usize,
@@ -197,6 +199,7 @@ mod tests {
             path: Some("a.txt"),
             status: Status::Ok,
             summary: Some("Short."),
+            output_ids: Some(&[0, 7, 1]),
             error: None,
             chunks: 1,
             input_tokens: 12,
@@ -206,7 +209,7 @@ mod tests {
         let json = serde_json::to_string(&record).expect("json");
         assert_eq!(
             json,
-            r#"{"path":"a.txt","status":"ok","summary":"Short.","error":null,"chunks":1,"input_tokens":12,"output_tokens":3,"seconds":0.5}"#
+            r#"{"path":"a.txt","status":"ok","summary":"Short.","output_ids":[0,7,1],"error":null,"chunks":1,"input_tokens":12,"output_tokens":3,"seconds":0.5}"#
         );
     }
 }

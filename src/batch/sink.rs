@@ -93,6 +93,7 @@ pub(crate) fn doc_record<'a>(
         path,
         status: outcome.status(),
         summary: summary.map(|s| s.text.as_str()),
+        output_ids: summary.and_then(|s| s.output_ids.as_deref()),
         error: message,
         chunks: summary.map_or(0, |s| s.chunks),
         input_tokens: summary.map_or(0, |s| s.input_tokens),

@@ -29,6 +29,7 @@ impl Fake {
             let words: Vec<&str> = text.split_whitespace().collect();
             Ok(BatchSummary {
                 text: format!("Summary: {}", words[..words.len().min(3)].join(" ")),
+                output_ids: Some(vec![0, words.len() as u32, 1]),
                 chunks: 1,
                 input_tokens: words.len(),
                 output_tokens: 4,

@@ -14,6 +14,7 @@ use super::args::OutputFormat;
 struct Record<'a> {
     source: &'a str,
     summary: &'a str,
+    output_ids: Option<&'a [u32]>,
     model: &'a str,
     device: String,
     input_tokens: usize,
@@ -57,6 +58,7 @@ impl Printer {
                 let record = Record {
                     source,
                     summary: &summary.text,
+                    output_ids: summary.output_ids.as_deref(),
                     model: summarizer.name(),
                     device: device::describe(summarizer.device()),
                     input_tokens: summary.input_tokens,

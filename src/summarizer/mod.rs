@@ -71,6 +71,8 @@ pub struct ChunkSummary {
     pub chars: (usize, usize),
     pub tokens: usize,
     pub summary: String,
+    /// The ids generated for this chunk's summary, laid out like [`Summary::output_ids`].
+    pub output_ids: Vec<u32>,
 }
 
 /// One round of the reduce merge: how many texts went in and came out.
@@ -84,6 +86,13 @@ pub struct MergePass {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub text: String,
+    /// The token ids the model generated for `text`, as transformers' summarization pipeline
+    /// returns them with `return_tensors=True` (`summary_token_ids`): the decoder start token
+    /// first (and a forced BOS token, for BART), then the generated tokens, ending with EOS
+    /// when one was generated; no padding. For a long input merged with `reduce`, the ids of
+    /// the last pass. `None` when `concat` joined several chunk summaries: no one generation
+    /// wrote that abstract (each chunk has its own ids).
+    pub output_ids: Option<Vec<u32>>,
     /// Tokens of the input as the model saw it (all chunks, without overlap repeats).
     pub input_tokens: usize,
     /// Tokens generated over every pass.
@@ -100,6 +109,7 @@ impl Summary {
     fn empty() -> Self {
         Self {
             text: String::new(),
+            output_ids: None,
             input_tokens: 0,
             output_tokens: 0,
             chunks: Vec::new(),

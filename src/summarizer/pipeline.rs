@@ -48,11 +48,20 @@ struct Job {
     last_pass: bool,
 }
 
+/// What one job generated: the ids (decoder start token first) and their text.
+#[derive(Default)]
+struct Output {
+    ids: Vec<u32>,
+    text: String,
+}
+
 /// A document on its way to a summary.
 struct Doc {
     summary: Summary,
     /// The texts its next reduce round merges (chunk summaries, then group summaries).
     texts: Vec<String>,
+    /// The ids of each chunk summary, in chunk order (until they are recorded).
+    chunk_ids: Vec<Vec<u32>>,
     done: bool,
 }
 
@@ -118,10 +127,13 @@ impl<'a> Pipeline<'a> {
         for (job, output) in jobs.iter().zip(outputs) {
             let doc = &mut docs[job.doc];
             if job.last_pass {
-                doc.summary.text = output;
+                doc.summary.text = output.text.clone();
+                doc.chunk_ids.push(output.ids.clone());
+                doc.summary.output_ids = Some(output.ids);
                 doc.done = true;
             } else {
-                doc.texts.push(output);
+                doc.texts.push(output.text);
+                doc.chunk_ids.push(output.ids);
             }
         }
         for doc in docs.iter_mut() {
@@ -158,6 +170,7 @@ impl<'a> Pipeline<'a> {
                 chars: (0, text.chars().count()),
                 tokens: summary.input_tokens,
                 summary: String::new(),
+                output_ids: Vec::new(),
             });
             jobs.push(Job {
                 doc,
@@ -173,6 +186,7 @@ impl<'a> Pipeline<'a> {
                     chars: char_range(text, chunk.bytes.clone()),
                     tokens: chunk.tokens.len(),
                     summary: String::new(),
+                    output_ids: Vec::new(),
                 });
                 jobs.push(Job {
                     doc,
@@ -184,12 +198,18 @@ impl<'a> Pipeline<'a> {
         Ok(Doc {
             summary,
             texts: Vec::new(),
+            chunk_ids: Vec::new(),
             done: false,
         })
     }
 
-    /// After round one: chunk summaries go into the report; `concat` finishes here.
+    /// After round one: chunk summaries (text and ids) go into the report; `concat` finishes
+    /// here, with no `output_ids`, since no single generation wrote its abstract.
     fn record_chunk_summaries(&self, doc: &mut Doc) {
+        let ids = std::mem::take(&mut doc.chunk_ids);
+        for (chunk, ids) in doc.summary.chunks.iter_mut().zip(ids) {
+            chunk.output_ids = ids;
+        }
         if doc.done {
             if let [only] = doc.summary.chunks.as_mut_slice() {
                 only.summary = doc.summary.text.clone();
@@ -225,20 +245,21 @@ impl<'a> Pipeline<'a> {
                 return Ok(());
             }
             let outputs = self.run_jobs(&jobs, docs, &mut |_| {})?;
-            let mut next: Vec<Vec<String>> = vec![Vec::new(); docs.len()];
+            let mut next: Vec<Vec<Output>> = docs.iter().map(|_| Vec::new()).collect();
             for (job, output) in jobs.iter().zip(outputs) {
                 next[job.doc].push(output);
             }
-            for (doc, texts) in docs.iter_mut().zip(next).filter(|(d, _)| !d.done) {
+            for (doc, outputs) in docs.iter_mut().zip(next).filter(|(d, _)| !d.done) {
                 doc.summary.merge_passes.push(MergePass {
                     inputs: doc.texts.len(),
-                    outputs: texts.len(),
+                    outputs: outputs.len(),
                 });
-                doc.texts = texts;
-                if let [only] = doc.texts.as_slice() {
-                    doc.summary.text = only.clone();
+                if let [only] = outputs.as_slice() {
+                    doc.summary.text = only.text.clone();
+                    doc.summary.output_ids = Some(only.ids.clone());
                     doc.done = true;
                 }
+                doc.texts = outputs.into_iter().map(|o| o.text).collect();
             }
         }
     }
@@ -274,12 +295,12 @@ impl<'a> Pipeline<'a> {
         jobs: &[Job],
         docs: &mut [Doc],
         on_batch: &mut dyn FnMut(usize),
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<Output>> {
         let encoded = jobs
             .iter()
             .map(|job| Ok(self.encode(&job.text)?.get_ids().to_vec()))
             .collect::<Result<Vec<_>>>()?;
-        let mut outputs = vec![String::new(); jobs.len()];
+        let mut outputs: Vec<Output> = jobs.iter().map(|_| Output::default()).collect();
         for last_pass in [true, false] {
             let config = if last_pass {
                 &self.last
@@ -302,7 +323,10 @@ impl<'a> Pipeline<'a> {
                     // The first id is the decoder start token, not generated.
                     summary.output_tokens += sequence.len().saturating_sub(1);
                     summary.seconds += share;
-                    outputs[i] = self.summarizer.decode(sequence)?;
+                    outputs[i] = Output {
+                        text: self.summarizer.decode(sequence)?,
+                        ids: sequence.clone(),
+                    };
                 }
                 on_batch(batch.len());
             }
@@ -335,6 +359,7 @@ impl Doc {
         Self {
             summary: Summary::empty(),
             texts: Vec::new(),
+            chunk_ids: Vec::new(),
             done: true,
         }
     }
