@@ -13,4 +13,5 @@ fi
 .venv/bin/python -m pip install --upgrade pip
 .venv/bin/python -m pip install -r scripts/requirements-fixtures.txt
 .venv/bin/python -m pip install -r scripts/requirements-bench.txt
+.venv/bin/python -m pip install -r scripts/requirements-eval.txt
 .venv/bin/python -c 'import torch, transformers, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "tokenizers", tokenizers.__version__)'

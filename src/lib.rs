@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod defaults;
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod generation;
 pub mod loading;
 pub mod merge;
