@@ -243,6 +243,32 @@ def bootstrap_golden(per_doc):
     }
 
 
+def percentile_goldens():
+    """np.percentile at rouge-score's three quantiles on seeded random columns. NumPy interpolates
+    from the nearer neighbour (a + d*t below t = 0.5, b - d*(1 - t) above); the columns are kept
+    only if some of them tell the two formulas apart, so the test can see either one broken."""
+    rng = np.random.RandomState(3)
+    delta = (1 - 0.95) / 2
+    q = 100 * np.array([delta, 0.5, 1 - delta])
+    cases, telling = [], 0
+    for size in list(range(2, 40)) + [200, 1000]:
+        values = rng.random_sample(size)
+        got = np.percentile(values, q)
+        ordered = np.sort(values)
+        for quantile, value in zip(q / 100, got):
+            index = (size - 1) * quantile
+            lo = min(int(np.floor(index)), size - 1)
+            hi = min(lo + 1, size - 1)
+            t = index - lo
+            a, b = ordered[lo], ordered[hi]
+            if (a + (b - a) * t) != (b - (b - a) * (1 - t)):
+                telling += 1
+                assert value == (a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t))
+        cases.append({"values": exact(values), "percentiles": exact(got)})
+    assert telling >= 5, telling
+    return cases
+
+
 def lowercase_to_ascii():
     """Non-ASCII code points whose Python lowercase holds an ASCII letter or digit."""
     found = []
@@ -284,6 +310,7 @@ def build():
         ],
         "lowercase_to_ascii": lowercase_to_ascii(),
         "bootstrap": bootstrap_golden(per_doc),
+        "percentiles": percentile_goldens(),
     }
 
 

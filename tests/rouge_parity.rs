@@ -12,13 +12,18 @@ use precis::eval::{
 use serde_json::Value;
 
 fn golden() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden/rouge.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/golden/rouge.json"
+    );
     let text = std::fs::read_to_string(path).expect("golden file");
     serde_json::from_str(&text).expect("golden JSON")
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or_else(|| panic!("{key} in {value}"))
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} in {value}"))
 }
 
 /// A score as the golden writes it: `[precision, recall, fmeasure]` as repr strings.
@@ -32,7 +37,11 @@ fn golden_score(value: &Value) -> Score {
 
 fn assert_same(got: Score, want: Score, what: &str) {
     let bits = |s: Score| s.to_array().map(f64::to_bits);
-    assert_eq!(bits(got), bits(want), "{what}: got {got:?}, rouge-score {want:?}");
+    assert_eq!(
+        bits(got),
+        bits(want),
+        "{what}: got {got:?}, rouge-score {want:?}"
+    );
 }
 
 fn options(stemmer: bool, split_sentences: bool) -> RougeOptions {
@@ -101,7 +110,12 @@ fn the_stemmer_agrees_with_nltk_on_every_edge_case() {
         }
     }
     assert!(stems.len() > 5000, "{}", stems.len());
-    assert!(wrong.is_empty(), "{} of {}: {wrong:#?}", wrong.len(), stems.len());
+    assert!(
+        wrong.is_empty(),
+        "{} of {}: {wrong:#?}",
+        wrong.len(),
+        stems.len()
+    );
 }
 
 fn text_at(value: &Value, i: usize) -> &str {
@@ -179,14 +193,21 @@ fn the_bootstrap_interval_matches_rouge_score_given_the_same_resamples() {
             .iter()
             .map(|sample| {
                 let indices = sample.as_array().expect("indices");
-                indices.iter().map(|i| i.as_u64().expect("index") as usize).collect()
+                indices
+                    .iter()
+                    .map(|i| i.as_u64().expect("index") as usize)
+                    .collect()
             })
             .collect();
         assert_eq!(resamples.len(), 200);
         let scores: Vec<Score> = docs.iter().map(|d| d.rouge.get(rouge_type)).collect();
         let got = eval::interval(&scores, resamples, 0.95).expect("documents");
         let want = golden_interval(&bootstrap["aggregate"][rouge_type.name()]);
-        for (bound, g, w) in [("low", got.low, want.low), ("mid", got.mid, want.mid), ("high", got.high, want.high)] {
+        for (bound, g, w) in [
+            ("low", got.low, want.low),
+            ("mid", got.mid, want.mid),
+            ("high", got.high, want.high),
+        ] {
             assert_same(g, w, &format!("{} {bound}", rouge_type.name()));
         }
     }
@@ -200,7 +221,10 @@ fn the_seeded_resamples_are_numpys_and_give_rouge_score_s_interval() {
     let docs = bootstrap_docs(&golden);
     let mut random = NumpyLegacyRandom::new(seed);
     for rouge_type in RougeType::ALL {
-        for sample in bootstrap["indices"][rouge_type.name()].as_array().expect("resamples") {
+        for sample in bootstrap["indices"][rouge_type.name()]
+            .as_array()
+            .expect("resamples")
+        {
             let want: Vec<usize> = sample
                 .as_array()
                 .expect("indices")
@@ -222,5 +246,30 @@ fn the_seeded_resamples_are_numpys_and_give_rouge_score_s_interval() {
         assert_same(got.mid, want.mid, rouge_type.name());
         assert_same(got.low, want.low, rouge_type.name());
         assert_same(got.high, want.high, rouge_type.name());
+    }
+}
+
+#[test]
+fn percentiles_interpolate_as_numpy_on_both_sides_of_the_midpoint() {
+    let golden = golden();
+    for case in golden["percentiles"].as_array().expect("percentile cases") {
+        let values: Vec<f64> = case["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .map(|v| v.as_str().expect("repr").parse().expect("float"))
+            .collect();
+        let want = golden_score(&case["percentiles"]).to_array();
+        let scores: Vec<Score> = values.iter().map(|&v| Score::from_array([v; 3])).collect();
+        // Resamples of one document each: their means are the values themselves.
+        let resamples = (0..values.len()).map(|i| vec![i]);
+        let got = eval::interval(&scores, resamples, 0.95).expect("values");
+        let got = [got.low.recall, got.mid.recall, got.high.recall];
+        assert_eq!(
+            got.map(f64::to_bits),
+            want.map(f64::to_bits),
+            "{} values",
+            values.len()
+        );
     }
 }

@@ -104,9 +104,7 @@ pub struct NumpyLegacyRandom {
 impl NumpyLegacyRandom {
     /// `np.random.seed(seed)` for an integer seed (MT19937's `init_genrand`).
     pub fn new(seed: u32) -> Self {
-        NumpyLegacyRandom {
-            mt: Mt::new(seed),
-        }
+        NumpyLegacyRandom { mt: Mt::new(seed) }
     }
 
     /// `np.random.choice(np.arange(n), size=n)`: `n` indices below `n`, with replacement.
@@ -169,9 +167,6 @@ mod tests {
         let mut random = NumpyLegacyRandom::new(42);
         assert_eq!(random.resample(1), [0]);
         // The stream is untouched: the next draw equals a fresh generator's first.
-        assert_eq!(
-            random.resample(7),
-            NumpyLegacyRandom::new(42).resample(7)
-        );
+        assert_eq!(random.resample(7), NumpyLegacyRandom::new(42).resample(7));
     }
 }

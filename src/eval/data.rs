@@ -137,7 +137,11 @@ fn parse_record(
         Some(Value::String(id)) => id.clone(),
         Some(Value::Number(id)) => id.to_string(),
         None if !id_required => line.to_string(),
-        None => return Err(format!("no {id_field:?} field (the id to match records by)")),
+        None => {
+            return Err(format!(
+                "no {id_field:?} field (the id to match records by)"
+            ));
+        }
         Some(other) => {
             return Err(format!(
                 "the {id_field:?} field is {}, not a string or a number",
@@ -214,7 +218,11 @@ pub fn read_folder(dir: &Path, suffixes: &[&str], json_field: &str) -> Result<Re
     Ok(out)
 }
 
-fn file_value(relative: &str, bytes: Vec<u8>, json_field: &str) -> std::result::Result<String, String> {
+fn file_value(
+    relative: &str,
+    bytes: Vec<u8>,
+    json_field: &str,
+) -> std::result::Result<String, String> {
     let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
     if !relative.ends_with(".json") {
         return Ok(text.trim_end().to_string());
@@ -244,7 +252,9 @@ fn folder_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         source,
     };
     let mut files = Vec::new();
-    let walker = walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name();
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name();
     let hidden = |entry: &walkdir::DirEntry| {
         entry.depth() > 0 && entry.file_name().to_string_lossy().starts_with('.')
     };
@@ -294,7 +304,12 @@ pub fn pair_up(predictions: Records, references: Records) -> (Vec<Pair>, Vec<Pro
         let mut values = reference.values.into_iter();
         pairs.push(Pair {
             id: reference.id,
-            prediction: prediction.values.into_iter().flatten().next().unwrap_or_default(),
+            prediction: prediction
+                .values
+                .into_iter()
+                .flatten()
+                .next()
+                .unwrap_or_default(),
             reference: values.next().flatten().unwrap_or_default(),
             source: values.next().flatten(),
         });
@@ -330,12 +345,27 @@ mod tests {
         assert_eq!(ids, ["a", "8"]);
         let problems: Vec<String> = records.problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), 6, "{problems:#?}");
-        assert!(problems[0].starts_with("p.jsonl:3: not valid JSON"), "{problems:?}");
-        assert_eq!(problems[1], "p.jsonl:4: not a JSON object; each line must be one {...} record");
+        assert!(
+            problems[0].starts_with("p.jsonl:3: not valid JSON"),
+            "{problems:?}"
+        );
+        assert_eq!(
+            problems[1],
+            "p.jsonl:4: not a JSON object; each line must be one {...} record"
+        );
         assert_eq!(problems[2], "p.jsonl:5: no \"summary\" field");
-        assert_eq!(problems[3], "p.jsonl:6: id \"a\" repeats line 1; this line is left out");
-        assert_eq!(problems[4], "p.jsonl:7: no \"id\" field (the id to match records by)");
-        assert_eq!(problems[5], "p.jsonl:8: the \"summary\" field is a number, not a string");
+        assert_eq!(
+            problems[3],
+            "p.jsonl:6: id \"a\" repeats line 1; this line is left out"
+        );
+        assert_eq!(
+            problems[4],
+            "p.jsonl:7: no \"id\" field (the id to match records by)"
+        );
+        assert_eq!(
+            problems[5],
+            "p.jsonl:8: the \"summary\" field is a number, not a string"
+        );
     }
 
     #[test]
@@ -378,7 +408,13 @@ mod tests {
         assert_eq!(got, [("a", "pa", "ra"), ("b", "pb", "rb")]);
         assert_eq!(pairs[0].source.as_deref(), Some("article"));
         let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        assert_eq!(problems, ["f:2: id \"c\" has no prediction", "f:2: id \"z\" has no reference"]);
+        assert_eq!(
+            problems,
+            [
+                "f:2: id \"c\" has no prediction",
+                "f:2: id \"z\" has no reference"
+            ]
+        );
     }
 
     #[test]
@@ -402,11 +438,17 @@ mod tests {
             .iter()
             .map(|r| (r.id.as_str(), r.values[0].as_deref()))
             .collect();
-        assert_eq!(got, [("b", Some("Summary B.")), ("news/a", Some("Summary A."))]);
+        assert_eq!(
+            got,
+            [("b", Some("Summary B.")), ("news/a", Some("Summary A."))]
+        );
         let problems: Vec<String> = records.problems.iter().map(|p| p.message.clone()).collect();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert_eq!(problems[0], "no \"summary\" string in this JSON file");
-        assert!(problems[1].starts_with("has the same id \"news/a\" as "), "{problems:?}");
+        assert!(
+            problems[1].starts_with("has the same id \"news/a\" as "),
+            "{problems:?}"
+        );
         assert_eq!(without_extension("a.b/.hidden"), "a.b/.hidden");
     }
 }

@@ -351,7 +351,13 @@ mod tests {
 
     #[test]
     fn measure_counts_vowel_consonant_changes() {
-        for (word, m) in [("tr", 0), ("tree", 0), ("by", 0), ("trouble", 1), ("ivy", 1)] {
+        for (word, m) in [
+            ("tr", 0),
+            ("tree", 0),
+            ("by", 0),
+            ("trouble", 1),
+            ("ivy", 1),
+        ] {
             assert_eq!(measure(word), m, "{word}");
         }
         assert_eq!(measure("troubles"), 2);

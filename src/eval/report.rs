@@ -103,7 +103,10 @@ pub fn aggregate(docs: &[DocResult], options: &BootstrapOptions) -> Aggregate {
         tokens: mean(docs.iter().map(|d| d.stats.tokens.map(|t| t as f64))),
         compression: mean(docs.iter().map(|d| d.stats.compression)),
         novel_ngrams: [0, 1, 2, 3].map(|n| {
-            mean(docs.iter().map(|d| d.stats.novel_ngrams.and_then(|shares| shares[n])))
+            mean(
+                docs.iter()
+                    .map(|d| d.stats.novel_ngrams.and_then(|shares| shares[n])),
+            )
         }),
     }
 }
@@ -142,7 +145,12 @@ mod tests {
     #[test]
     fn means_cover_the_documents_that_have_each_figure() {
         let docs = [
-            doc("a", "the cat sat", "the cat sat", Some("the cat sat on the mat")),
+            doc(
+                "a",
+                "the cat sat",
+                "the cat sat",
+                Some("the cat sat on the mat"),
+            ),
             doc("b", "the dog ran", "a bird flew", None),
         ];
         let aggregate = aggregate(&docs, &BootstrapOptions::default());

@@ -338,7 +338,11 @@ mod tests {
     fn empty_texts_score_zero() {
         for (reference, prediction) in [("", "a b"), ("a b", ""), ("", ""), ("?!", "...")] {
             let scores = score(reference, prediction, plain());
-            assert_eq!(scores, RougeScores::default(), "{reference:?} {prediction:?}");
+            assert_eq!(
+                scores,
+                RougeScores::default(),
+                "{reference:?} {prediction:?}"
+            );
         }
     }
 

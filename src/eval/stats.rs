@@ -58,7 +58,10 @@ fn novel_shares(summary: &str, source: &str) -> [Option<f64>; 4] {
         if ngrams.is_empty() {
             return None;
         }
-        let novel = ngrams.iter().filter(|ngram| !known.contains(*ngram)).count();
+        let novel = ngrams
+            .iter()
+            .filter(|ngram| !known.contains(*ngram))
+            .count();
         Some(novel as f64 / ngrams.len() as f64)
     })
 }
