@@ -363,6 +363,66 @@ mod tests {
         assert_ne!(view, wider.output_options(DType::F32, None));
     }
 
+    /// Batch manifests store a hash of this JSON: a change to it redoes every finished batch.
+    #[test]
+    fn output_options_serialise_as_the_manifest_hash_expects() {
+        let options = SummaryOptions {
+            num_beams: Some(1),
+            max_length: Some(60),
+            max_new_tokens: Some(40),
+            min_length: Some(5),
+            length_penalty: Some(0.5),
+            no_repeat_ngram_size: Some(3),
+            early_stopping: Some(EarlyStopping::Never),
+            repetition_penalty: Some(1.5),
+            sampling: Some(Sampling {
+                temperature: 0.7,
+                top_k: Some(50),
+                top_p: None,
+                seed: 42,
+            }),
+            max_input_tokens: Some(256),
+            chunk_tokens: Some(100),
+            chunk_overlap: Some(1),
+            merge: MergeStrategy::Concat,
+            batch_size: Some(4),
+            batch_tokens: Some(999),
+        };
+        let json = serde_json::to_value(options.output_options(DType::F32, Some(Quantization::Q8)));
+        assert_eq!(
+            json.unwrap(),
+            serde_json::json!({
+                "num_beams": 1, "max_length": 60, "max_new_tokens": 40, "min_length": 5,
+                "length_penalty": 0.5, "no_repeat_ngram_size": 3, "early_stopping": "never",
+                "repetition_penalty": 1.5,
+                "sampling": {"temperature": 0.7, "top_k": 50, "top_p": null, "seed": 42},
+                "max_input_tokens": 256, "chunk_tokens": 100, "chunk_overlap": 1,
+                "merge": "concat", "dtype": "f32", "quantize": "q8"
+            })
+        );
+        let defaults = serde_json::to_value(SummaryOptions::default().output_options(DType::BF16, None));
+        assert_eq!(
+            defaults.unwrap(),
+            serde_json::json!({
+                "num_beams": null, "max_length": null, "max_new_tokens": null, "min_length": null,
+                "length_penalty": null, "no_repeat_ngram_size": null, "early_stopping": null,
+                "repetition_penalty": null, "sampling": null, "max_input_tokens": null,
+                "chunk_tokens": null, "chunk_overlap": null, "merge": "reduce", "dtype": "bf16"
+            })
+        );
+        for (stopping, name) in [
+            (EarlyStopping::Always, "always"),
+            (EarlyStopping::Heuristic, "heuristic"),
+        ] {
+            let options = SummaryOptions {
+                early_stopping: Some(stopping),
+                ..Default::default()
+            };
+            let json = serde_json::to_value(options.output_options(DType::F32, None)).unwrap();
+            assert_eq!(json["early_stopping"], name);
+        }
+    }
+
     #[test]
     fn bad_sizes_name_the_option_and_bound() {
         let options = SummaryOptions {
