@@ -32,6 +32,7 @@ use serde_json::Value;
 
 use crate::catalogue::Preset;
 use crate::error::{Error, Result};
+use crate::loading::JsonFile;
 
 /// `Text2TextGenerationPipeline._default_generation_config` of transformers 4.57.
 const PIPELINE_NUM_BEAMS: usize = 4;
@@ -201,22 +202,21 @@ fn first<T: Clone>(layers: &[&Layer], field: impl Fn(&Layer) -> Option<T>) -> Op
 }
 
 impl SummarizationDefaults {
-    /// Reads `config.json` and the optional `generation_config.json` and merges them with the
-    /// preset's window and overrides (see the module docs for the order).
-    pub fn load(
-        config: &Path,
-        generation_config: Option<&Path>,
+    /// Merges an already parsed `config.json`, the optional `generation_config.json` and the
+    /// preset's window and overrides (see the module docs for the order). Reads no file; an
+    /// error names the file whose keys are wrong.
+    pub fn from_json(
+        config: &JsonFile,
+        generation_config: Option<&JsonFile>,
         preset: Option<&Preset>,
     ) -> Result<Self> {
-        let config_json = read_json(config)?;
-        let generation_json = generation_config.map(read_json).transpose()?;
-        let layers =
-            Layers::parse(&config_json, generation_json.as_ref()).map_err(|e| match e {
-                LayerError::Config(source) => json_error(config, source),
-                LayerError::Generation(source) => {
-                    json_error(generation_config.unwrap_or(config), source)
-                }
-            })?;
+        let generation_json = generation_config.map(|file| &file.json);
+        let layers = Layers::parse(&config.json, generation_json).map_err(|e| match e {
+            LayerError::Config(source) => json_error(&config.path, source),
+            LayerError::Generation(source) => {
+                json_error(generation_config.map_or(&config.path, |g| &g.path), source)
+            }
+        })?;
         Ok(layers.merge(preset))
     }
 }
@@ -348,15 +348,6 @@ fn legacy_config_defaults(config: &Value, mut layer: Layer) -> Layer {
         layer.forced_bos_token_id = Some(layer.bos_token_id.unwrap_or(0));
     }
     layer
-}
-
-/// A JSON file, with errors that name it.
-pub(crate) fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|source| json_error(path, source))
 }
 
 fn json_error(path: &Path, source: serde_json::Error) -> Error {
@@ -647,23 +638,12 @@ mod tests {
         ] {
             let golden_name = name.trim_end_matches("-vocab-merges");
             let golden_path = root.join("golden").join(format!("{golden_name}.json"));
-            let Ok(text) = std::fs::read_to_string(&golden_path) else {
-                eprintln!(
-                    "SKIPPED: {} not present on this branch",
-                    golden_path.display()
-                );
-                continue;
-            };
-            let golden: Value = serde_json::from_str(&text).unwrap();
+            // The goldens are committed: a missing one is a broken checkout, not a reason to skip.
+            let golden = JsonFile::read(&golden_path).unwrap().json;
             let model = root.join(name);
             let generation = model.join("generation_config.json");
             let generation = generation.exists().then_some(generation);
-            let d = SummarizationDefaults::load(
-                &model.join("config.json"),
-                generation.as_deref(),
-                None,
-            )
-            .unwrap();
+            let d = defaults_of(&model.join("config.json"), generation.as_deref()).unwrap();
             let pipeline = &golden["pipeline"];
             assert_eq!(json!(d.prefix), pipeline["prefix"], "{name}: prefix");
             let params = pipeline["effective_params"].as_object().unwrap();
@@ -671,6 +651,14 @@ mod tests {
                 assert_eq!(&param(&d, key), expected, "{name}: {key}");
             }
         }
+    }
+
+    /// The defaults of the checkpoint files at `config` and `generation`, read as loading
+    /// reads them.
+    fn defaults_of(config: &Path, generation: Option<&Path>) -> Result<SummarizationDefaults> {
+        let config = JsonFile::read(config)?;
+        let generation = generation.map(JsonFile::read).transpose()?;
+        SummarizationDefaults::from_json(&config, generation.as_ref(), None)
     }
 
     fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
@@ -684,7 +672,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = write(&dir, "config.json", &t5_config().to_string());
         let generation = write(&dir, "generation_config.json", &t5_generation().to_string());
-        let d = SummarizationDefaults::load(&config, Some(&generation), None).unwrap();
+        let d = defaults_of(&config, Some(&generation)).unwrap();
         assert_eq!((d.num_beams, d.prefix.as_str()), (4, "summarize: "));
     }
 
@@ -702,7 +690,7 @@ mod tests {
             (&good, Some(&bad_stop), &bad_stop),
             (&good, Some(&two_eos), &two_eos),
         ] {
-            let err = SummarizationDefaults::load(config, generation.map(|p| p.as_path()), None);
+            let err = defaults_of(config, generation.map(|p| p.as_path()));
             match err {
                 Err(Error::JsonFile { path, .. }) => assert_eq!(&path, culprit),
                 other => panic!(
@@ -712,7 +700,7 @@ mod tests {
             }
         }
         let missing = dir.path().join("missing.json");
-        let err = SummarizationDefaults::load(&missing, None, None).unwrap_err();
+        let err = defaults_of(&missing, None).unwrap_err();
         assert!(matches!(err, Error::Io { ref path, .. } if *path == missing));
     }
 }

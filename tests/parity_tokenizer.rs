@@ -46,7 +46,7 @@ fn sentencepiece_only_folders_tokenize_as_transformers_builds_them() {
         let dir = fixture_dir(folder);
         let files = loading::ModelFiles {
             name: folder.clone(),
-            config: dir.join("config.json"),
+            config: loading::JsonFile::read(&dir.join("config.json")).unwrap(),
             tokenizer: loading::TokenizerFiles::SentencePiece {
                 model: dir.join("spiece.model"),
                 tokenizer_config: Some(dir.join("tokenizer_config.json")),

@@ -15,7 +15,7 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use precis::generation::{self, GenerationConfig};
-use precis::loading::{self, ModelFiles};
+use precis::loading;
 use precis::models::{self, Seq2Seq};
 use serde::Serialize;
 use tokenizers::Tokenizer;
@@ -123,24 +123,20 @@ fn at_least(option: &'static str, value: usize, min: usize, why: &str) -> precis
 pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let shape = Shape::from_args(&args)?;
     let load = load_options(&args.model, quiet)?;
+    // Finding (or downloading) the files is not part of the timed load.
     let files = loading::resolve(&load.model, &load.hub)?;
-    let device = load.device_choice().open()?;
-    let dtype = load.dtype.unwrap_or(if device.is_cpu() {
-        DType::F32
-    } else {
-        DType::BF16
-    });
     let started = Instant::now();
-    let loaded = load_model(&files, &device, dtype, load.quantize)
+    let loaded = loading::load_resolved(&files, &load)
         .with_context(|| format!("cannot load model '{}'", load.model))?;
     let load_ms = millis(started.elapsed().as_secs_f64());
+    let device = &loaded.device;
 
     let rows = synthetic_inputs(&loaded.tokenizer, loaded.model.spec(), &shape);
-    let (ids, mask) = input_tensors(&rows, &device)?;
+    let (ids, mask) = input_tensors(&rows, device)?;
     let config = shape.generation_config();
     let timer = Timer {
         model: loaded.model.as_ref(),
-        device: &device,
+        device,
         ids: &ids,
         mask: &mask,
         config: &config,
@@ -165,14 +161,15 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
 
     let report = Report {
-        model: files.name.clone(),
-        architecture: loaded.architecture,
-        parameters: loaded.parameters,
-        device: precis::device::describe(&device),
+        model: loaded.name.clone(),
+        architecture: loaded.architecture().to_string(),
+        parameters: loaded.parameters.unwrap_or(0),
+        device: precis::device::describe(device),
         // A quantized model computes in float32 over quantized weights: the weights name it.
-        dtype: load
-            .quantize
-            .map_or_else(|| format!("{dtype:?}").to_lowercase(), |q| q.to_string()),
+        dtype: loaded
+            .quantization
+            .map_or(loaded.dtype.as_str(), |q| q.as_str())
+            .to_string(),
         threads: args.model.threads.or_else(default_threads),
         shape,
         input_checksum: checksum(&rows),
@@ -188,52 +185,6 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         OutputFormat::Text => print!("{}", report.text()),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-struct Loaded {
-    model: Box<dyn Seq2Seq>,
-    tokenizer: Tokenizer,
-    architecture: String,
-    parameters: usize,
-}
-
-/// The model alone (no summarisation defaults): config, tokenizer and weights.
-fn load_model(
-    files: &ModelFiles,
-    device: &Device,
-    dtype: DType,
-    quantization: Option<precis::Quantization>,
-) -> anyhow::Result<Loaded> {
-    let config_text = std::fs::read_to_string(&files.config)
-        .with_context(|| format!("cannot read {}", files.config.display()))?;
-    let config: serde_json::Value = serde_json::from_str(&config_text)
-        .with_context(|| format!("{} is not valid JSON", files.config.display()))?;
-    let vb = loading::var_builder(files, dtype, device)?;
-    let model = models::from_config_with(&config, vb, quantization)?;
-    let tokenizer = loading::load_tokenizer(files)?;
-    let architecture = config["model_type"].as_str().unwrap_or("?").to_string();
-    Ok(Loaded {
-        model,
-        tokenizer,
-        architecture,
-        parameters: count_parameters(files).unwrap_or(0),
-    })
-}
-
-/// Parameters stored in the checkpoint (a tied embedding counts once), when it is safetensors.
-fn count_parameters(files: &ModelFiles) -> Option<usize> {
-    let loading::Weights::Safetensors(paths) = &files.weights else {
-        return None;
-    };
-    // SAFETY: read-only maps of model files nobody rewrites while we run (see loading::weights).
-    let tensors = unsafe { candle_core::safetensors::MmapedSafetensors::multi(paths) }.ok()?;
-    Some(
-        tensors
-            .tensors()
-            .iter()
-            .map(|(_, view)| view.shape().iter().product::<usize>())
-            .sum(),
-    )
 }
 
 /// The ids inputs are drawn from: every id both the tokenizer and the model know, except the
@@ -414,7 +365,7 @@ struct Report {
     encoder_ms: Stats,
     decode_tokens_per_s: Stats,
     total_ms: Stats,
-    /// The process's peak resident set (VmHWM), memory-mapped weights included; Linux only.
+    /// The process's peak resident set (VmHWM): weights, activations and caches; Linux only.
     peak_rss_mib: Option<f64>,
     runs: Vec<RunTiming>,
 }

@@ -1,11 +1,13 @@
 //! Which files make a model, and how to pick them from any place that holds files: a local
 //! folder, the Hugging Face cache, or a Hub repo. The choice rules live here once; the places
-//! only answer "do you have this file?" and "give me its path".
+//! only answer "do you have this file?" and "give me its path". The checkpoint's JSON
+//! configuration is read here, once, and travels parsed with the other files.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 
@@ -31,12 +33,47 @@ const WEIGHTS_WANTED: &str =
 pub struct ModelFiles {
     /// How the user named the model (preset, repo id or folder), for messages.
     pub name: String,
-    pub config: PathBuf,
+    /// `config.json`, parsed: the architecture, its shape and the model's generation keys.
+    pub config: JsonFile,
     pub tokenizer: TokenizerFiles,
     pub weights: Weights,
-    pub generation_config: Option<PathBuf>,
+    /// `generation_config.json`, parsed, when the checkpoint has one.
+    pub generation_config: Option<JsonFile>,
     /// The catalogue entry, when the model is a preset or a preset's repo.
     pub preset: Option<crate::catalogue::Preset>,
+}
+
+/// A JSON file of a checkpoint, parsed, with its path for the messages that blame it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonFile {
+    pub path: PathBuf,
+    pub json: Value,
+}
+
+impl JsonFile {
+    /// Reads and parses `path`; errors name it.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let json = serde_json::from_str(&text).map_err(|source| Error::JsonFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            json,
+        })
+    }
+
+    /// The JSON as a `T`, or an error naming this file.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        T::deserialize(&self.json).map_err(|source| Error::JsonFile {
+            path: self.path.clone(),
+            source,
+        })
+    }
 }
 
 /// A tokenizer as a checkpoint ships it.
@@ -76,11 +113,11 @@ pub(crate) trait FileSource {
 /// Picks config, tokenizer, weights and generation config from `source`, preferring
 /// `tokenizer.json` and safetensors (single file, then sharded) over older formats.
 pub(crate) fn pick_files(source: &dyn FileSource, name: &str) -> Result<ModelFiles> {
-    let config = require(source, CONFIG)?;
+    let config = JsonFile::read(&require(source, CONFIG)?)?;
     let tokenizer = pick_tokenizer(source)?;
     let weights = pick_weights(source)?;
     let generation_config = if source.has(GENERATION_CONFIG) {
-        Some(source.fetch(GENERATION_CONFIG)?)
+        Some(JsonFile::read(&source.fetch(GENERATION_CONFIG)?)?)
     } else {
         None
     };
@@ -151,14 +188,7 @@ struct ShardIndex {
 
 /// The shard file names listed by a `model.safetensors.index.json`, sorted and deduplicated.
 pub(crate) fn shard_names(index: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(index).map_err(|source| Error::Io {
-        path: index.to_path_buf(),
-        source,
-    })?;
-    let parsed: ShardIndex = serde_json::from_str(&text).map_err(|source| Error::JsonFile {
-        path: index.to_path_buf(),
-        source,
-    })?;
+    let parsed: ShardIndex = JsonFile::read(index)?.parse()?;
     let shards: BTreeSet<String> = parsed.weight_map.into_values().collect();
     if shards.is_empty() {
         return Err(invalid(
@@ -250,7 +280,8 @@ mod tests {
         ]);
         let files = pick(&dir).unwrap();
         assert_eq!(files.name, "test-model");
-        assert_eq!(files.config, dir.path().join(CONFIG));
+        assert_eq!(files.config.path, dir.path().join(CONFIG));
+        assert_eq!(files.config.json, serde_json::json!({}));
         assert_eq!(
             files.tokenizer,
             TokenizerFiles::Json(dir.path().join(TOKENIZER_JSON))
@@ -259,10 +290,10 @@ mod tests {
             files.weights,
             Weights::Safetensors(vec![dir.path().join(SAFETENSORS)])
         );
-        assert_eq!(
-            files.generation_config,
-            Some(dir.path().join(GENERATION_CONFIG))
-        );
+        let generation = files
+            .generation_config
+            .expect("generation_config.json is picked");
+        assert_eq!(generation.path, dir.path().join(GENERATION_CONFIG));
     }
 
     #[test]
@@ -377,6 +408,31 @@ mod tests {
                 other => panic!("{index}: unexpected {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn config_files_are_parsed_once_and_a_broken_one_is_named() {
+        let dir = folder(&[
+            (CONFIG, "{\"model_type\": \"t5\"}"),
+            (TOKENIZER_JSON, "{}"),
+            (SAFETENSORS, ""),
+            (GENERATION_CONFIG, "{\"num_beams\": "),
+        ]);
+        match pick(&dir) {
+            Err(Error::JsonFile { path, .. }) => {
+                assert_eq!(path, dir.path().join(GENERATION_CONFIG))
+            }
+            other => panic!("expected a JSON error naming the file, got {other:?}"),
+        }
+        fs::remove_file(dir.path().join(GENERATION_CONFIG)).unwrap();
+        let files = pick(&dir).unwrap();
+        assert_eq!(files.config.json["model_type"], "t5");
+        let missing = dir.path().join("missing.json");
+        let err = JsonFile::read(&missing).unwrap_err();
+        assert!(
+            matches!(err, Error::Io { ref path, .. } if *path == missing),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -320,10 +320,15 @@ mod tests {
         move |name| map.get(name).cloned()
     }
 
+    /// Files that say which they are; the JSON ones as JSON, since loading parses them.
     fn repo_files(names: &[&str]) -> BTreeMap<String, Vec<u8>> {
+        let contents = |name: &str| match name.ends_with(".json") {
+            true => serde_json::json!({ "contents of": name }).to_string(),
+            false => format!("contents of {name}"),
+        };
         names
             .iter()
-            .map(|name| (name.to_string(), format!("contents of {name}").into_bytes()))
+            .map(|name| (name.to_string(), contents(name).into_bytes()))
             .collect()
     }
 
@@ -480,7 +485,7 @@ mod tests {
             .join("models--someone--tiny-t5")
             .join("snapshots")
             .join(COMMIT);
-        assert_eq!(online.config, snapshot.join("config.json"));
+        assert_eq!(online.config.path, snapshot.join("config.json"));
         assert_eq!(
             online.tokenizer,
             TokenizerFiles::Json(snapshot.join("tokenizer.json"))
@@ -489,12 +494,12 @@ mod tests {
             online.weights,
             Weights::Safetensors(vec![snapshot.join("model.safetensors")])
         );
-        assert_eq!(
-            online.generation_config,
-            Some(snapshot.join("generation_config.json"))
-        );
-        let config = std::fs::read_to_string(&online.config).unwrap();
-        assert_eq!(config, "contents of config.json");
+        let generation = online.generation_config.as_ref().unwrap();
+        assert_eq!(generation.path, snapshot.join("generation_config.json"));
+        assert_eq!(generation.json["contents of"], "generation_config.json");
+        assert_eq!(online.config.json["contents of"], "config.json");
+        let config = std::fs::read_to_string(&online.config.path).unwrap();
+        assert_eq!(config, r#"{"contents of":"config.json"}"#);
 
         let offline = resolve(REPO, &settings(&fake.endpoint, cache.path(), true)).unwrap();
         assert_eq!(offline, online);

@@ -1,6 +1,7 @@
-//! From `--model` to files on disk: a preset name, a local folder or a Hugging Face repo id
-//! becomes [`ModelFiles`] (config, tokenizer, weights), downloading into the standard HF cache
-//! when needed. This is the only module that knows hf-hub.
+//! From `--model` to a loaded model: a preset name, a local folder or a Hugging Face repo id
+//! becomes [`ModelFiles`] (parsed config, tokenizer, weights), downloading into the standard HF
+//! cache when needed, and [`load`] turns those into a [`LoadedModel`]. This is the only module
+//! that knows hf-hub.
 //!
 //! `--model` is read like transformers' `from_pretrained` reads its argument: an existing
 //! folder wins, then a catalogue preset, then a repo id (`owner/name`).
@@ -9,6 +10,7 @@
 mod fake_hub;
 mod files;
 mod hub;
+mod model;
 mod safetensors_reader;
 mod sentencepiece;
 mod tokenizer;
@@ -16,10 +18,10 @@ mod weights;
 
 use std::path::{Path, PathBuf};
 
-pub use files::{ModelFiles, TokenizerFiles, Weights};
+pub use files::{JsonFile, ModelFiles, TokenizerFiles, Weights};
 pub use hub::HubSettings;
+pub use model::{LoadOptions, LoadedModel, default_dtype, load, load_files, load_resolved};
 pub use tokenizer::load_tokenizer;
-pub use weights::var_builder;
 
 use crate::catalogue::{Catalogue, Preset};
 use crate::error::{Error, Result};

@@ -70,6 +70,15 @@ impl SafetensorsReader {
         Ok(reader)
     }
 
+    /// Parameters over every tensor of every shard (a tied matrix saved once counts once),
+    /// from the headers alone.
+    pub fn parameters(&self) -> usize {
+        self.tensors
+            .values()
+            .map(|entry| entry.shape.iter().product::<usize>())
+            .sum()
+    }
+
     fn load(&self, name: &str, device: &Device) -> candle_core::Result<Tensor> {
         let Some(entry) = self.tensors.get(name) else {
             candle_core::bail!("cannot find tensor {name}");

@@ -13,9 +13,8 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
-use super::files::{ModelFiles, TokenizerFiles};
+use super::files::{JsonFile, ModelFiles, TokenizerFiles};
 use super::sentencepiece::{SpmLayout, spm_tokenizer};
-use crate::defaults::read_json;
 use crate::error::{Error, Result};
 
 const BOS: &str = "<s>";
@@ -48,9 +47,8 @@ fn spm_layout(
     model: &Path,
     tokenizer_config: Option<&Path>,
 ) -> Result<SpmLayout> {
-    let config = read_json(&files.config)?;
     let settings = match tokenizer_config {
-        Some(path) => read_json(path)?,
+        Some(path) => JsonFile::read(path)?.json,
         None => serde_json::Value::Null,
     };
     let setting = |key: &str, default: usize| {
@@ -59,7 +57,7 @@ fn spm_layout(
             .and_then(serde_json::Value::as_u64)
             .map_or(default, |v| v as usize)
     };
-    match config.get("model_type").and_then(|t| t.as_str()) {
+    match files.config.json.get("model_type").and_then(|t| t.as_str()) {
         Some("t5" | "mt5") => Ok(SpmLayout::T5 {
             extra_ids: setting("extra_ids", 100),
         }),
@@ -72,7 +70,7 @@ fn spm_layout(
                 "is a SentencePiece model, which precis can turn into a tokenizer for T5 and \
                  Pegasus checkpoints only, and {} says model_type {}; add the model's \
                  tokenizer.json",
-                files.config.display(),
+                files.config.path.display(),
                 other.map_or("(none)".to_string(), |t| format!("'{t}'"))
             ),
         }),
@@ -160,7 +158,10 @@ mod tests {
     fn files_with(tokenizer: TokenizerFiles) -> ModelFiles {
         ModelFiles {
             name: "test".into(),
-            config: PathBuf::from("config.json"),
+            config: JsonFile {
+                path: PathBuf::from("config.json"),
+                json: serde_json::Value::Null,
+            },
             tokenizer,
             weights: Weights::Safetensors(vec![]),
             generation_config: None,
@@ -275,14 +276,15 @@ mod tests {
     ) -> ModelFiles {
         let model_path = dir.path().join("spiece.model");
         std::fs::write(&model_path, model).unwrap();
-        std::fs::write(dir.path().join("config.json"), config).unwrap();
+        let config_path = dir.path().join("config.json");
+        std::fs::write(&config_path, config).unwrap();
         let tokenizer_config = tokenizer_config.map(|text| {
             let path = dir.path().join("tokenizer_config.json");
             std::fs::write(&path, text).unwrap();
             path
         });
         ModelFiles {
-            config: dir.path().join("config.json"),
+            config: JsonFile::read(&config_path).unwrap(),
             ..files_with(TokenizerFiles::SentencePiece {
                 model: model_path,
                 tokenizer_config,

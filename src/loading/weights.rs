@@ -9,26 +9,28 @@ use super::safetensors_reader::SafetensorsReader;
 use crate::error::{Error, Result};
 
 /// A `VarBuilder` over the weights of `files`, converting tensors to `dtype` on `device` as
-/// they are read. A corrupt or truncated file is reported by name.
-pub fn var_builder(
+/// they are read, and the number of parameters the checkpoint stores when its headers say so
+/// (safetensors; a pickle would have to be read whole). A corrupt or truncated file is
+/// reported by name.
+pub(crate) fn var_builder(
     files: &ModelFiles,
     dtype: DType,
     device: &Device,
-) -> Result<VarBuilder<'static>> {
+) -> Result<(VarBuilder<'static>, Option<usize>)> {
     match &files.weights {
         Weights::Safetensors(paths) => {
             let reader = SafetensorsReader::open(paths)?;
-            Ok(VarBuilder::from_backend(
-                Box::new(reader),
-                dtype,
-                device.clone(),
-            ))
+            let parameters = reader.parameters();
+            let vb = VarBuilder::from_backend(Box::new(reader), dtype, device.clone());
+            Ok((vb, Some(parameters)))
         }
         Weights::PytorchBin(path) => {
-            VarBuilder::from_pth(path, dtype, device).map_err(|source| Error::WeightsFile {
-                path: path.clone(),
-                source,
-            })
+            let vb =
+                VarBuilder::from_pth(path, dtype, device).map_err(|source| Error::WeightsFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            Ok((vb, None))
         }
     }
 }
@@ -36,7 +38,7 @@ pub fn var_builder(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loading::TokenizerFiles;
+    use crate::loading::{JsonFile, TokenizerFiles};
     use candle_core::Tensor;
     use std::collections::HashMap;
     use std::path::{Path, PathBuf};
@@ -44,7 +46,10 @@ mod tests {
     fn files_with(weights: Weights) -> ModelFiles {
         ModelFiles {
             name: "test".into(),
-            config: PathBuf::from("config.json"),
+            config: JsonFile {
+                path: PathBuf::from("config.json"),
+                json: serde_json::Value::Null,
+            },
             tokenizer: TokenizerFiles::Json(PathBuf::from("tokenizer.json")),
             weights,
             generation_config: None,
@@ -74,7 +79,12 @@ mod tests {
         save(&a, "encoder.w", &[1.0, 2.0]);
         save(&b, "decoder.w", &[3.0]);
         let files = files_with(Weights::Safetensors(vec![a, b]));
-        let vb = var_builder(&files, DType::BF16, &Device::Cpu).unwrap();
+        let (vb, parameters) = var_builder(&files, DType::BF16, &Device::Cpu).unwrap();
+        assert_eq!(
+            parameters,
+            Some(3),
+            "every tensor of every shard, counted from the headers"
+        );
         let decoder = vb.pp("decoder").get(1, "w").unwrap();
         assert_eq!(decoder.dtype(), DType::BF16);
         let encoder = vb
@@ -141,12 +151,13 @@ mod tests {
     fn pytorch_pickles_load() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("src/loading/testdata/tiny_pytorch_model.bin");
-        let vb = var_builder(
+        let (vb, parameters) = var_builder(
             &files_with(Weights::PytorchBin(path)),
             DType::F32,
             &Device::Cpu,
         )
         .unwrap();
+        assert_eq!(parameters, None, "a pickle is not counted");
         assert_eq!(
             vb.get(2, "encoder.w").unwrap().to_vec1::<f32>().unwrap(),
             vec![1.0, 2.0]

@@ -13,7 +13,7 @@ use super::Summarizer;
 impl Summarizer {
     /// Generated ids (decoder start token included) to summary text.
     pub(super) fn decode(&self, ids: &[u32]) -> Result<String> {
-        let text = self.tokenizer.decode(ids, true)?;
+        let text = self.loaded().tokenizer.decode(ids, true)?;
         Ok(text.trim().to_string())
     }
 }
@@ -35,7 +35,14 @@ mod tests {
         let summarizer = Summarizer::from_files(&files, &Device::Cpu, DType::F32).unwrap();
         let text = "It is n't here , is it ? Yes . We 're sure";
         let mut ids = vec![2, 0];
-        ids.extend(summarizer.tokenizer.encode(text, false).unwrap().get_ids());
+        ids.extend(
+            summarizer
+                .loaded()
+                .tokenizer
+                .encode(text, false)
+                .unwrap()
+                .get_ids(),
+        );
         ids.push(2);
         assert_eq!(summarizer.decode(&ids).unwrap(), text);
     }

@@ -19,50 +19,14 @@ use std::time::Instant;
 
 use candle_core::{DType, Device};
 use serde::Serialize;
-use tokenizers::Tokenizer;
 
 pub use options::{OutputOptions, SummaryOptions, parse_early_stopping};
 
+use crate::Result;
 use crate::defaults::SummarizationDefaults;
-use crate::device::DeviceChoice;
-use crate::loading::{self, HubSettings, ModelFiles};
-use crate::models::{self, Quantization, Seq2Seq};
-use crate::{Error, Result};
-
-/// How to find and place a model.
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// A catalogue preset, a Hugging Face repo id or a local folder.
-    pub model: String,
-    pub device: DeviceChoice,
-    /// `None`: f32 on CPU, bf16 on a GPU.
-    pub dtype: Option<DType>,
-    /// Quantize the projections while loading (CPU, float32 only).
-    pub quantize: Option<Quantization>,
-    pub hub: HubSettings,
-}
-
-impl LoadOptions {
-    /// `model` on the best available device, with hub settings from the environment.
-    pub fn new(model: impl Into<String>) -> Self {
-        Self {
-            model: model.into(),
-            device: DeviceChoice::Auto,
-            dtype: None,
-            quantize: None,
-            hub: HubSettings::from_env(),
-        }
-    }
-
-    /// The device to open: as asked, except that `auto` means the CPU for a quantized model,
-    /// whose kernels run only there.
-    pub fn device_choice(&self) -> DeviceChoice {
-        match (self.device, self.quantize) {
-            (DeviceChoice::Auto, Some(_)) => DeviceChoice::Cpu,
-            (choice, _) => choice,
-        }
-    }
-}
+pub use crate::loading::LoadOptions;
+use crate::loading::{self, LoadedModel, ModelFiles};
+use crate::models::{self, Quantization};
 
 /// One chunk of a long input and what the model made of it.
 #[derive(Debug, Clone, Serialize)]
@@ -129,51 +93,41 @@ pub enum Progress {
 }
 
 /// A loaded seq2seq model ready to summarise.
+#[derive(Debug)]
 pub struct Summarizer {
-    model: Box<dyn Seq2Seq>,
-    tokenizer: Tokenizer,
-    defaults: SummarizationDefaults,
-    name: String,
-    device: Device,
-    dtype: DType,
-    quantization: Option<Quantization>,
+    loaded: LoadedModel,
 }
 
-impl std::fmt::Debug for Summarizer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Summarizer")
-            .field("name", &self.name)
-            .field("device", &self.device)
-            .field("defaults", &self.defaults)
-            .finish_non_exhaustive()
+impl From<LoadedModel> for Summarizer {
+    fn from(loaded: LoadedModel) -> Self {
+        Self { loaded }
     }
 }
 
 impl Summarizer {
     /// Finds the model (downloading it if needed), reads its defaults and loads its weights.
     pub fn load(options: &LoadOptions) -> Result<Self> {
-        let files = loading::resolve(&options.model, &options.hub)?;
-        let device = options.device_choice().open()?;
-        let dtype = options.dtype.unwrap_or(if device.is_cpu() {
-            DType::F32
-        } else {
-            DType::BF16
-        });
-        Self::from_files_with(&files, &device, dtype, options.quantize)
+        Ok(Self::from(loading::load(options)?))
     }
 
     /// Quantizes the model's projections (attention, feed-forward, head) to `quantization`:
     /// about 2x faster decoding on the CPU and a quarter of the weight memory, at a small cost
     /// in fidelity to the float32 model. Only float32 models on the CPU can be quantized.
     pub fn quantize(&mut self, quantization: Quantization) -> Result<()> {
-        models::quantize(self.model.as_mut(), &self.device, self.dtype, quantization)?;
-        self.quantization = Some(quantization);
+        let loaded = &mut self.loaded;
+        models::quantize(
+            loaded.model.as_mut(),
+            &loaded.device,
+            loaded.dtype,
+            quantization,
+        )?;
+        loaded.quantization = Some(quantization);
         Ok(())
     }
 
     /// The quantization of the model's projections, if any.
     pub fn quantization(&self) -> Option<Quantization> {
-        self.quantization
+        self.loaded.quantization
     }
 
     /// Loads a model whose files are already on disk.
@@ -188,49 +142,36 @@ impl Summarizer {
         dtype: DType,
         quantization: Option<Quantization>,
     ) -> Result<Self> {
-        let defaults = SummarizationDefaults::load(
-            &files.config,
-            files.generation_config.as_deref(),
-            files.preset.as_ref(),
-        )?;
-        let tokenizer = loading::load_tokenizer(files)?;
-        let config = crate::defaults::read_json(&files.config)?;
-        let vb = loading::var_builder(files, dtype, device)?;
-        let model = models::from_config_with(&config, vb, quantization).map_err(|e| match e {
-            Error::Candle(source) => Error::ModelWeights {
-                model: files.name.clone(),
-                source,
-            },
-            other => other,
-        })?;
-        Ok(Self {
-            model,
-            tokenizer,
-            defaults,
-            name: files.name.clone(),
-            device: device.clone(),
+        Ok(Self::from(loading::load_files(
+            files,
+            device,
             dtype,
             quantization,
-        })
+        )?))
+    }
+
+    /// The model, tokenizer, config and defaults this summariser runs.
+    pub fn loaded(&self) -> &LoadedModel {
+        &self.loaded
     }
 
     /// The model name as the user gave it.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.loaded.name
     }
 
     pub fn device(&self) -> &Device {
-        &self.device
+        &self.loaded.device
     }
 
     /// The precision the weights were loaded in.
     pub fn dtype(&self) -> DType {
-        self.dtype
+        self.loaded.dtype
     }
 
     /// The model's own summarisation settings (prefix, beams, lengths, window).
     pub fn defaults(&self) -> &SummarizationDefaults {
-        &self.defaults
+        &self.loaded.defaults
     }
 
     /// Summarise `text` (already cleaned prose).
@@ -276,24 +217,9 @@ impl Summarizer {
 
     /// Special tokens the tokenizer adds around one sequence (T5: `</s>`; BART: `<s>`, `</s>`).
     fn special_tokens(&self) -> usize {
-        self.tokenizer
+        self.loaded
+            .tokenizer
             .get_post_processor()
             .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, false))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_quantized_model_on_auto_goes_to_the_cpu_and_an_explicit_device_is_kept() {
-        let mut options = LoadOptions::new("t5-small");
-        assert_eq!(options.device_choice(), DeviceChoice::Auto);
-        options.quantize = Some(Quantization::Q8);
-        assert_eq!(options.device_choice(), DeviceChoice::Cpu);
-        // Asked for explicitly, the GPU stays: loading then refuses --quantize with a reason.
-        options.device = DeviceChoice::Cuda(0);
-        assert_eq!(options.device_choice(), DeviceChoice::Cuda(0));
     }
 }

@@ -36,7 +36,7 @@ impl Summarizer {
         let mut start = 0;
         while start < text.len() {
             let end = block_end(text, start, BLOCK_BYTES);
-            let encoding = self.tokenizer.encode(&text[start..end], false)?;
+            let encoding = self.loaded().tokenizer.encode(&text[start..end], false)?;
             offsets.extend(
                 encoding
                     .get_offsets()

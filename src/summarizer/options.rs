@@ -400,7 +400,8 @@ mod tests {
                 "merge": "concat", "dtype": "f32", "quantize": "q8"
             })
         );
-        let defaults = serde_json::to_value(SummaryOptions::default().output_options(DType::BF16, None));
+        let defaults =
+            serde_json::to_value(SummaryOptions::default().output_options(DType::BF16, None));
         assert_eq!(
             defaults.unwrap(),
             serde_json::json!({

@@ -67,12 +67,11 @@ struct Doc {
 
 impl<'a> Pipeline<'a> {
     pub(super) fn new(summarizer: &'a Summarizer, options: &'a SummaryOptions) -> Result<Self> {
-        let window = options
-            .max_input_tokens
-            .unwrap_or(summarizer.defaults.window);
-        let prefix_tokens = summarizer
+        let loaded = summarizer.loaded();
+        let window = options.max_input_tokens.unwrap_or(loaded.defaults.window);
+        let prefix_tokens = loaded
             .tokenizer
-            .encode(summarizer.defaults.prefix.as_str(), false)?
+            .encode(loaded.defaults.prefix.as_str(), false)?
             .len();
         let overhead = prefix_tokens + summarizer.special_tokens();
         if window <= overhead {
@@ -85,10 +84,10 @@ impl<'a> Pipeline<'a> {
             });
         }
         let budget = window - overhead;
-        let last = options.generation_config(&summarizer.defaults);
+        let last = options.generation_config(&loaded.defaults);
         last.validate()?;
         let intermediate = intermediate_config(&last, budget);
-        let batches = Batches::new(options, summarizer.device.is_cpu());
+        let batches = Batches::new(options, loaded.device.is_cpu());
         Ok(Self {
             summarizer,
             options,
@@ -269,7 +268,15 @@ impl<'a> Pipeline<'a> {
     fn reduce_round(&self, texts: &[String]) -> Result<Vec<(String, bool)>> {
         let counts = texts
             .iter()
-            .map(|t| Ok(self.summarizer.tokenizer.encode(t.as_str(), false)?.len() + 1))
+            .map(|t| {
+                Ok(self
+                    .summarizer
+                    .loaded()
+                    .tokenizer
+                    .encode(t.as_str(), false)?
+                    .len()
+                    + 1)
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut groups = merge::reduce_groups(&counts, self.budget);
         if groups.len() == texts.len() && texts.len() > 1 {
@@ -300,6 +307,7 @@ impl<'a> Pipeline<'a> {
             .iter()
             .map(|job| Ok(self.encode(&job.text)?.get_ids().to_vec()))
             .collect::<Result<Vec<_>>>()?;
+        let loaded = self.summarizer.loaded();
         let mut outputs: Vec<Output> = jobs.iter().map(|_| Output::default()).collect();
         for last_pass in [true, false] {
             let config = if last_pass {
@@ -313,10 +321,9 @@ impl<'a> Pipeline<'a> {
             for batch in self.batches.split(&members, |i| encoded[i].len()) {
                 let started = Instant::now();
                 let rows: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
-                let pad = self.summarizer.model.spec().pad_token_id;
-                let (ids, mask) = pad_batch(&rows, pad, &self.summarizer.device)?;
-                let sequences =
-                    generation::generate(self.summarizer.model.as_ref(), &ids, &mask, config)?;
+                let pad = loaded.model.spec().pad_token_id;
+                let (ids, mask) = pad_batch(&rows, pad, &loaded.device)?;
+                let sequences = generation::generate(loaded.model.as_ref(), &ids, &mask, config)?;
                 let share = started.elapsed().as_secs_f64() / batch.len() as f64;
                 for (&i, sequence) in batch.iter().zip(&sequences) {
                     let summary = &mut docs[jobs[i].doc].summary;
@@ -337,8 +344,9 @@ impl<'a> Pipeline<'a> {
     /// `prefix + text`, tokenised with the model's special tokens and cut to the window the
     /// way transformers truncates: content is dropped from the end, special tokens stay.
     fn encode(&self, text: &str) -> Result<Encoding> {
-        let tokenizer = &self.summarizer.tokenizer;
-        let input = format!("{}{}", self.summarizer.defaults.prefix, text);
+        let loaded = self.summarizer.loaded();
+        let tokenizer = &loaded.tokenizer;
+        let input = format!("{}{}", loaded.defaults.prefix, text);
         let mut encoding = tokenizer.encode(input.as_str(), false)?;
         let special = self.summarizer.special_tokens();
         if encoding.len() + special > self.window {
