@@ -282,6 +282,10 @@ pub enum Error {
     #[error("the summariser returned {got} results for {expected} texts")]
     SummaryCount { expected: usize, got: usize },
 
+    /// Model code panicked while decoding a batch: the batch was dropped, the process went on.
+    #[error("the model failed unexpectedly: {message}")]
+    ModelPanic { message: String },
+
     #[error("cannot install the Ctrl-C / SIGTERM handler")]
     SignalHandler(#[source] ctrlc::Error),
 }

@@ -11,16 +11,15 @@
 //! 4. the best `num_beams` unfinished candidates become the new running beams;
 //! 5. the input's early-stop heuristic is updated.
 //!
-//! The batch stops when no input can improve, or under `early_stopping=True` every input is
-//! full, or every candidate finished (max length).
+//! transformers stops a batch when no input can improve, or under `early_stopping=True` every
+//! input is full, or every candidate finished (max length). Here each input stops on its own by
+//! the same rule ([`InputSearch::is_done`]) and leaves the batch: an input that transformers
+//! would keep stepping only because others still run cannot change its kept hypotheses any
+//! more (every offer is masked by -1e9), so its result is the same.
 
-use super::config::{DECODER_PROMPT_LEN, EarlyStopping, GenerationConfig};
+use super::config::{DECODER_PROMPT_LEN, EarlyStopping};
 use super::hypotheses::{BeamHypotheses, EXCLUDED, Offer, StopRule};
-use super::logits::decode_step;
-use super::processors::ProcessorList;
-use super::scores::{log_softmax_in_place, top_k};
-use crate::Result;
-use crate::models::{DecoderState, Seq2Seq};
+use super::scores::top_k;
 
 /// A live beam: its tokens (start token first) and summed log-probability.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +76,14 @@ impl InputSearch {
 
     pub fn hypotheses(&self) -> &BeamHypotheses {
         &self.hypotheses
+    }
+
+    /// Whether this input's search is over after a step whose candidates all finished or not:
+    /// no running beam can beat a kept hypothesis, or under `early_stopping=True` every slot is
+    /// taken (transformers' `_beam_search_has_unfinished_sequences` for one input).
+    pub fn is_done(&self, early_stopping: EarlyStopping, all_finished: bool) -> bool {
+        let full = self.hypotheses.is_full() && early_stopping == EarlyStopping::Always;
+        all_finished || full || !self.hypotheses.can_improve()
     }
 
     /// The best kept sequence.
@@ -157,98 +164,9 @@ fn extended(tokens: &[u32], token: u32) -> Vec<u32> {
     out
 }
 
-/// Whether the batch goes on (transformers' `_beam_search_has_unfinished_sequences`).
-fn should_continue(
-    inputs: &[InputSearch],
-    early_stopping: EarlyStopping,
-    all_finished: bool,
-) -> bool {
-    let improvement_possible = inputs.iter().any(|i| i.hypotheses.can_improve());
-    let all_full = inputs.iter().all(|i| i.hypotheses.is_full());
-    let done_early = all_full && early_stopping == EarlyStopping::Always;
-    improvement_possible && !done_early && !all_finished
-}
-
-/// Beam-search every input of an encoded batch. `state` holds one row per input and is
-/// expanded here to `num_beams` rows per input. Returns the best sequence per input and the
-/// number of decoder steps run.
-pub fn beam_search(
-    model: &dyn Seq2Seq,
-    state: &mut DecoderState,
-    batch: usize,
-    config: &GenerationConfig,
-    processors: &ProcessorList,
-) -> Result<(Vec<Vec<u32>>, usize)> {
-    let spec = model.spec();
-    let num_beams = config.num_beams;
-    let max_length = config.effective_max_length();
-    let rule = StopRule {
-        length_penalty: config.length_penalty,
-        early_stopping: config.early_stopping,
-        max_length,
-        prompt_len: DECODER_PROMPT_LEN,
-    };
-    state.expand_beams(num_beams)?;
-    let mut inputs: Vec<InputSearch> = (0..batch)
-        .map(|_| {
-            InputSearch::new(
-                num_beams,
-                spec.decoder_start_token_id,
-                spec.eos_token_id,
-                rule,
-            )
-        })
-        .collect();
-
-    let identity: Vec<u32> = (0..(batch * num_beams) as u32).collect();
-    let mut steps = 0;
-    loop {
-        let log_probs = scored_step(model, state, &inputs, processors)?;
-        steps += 1;
-        let mut sources = Vec::with_capacity(identity.len());
-        let mut all_finished = true;
-        for (b, (input, rows)) in inputs
-            .iter_mut()
-            .zip(log_probs.groups(num_beams))
-            .enumerate()
-        {
-            let outcome = input.step(rows, log_probs.vocab(), max_length);
-            all_finished &= outcome.all_finished;
-            sources.extend(outcome.sources.iter().map(|&s| (b * num_beams + s) as u32));
-        }
-        if !should_continue(&inputs, config.early_stopping, all_finished) {
-            break;
-        }
-        // Most steps keep every beam in place; skip the copy of every cached tensor then.
-        if sources != identity {
-            state.reorder_beams(&sources)?;
-        }
-    }
-    Ok((
-        inputs.into_iter().map(InputSearch::into_best).collect(),
-        steps,
-    ))
-}
-
-/// Decode one step for every beam and turn its logits into processed log-probabilities.
-fn scored_step(
-    model: &dyn Seq2Seq,
-    state: &mut DecoderState,
-    inputs: &[InputSearch],
-    processors: &ProcessorList,
-) -> Result<super::logits::HostLogits> {
-    let beams = || inputs.iter().flat_map(|i| i.beams.iter());
-    let last: Vec<u32> = beams().map(|b| b.tokens[b.tokens.len() - 1]).collect();
-    let mut logits = decode_step(model, state, &last)?;
-    for (row, beam) in logits.rows_mut().zip(beams()) {
-        log_softmax_in_place(row);
-        processors.apply(&beam.tokens, row);
-    }
-    Ok(logits)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::scores::log_softmax_in_place;
     use super::*;
 
     fn rule(early_stopping: EarlyStopping, length_penalty: f64, max_length: usize) -> StopRule {
@@ -269,6 +187,24 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    #[test]
+    fn an_input_is_done_when_it_cannot_improve_or_is_full_under_early_stopping() {
+        let mut input = InputSearch::new(2, 0, 1, rule(EarlyStopping::Always, 1.0, 10));
+        assert!(!input.is_done(EarlyStopping::Always, false));
+        assert!(input.is_done(EarlyStopping::Always, true));
+        // EOS twice at the top: both slots fill.
+        let rows = log_probs(&[[0.0, 3.0, 2.0, 1.0], [0.0; 4]]);
+        input.step(&rows, 4, 10);
+        let rows = log_probs(&[[0.0, 9.0, 2.0, 1.0], [0.0, 9.0, 2.0, 1.0]]);
+        input.step(&rows, 4, 10);
+        assert!(input.hypotheses().is_full());
+        assert!(input.is_done(EarlyStopping::Always, false));
+        assert_eq!(
+            input.is_done(EarlyStopping::Heuristic, false),
+            !input.hypotheses().can_improve()
+        );
     }
 
     #[test]

@@ -1,71 +1,70 @@
-//! Greedy decoding (and the shared one-token-per-row loop that sampling reuses).
+//! Greedy search and sampling: one decoder row per sequence, one token per step.
 //!
-//! Mirrors transformers' `_sample`: every row takes one token per step; a row that produced EOS
-//! keeps being fed `pad_token_id` until all rows are done or `max_length` is reached.
+//! Mirrors transformers' `_sample`: the logits processors rewrite the raw scores, then the next
+//! token is the first highest score (greedy) or a seeded draw (sampling). A sequence ends at EOS
+//! or at `max_length`. In transformers' batches a finished row keeps being fed padding until
+//! every row is done; here it leaves the batch instead, which changes no other row.
 
-use super::config::GenerationConfig;
-use super::logits::decode_step;
-use super::processors::ProcessorList;
+use super::config::Sampling;
+use super::sampling::RowSampler;
 use super::scores::argmax;
 use crate::Result;
-use crate::models::{DecoderState, Seq2Seq};
 
-/// Picks a row's next token from its (unprocessed) scores.
-pub trait NextToken {
-    /// `row` is the input row, `decoder_ids` its tokens so far; `scores` may be rewritten.
-    fn next_token(&mut self, row: usize, decoder_ids: &[u32], scores: &mut [f32]) -> Result<u32>;
+/// The tokens of one greedy or sampled sequence.
+pub struct TokenSearch {
+    tokens: Vec<u32>,
+    sampler: Option<RowSampler>,
 }
 
-/// Greedy choice: apply the processors, take the first highest score.
-pub struct Argmax<'a> {
-    pub processors: &'a ProcessorList,
-}
-
-impl NextToken for Argmax<'_> {
-    fn next_token(&mut self, _row: usize, decoder_ids: &[u32], scores: &mut [f32]) -> Result<u32> {
-        self.processors.apply(decoder_ids, scores);
-        // A row index is a token id, and token ids are u32 throughout.
-        Ok(argmax(scores) as u32)
-    }
-}
-
-/// Decode every row one token at a time. Returns each row's tokens, starting with the decoder
-/// start token and ending with EOS if one was produced, and the number of decoder steps run.
-pub fn decode_rows(
-    model: &dyn Seq2Seq,
-    state: &mut DecoderState,
-    rows: usize,
-    config: &GenerationConfig,
-    chooser: &mut dyn NextToken,
-) -> Result<(Vec<Vec<u32>>, usize)> {
-    let spec = model.spec();
-    let max_length = config.effective_max_length();
-    let mut sequences = vec![vec![spec.decoder_start_token_id]; rows];
-    let mut done = vec![false; rows];
-    let mut steps = 0;
-    // Every row's sequence has the same length, `steps + 1`.
-    while steps + 1 < max_length && done.iter().any(|d| !d) {
-        let last: Vec<u32> = sequences
-            .iter()
-            .zip(&done)
-            .map(|(seq, &d)| {
-                if d {
-                    spec.pad_token_id
-                } else {
-                    seq[seq.len() - 1]
-                }
-            })
-            .collect();
-        let mut logits = decode_step(model, state, &last)?;
-        steps += 1;
-        for (row, scores) in logits.rows_mut().enumerate() {
-            if done[row] {
-                continue;
-            }
-            let token = chooser.next_token(row, &sequences[row], scores)?;
-            sequences[row].push(token);
-            done[row] = token == spec.eos_token_id;
+impl TokenSearch {
+    /// Starts from the decoder start token; samples with `sampling`, else searches greedily.
+    pub fn new(start_token: u32, sampling: Option<&Sampling>) -> Self {
+        Self {
+            tokens: vec![start_token],
+            sampler: sampling.map(RowSampler::new),
         }
     }
-    Ok((sequences, steps))
+
+    /// The tokens so far, the decoder start token first.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Appends the token chosen from `scores` (already processed) and returns it.
+    pub fn push_next(&mut self, scores: &[f32]) -> Result<u32> {
+        let token = match &mut self.sampler {
+            Some(sampler) => sampler.sample(scores)?,
+            // A row index is a token id, and token ids are u32 throughout.
+            None => argmax(scores) as u32,
+        };
+        self.tokens.push(token);
+        Ok(token)
+    }
+
+    pub fn into_tokens(self) -> Vec<u32> {
+        self.tokens
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_takes_the_first_best_and_sampling_stays_in_the_top_k() {
+        let mut greedy = TokenSearch::new(0, None);
+        assert_eq!(greedy.push_next(&[1.0, 3.0, 3.0]).ok(), Some(1));
+        assert_eq!(greedy.tokens(), &[0, 1]);
+        let sampling = Sampling {
+            temperature: 1.0,
+            top_k: Some(1),
+            top_p: None,
+            seed: 5,
+        };
+        let mut sampled = TokenSearch::new(0, Some(&sampling));
+        for _ in 0..5 {
+            assert_eq!(sampled.push_next(&[0.0, 0.1, 2.0]).ok(), Some(2));
+        }
+        assert_eq!(sampled.into_tokens().len(), 6);
+    }
 }

@@ -28,6 +28,11 @@ impl HostLogits {
         self.values.chunks_exact_mut(self.vocab)
     }
 
+    /// Every row's scores, row-major.
+    pub fn values_mut(&mut self) -> &mut [f32] {
+        &mut self.values
+    }
+
     /// Consecutive groups of `rows` rows (one group per input in beam search).
     pub fn groups(&self, rows: usize) -> std::slice::ChunksExact<'_, f32> {
         self.values.chunks_exact(rows * self.vocab)

@@ -82,16 +82,23 @@ impl MockModel {
     }
 }
 
-/// Host rows of a `(rows, 1, len, 1)` f32 tensor as token ids, dropping negative (padding) ones.
-fn token_rows(t: &Tensor) -> candle_core::Result<Vec<Vec<u32>>> {
+/// Host rows of a `(rows, 1, len, 1)` f32 tensor as token ids, keeping the positions where the
+/// additive `bias` (broadcast to `(rows, 1, 1, len)`) is 0, i.e. not masked.
+fn token_rows(t: &Tensor, bias: &Tensor) -> candle_core::Result<Vec<Vec<u32>>> {
     let rows = t.dim(0)?;
     let values = t.reshape((rows, ()))?.to_vec2::<f32>()?;
+    let bias = bias
+        .broadcast_as(t.reshape((rows, 1, 1, ()))?.shape())?
+        .reshape((rows, ()))?
+        .to_vec2::<f32>()?;
     Ok(values
         .into_iter()
-        .map(|r| {
+        .zip(bias)
+        .map(|(r, b)| {
             r.into_iter()
-                .filter(|&x| x >= 0.0)
-                .map(|x| x as u32)
+                .zip(b)
+                .filter(|&(_, b)| b == 0.0)
+                .map(|(x, _)| x as u32)
                 .collect()
         })
         .collect())
@@ -139,12 +146,17 @@ impl Seq2Seq for MockModel {
     ) -> candle_core::Result<Tensor> {
         let rows = last_tokens.dim(0)?;
         let step = last_tokens.to_dtype(DType::F32)?.reshape((rows, 1, 1, 1))?;
+        // Slots before a row joined the batch are hidden from it, as the real models hide them.
+        let hidden = match state.self_attention_bias()? {
+            Some(bias) => bias,
+            None => Tensor::zeros((1, 1, 1, state.position + 1), DType::F32, &Device::Cpu)?,
+        };
         state.begin_step()?;
         state.append_self_kv(0, &step, &step)?;
         let (prefix, _) = state.self_kv(0)?.gather()?;
         state.end_step();
-        let prefixes = token_rows(&prefix)?;
-        let inputs = token_rows(&state.layers[0].cross_kv.0)?;
+        let prefixes = token_rows(&prefix, &hidden)?;
+        let inputs = token_rows(&state.layers[0].cross_kv.0, &state.encoder_bias)?;
         let vocab = self.spec.vocab_size;
         let mut values = Vec::with_capacity(rows * vocab);
         // Beams share their input's encoder row, as in the real models.

@@ -7,13 +7,17 @@
 
 pub mod beam;
 pub mod config;
+pub mod engine;
 pub mod greedy;
 pub mod hypotheses;
 pub mod logits;
 pub mod processors;
 pub mod sampling;
 pub mod scores;
+pub mod sequence;
 
+#[cfg(test)]
+mod engine_tests;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
@@ -21,9 +25,10 @@ mod parity;
 #[cfg(test)]
 mod tests;
 
-use candle_core::{Shape, Tensor};
+use candle_core::{Device, Shape, Tensor};
 
 pub use config::{EarlyStopping, GenerationConfig, Sampling};
+pub use engine::{Engine, SequenceId};
 pub use processors::{LogitsProcessor, ProcessorList};
 
 use crate::models::Seq2Seq;
@@ -34,7 +39,7 @@ use crate::{Error, Result};
 pub struct GenerationStats {
     /// Decoder steps run (each one token for every live row).
     pub steps: usize,
-    /// Decoder rows per step: batch size × beams.
+    /// Decoder rows of the first step: batch size × beams.
     pub rows: usize,
 }
 
@@ -58,33 +63,49 @@ pub fn generate_with_stats(
     attention_mask: &Tensor,
     config: &GenerationConfig,
 ) -> Result<(Vec<Vec<u32>>, GenerationStats)> {
-    config.validate()?;
-    check_token_ids(model, config)?;
     let batch = check_inputs(input_ids, attention_mask)?;
-    if batch == 0 {
-        return Ok((Vec::new(), GenerationStats::default()));
-    }
-    let encoded = model.encode(input_ids, attention_mask)?;
-    let mut state = model.start_decoding(&encoded, attention_mask)?;
-    let processors = ProcessorList::from_config(config, model.spec().eos_token_id);
+    let sequences = (0..batch as SequenceId)
+        .map(|id| (id, config.clone()))
+        .collect();
+    let mut engine = Engine::new(model);
+    engine.admit(input_ids, attention_mask, sequences, false)?;
+    let rows = engine.rows();
+    let (outputs, steps) = run_to_completion(&mut engine, batch)?;
+    Ok((outputs, GenerationStats { steps, rows }))
+}
 
-    let (sequences, steps) = match (&config.sampling, config.num_beams) {
-        (Some(sampling), _) => {
-            let mut sampler = sampling::Sampler::new(sampling, batch, &processors);
-            greedy::decode_rows(model, &mut state, batch, config, &mut sampler)?
+/// Steps `engine` until its sequences, with ids `0..count`, are all done; returns their tokens
+/// in id order and the number of steps.
+fn run_to_completion(engine: &mut Engine, count: usize) -> Result<(Vec<Vec<u32>>, usize)> {
+    let mut outputs = vec![Vec::new(); count];
+    let mut steps = 0;
+    while !engine.is_empty() {
+        let report = engine.step();
+        steps += 1;
+        if let Some(failure) = report.failed.into_iter().next() {
+            return Err(failure.error);
         }
-        // One beam is greedy search, which transformers runs as such (processors on raw logits).
-        (None, 1) => {
-            let mut argmax = greedy::Argmax {
-                processors: &processors,
-            };
-            greedy::decode_rows(model, &mut state, batch, config, &mut argmax)?
+        for finished in report.finished {
+            outputs[finished.id as usize] = finished.tokens;
         }
-        (None, _) => beam::beam_search(model, &mut state, batch, config, &processors)?,
-    };
-    // Sampling is validated to use one beam, so this holds for every strategy.
-    let rows = batch * config.num_beams;
-    Ok((sequences, GenerationStats { steps, rows }))
+    }
+    Ok((outputs, steps))
+}
+
+/// Right-pads `rows` with `pad` into `(ids, mask)` u32 tensors of shape `(rows, longest)`.
+pub fn pad_batch(rows: &[&[u32]], pad: u32, device: &Device) -> Result<(Tensor, Tensor)> {
+    let width = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(rows.len() * width);
+    let mut mask = Vec::with_capacity(rows.len() * width);
+    for row in rows {
+        ids.extend_from_slice(row);
+        ids.extend(std::iter::repeat_n(pad, width - row.len()));
+        mask.extend(std::iter::repeat_n(1u32, row.len()));
+        mask.extend(std::iter::repeat_n(0u32, width - row.len()));
+    }
+    let ids = Tensor::from_vec(ids, (rows.len(), width), device)?;
+    let mask = Tensor::from_vec(mask, (rows.len(), width), device)?;
+    Ok((ids, mask))
 }
 
 /// Forced tokens must be ones the model can score.

@@ -10,23 +10,25 @@ use candle_transformers::generation::{
 };
 
 use super::config::Sampling;
-use super::greedy::NextToken;
-use super::processors::ProcessorList;
 use crate::Result;
 
-/// Draws each row's next token from its processed scores.
-pub struct Sampler<'a> {
-    processors: &'a ProcessorList,
-    rows: Vec<CandleSampler>,
+/// Draws one sequence's tokens from its processed scores with its own seeded generator, so a
+/// sequence's draws do not depend on what it is batched with.
+pub struct RowSampler {
+    sampler: CandleSampler,
 }
 
-impl<'a> Sampler<'a> {
-    pub fn new(sampling: &Sampling, rows: usize, processors: &'a ProcessorList) -> Self {
-        let strategy = candle_strategy(sampling);
-        let rows = (0..rows)
-            .map(|_| CandleSampler::from_sampling(sampling.seed, strategy.clone()))
-            .collect();
-        Self { processors, rows }
+impl RowSampler {
+    pub fn new(sampling: &Sampling) -> Self {
+        Self {
+            sampler: CandleSampler::from_sampling(sampling.seed, candle_strategy(sampling)),
+        }
+    }
+
+    /// The next token, drawn from `scores` (the logits processors already applied).
+    pub fn sample(&mut self, scores: &[f32]) -> Result<u32> {
+        let logits = Tensor::from_slice(scores, scores.len(), &Device::Cpu)?;
+        Ok(self.sampler.sample(&logits)?)
     }
 }
 
@@ -42,21 +44,6 @@ fn candle_strategy(sampling: &Sampling) -> CandleSampling {
     }
 }
 
-impl NextToken for Sampler<'_> {
-    fn next_token(&mut self, row: usize, decoder_ids: &[u32], scores: &mut [f32]) -> Result<u32> {
-        self.processors.apply(decoder_ids, scores);
-        let logits = Tensor::from_slice(scores, scores.len(), &Device::Cpu)?;
-        match self.rows.get_mut(row) {
-            Some(sampler) => Ok(sampler.sample(&logits)?),
-            None => Err(candle_core::Error::Msg(format!(
-                "sampler built for {} rows asked for row {row}",
-                self.rows.len()
-            ))
-            .into()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,14 +55,11 @@ mod tests {
             top_p,
             seed,
         };
-        let processors = ProcessorList::default();
-        let mut sampler = Sampler::new(&sampling, 1, &processors);
+        let mut sampler = RowSampler::new(&sampling);
         (0..40)
             .map(|_| {
-                let mut scores = vec![1.0, 1.2, 0.8, 1.1, 0.9, 1.0];
-                sampler
-                    .next_token(0, &[0], &mut scores)
-                    .expect("sampling a valid row")
+                let scores = [1.0, 1.2, 0.8, 1.1, 0.9, 1.0];
+                sampler.sample(&scores).expect("sampling a valid row")
             })
             .collect()
     }
@@ -90,24 +74,6 @@ mod tests {
     fn top_k_limits_the_choices() {
         let tokens = draws(3, Some(2), None);
         assert!(tokens.iter().all(|&t| t == 1 || t == 3), "{tokens:?}");
-    }
-
-    #[test]
-    fn processors_run_before_sampling() {
-        let sampling = Sampling {
-            temperature: 1.0,
-            top_k: None,
-            top_p: None,
-            seed: 1,
-        };
-        let mut processors = ProcessorList::default();
-        processors.push(super::super::processors::ForcedBos { token: 4 });
-        let mut sampler = Sampler::new(&sampling, 1, &processors);
-        let mut scores = vec![1.0; 6];
-        assert_eq!(
-            sampler.next_token(0, &[0], &mut scores).expect("valid row"),
-            4
-        );
     }
 
     #[test]

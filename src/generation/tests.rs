@@ -4,10 +4,12 @@
 use candle_core::{Device, Tensor};
 
 use super::config::{EarlyStopping, GenerationConfig, Sampling};
+use super::engine::Engine;
 use super::hypotheses::length_penalised;
 use super::mock::{EOS, MockModel, PAD};
 use super::scores::log_softmax_in_place;
-use super::{beam, generate, generate_with_stats, greedy, processors::ProcessorList};
+use super::sequence::Sequence;
+use super::{generate, generate_with_stats, pad_batch, run_to_completion};
 use crate::Error;
 use crate::models::Seq2Seq;
 
@@ -149,11 +151,14 @@ fn one_beam_search_equals_greedy() {
         let (ids, mask) = batch(&rows);
         let config = beams(1, 1.0, EarlyStopping::Heuristic);
         let greedy = generate(&model, &ids, &mask, &config).expect("greedy");
-        let encoded = model.encode(&ids, &mask).expect("encode");
-        let mut state = model.start_decoding(&encoded, &mask).expect("start");
-        let processors = ProcessorList::default();
-        let (beamed, _) = beam::beam_search(&model, &mut state, rows.len(), &config, &processors)
-            .expect("beam search");
+        let sequences = (0..rows.len() as u64)
+            .map(|id| (id, Sequence::beam_search(&config, model.spec())))
+            .collect();
+        let mut engine = Engine::new(&model);
+        engine
+            .admit_sequences(&ids, &mask, sequences, false)
+            .expect("admit");
+        let (beamed, _) = run_to_completion(&mut engine, rows.len()).expect("beam search");
         assert_eq!(beamed, greedy, "seed {seed}");
     }
 }
@@ -368,20 +373,39 @@ fn greedy_matches_argmax_replay() {
         }
         assert_eq!(seq, expected);
     }
-    // The chooser alone: processors run before the argmax.
-    let processors = ProcessorList::from_config(
-        &GenerationConfig {
-            forced_bos_token_id: Some(3),
-            ..Default::default()
-        },
-        EOS,
-    );
-    let mut chooser = greedy::Argmax {
-        processors: &processors,
+    // Processors run before the argmax, and before sampling.
+    let forced = GenerationConfig {
+        forced_bos_token_id: Some(3),
+        max_new_tokens: Some(1),
+        ..Default::default()
     };
-    let mut scores = vec![5.0, 0.0, 0.0, -5.0];
+    let sampled = GenerationConfig {
+        sampling: Some(Sampling {
+            temperature: 1.0,
+            top_k: None,
+            top_p: None,
+            seed: 1,
+        }),
+        ..forced.clone()
+    };
+    for config in [forced, sampled] {
+        let mut sequence = Sequence::new(&config, model.spec());
+        let mut scores = vec![5.0; 12];
+        let advance = sequence.advance(&mut scores, 12).expect("one step");
+        assert!(advance.finished);
+        assert_eq!(sequence.into_tokens(), vec![0, 3]);
+    }
+}
+
+#[test]
+fn padding_and_mask() {
+    let (ids, mask) = pad_batch(&[&[5, 6, 7], &[8]], 0, &Device::Cpu).unwrap();
     assert_eq!(
-        greedy::NextToken::next_token(&mut chooser, 0, &[0], &mut scores).ok(),
-        Some(3)
+        ids.to_vec2::<u32>().unwrap(),
+        vec![vec![5, 6, 7], vec![8, 0, 0]]
+    );
+    assert_eq!(
+        mask.to_vec2::<u32>().unwrap(),
+        vec![vec![1, 1, 1], vec![1, 0, 0]]
     );
 }

@@ -171,6 +171,18 @@ impl PositionTable {
         }
         self.table.narrow(0, start + self.offset, len)
     }
+
+    /// Embeddings `(positions.len(), d_model)` of each of `positions`, for decoder rows that
+    /// joined a running batch at different steps and so sit at different positions.
+    pub(crate) fn rows_at(&self, positions: &[u32]) -> Result<Tensor> {
+        let available = self.table.dim(0)?.saturating_sub(self.offset);
+        if let Some(&past) = positions.iter().find(|&&p| p as usize >= available) {
+            candle_core::bail!("position {past} is past max_position_embeddings ({available})");
+        }
+        let index: Vec<u32> = positions.iter().map(|&p| p + self.offset as u32).collect();
+        let index = Tensor::from_vec(index, positions.len(), self.table.device())?;
+        self.table.index_select(&index, 0)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -215,14 +227,20 @@ impl Attention {
     }
 
     /// Self-attention of one decoder step: writes the step's keys/values into the layer's cache,
-    /// then attends over everything cached.
-    fn attend_step(&self, h: &Tensor, layer: usize, state: &mut DecoderState) -> Result<Tensor> {
+    /// then attends over everything cached that `bias` does not hide.
+    fn attend_step(
+        &self,
+        h: &Tensor,
+        layer: usize,
+        state: &mut DecoderState,
+        bias: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let step_heads = |xs: &Tensor| attention::step_heads(xs, self.num_heads, self.head_dim);
         let k = step_heads(&self.k_proj.forward(h)?)?;
         let v = step_heads(&self.v_proj.forward(h)?)?;
         state.append_self_kv(layer, &k, &v)?;
         let q = (self.project_q(h)? * self.scaling)?;
-        let context = attention::attend_cached(&q, state.self_kv(layer)?, None)?;
+        let context = attention::attend_cached(&q, state.self_kv(layer)?, bias)?;
         self.out_proj.forward(&context)
     }
 
@@ -344,10 +362,17 @@ impl DecoderLayer {
     }
 
     /// One new token per row: it may see every cached token, so no causal mask is needed.
-    fn forward(&self, xs: &Tensor, layer: usize, state: &mut DecoderState) -> Result<Tensor> {
+    /// `self_bias` hides cached slots from rows that joined the batch after them.
+    fn forward(
+        &self,
+        xs: &Tensor,
+        layer: usize,
+        state: &mut DecoderState,
+        self_bias: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let attn = &self.self_attn;
         let xs = residual(xs, &self.self_attn_layer_norm, self.placement, |h| {
-            attn.attend_step(h, layer, state)
+            attn.attend_step(h, layer, state, self_bias)
         })?;
         let cross = &self.encoder_attn;
         let xs = residual(&xs, &self.encoder_attn_layer_norm, self.placement, |h| {
@@ -445,6 +470,13 @@ impl Embedder {
             tokens.broadcast_add(&self.positions.rows(start, seq)?)?,
             self.norm.as_ref(),
         )
+    }
+
+    /// One token per row, `ids` `(rows, 1)`, each row at its own position.
+    fn forward_at(&self, ids: &Tensor, positions: &[u32]) -> Result<Tensor> {
+        let tokens = (self.tokens.forward(ids)? * self.scale)?;
+        let positions = self.positions.rows_at(positions)?.unsqueeze(1)?;
+        apply_norm((tokens + positions)?, self.norm.as_ref())
     }
 }
 
@@ -592,10 +624,16 @@ impl Seq2Seq for EncoderDecoder {
     }
 
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
-        let mut xs = self.decoder_embedder.forward(last_tokens, state.position)?;
+        let mut xs = if state.rows_aligned() {
+            self.decoder_embedder.forward(last_tokens, state.position)?
+        } else {
+            let positions = state.row_positions();
+            self.decoder_embedder.forward_at(last_tokens, &positions)?
+        };
+        let self_bias = state.self_attention_bias()?;
         state.begin_step()?;
         for (i, layer) in self.decoder_layers.iter().enumerate() {
-            xs = layer.forward(&xs, i, state)?;
+            xs = layer.forward(&xs, i, state, self_bias.as_ref())?;
         }
         state.end_step();
         let xs = apply_norm(xs, self.decoder_norm.as_ref())?;

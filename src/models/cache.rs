@@ -7,6 +7,14 @@
 //! appending a step writes one slot, and reordering beams only rewrites a small table saying
 //! which buffer row holds each earlier position of each beam. Concatenating and copying the
 //! whole cache every step cost time that grew with the output length.
+//!
+//! For continuous batching the state also grows and shrinks between steps (see [`rows`]): new
+//! inputs join a running batch and finished ones leave, like CTranslate2's caller-owned decoder
+//! state. Every row writes the same buffer slot each step, so a row that joined late starts at
+//! a later slot; its earlier slots are hidden by [`DecoderState::self_attention_bias`], and its
+//! own positions are [`DecoderState::row_positions`].
+
+mod rows;
 
 use candle_core::{DType, Result, Tensor};
 
@@ -81,6 +89,13 @@ pub struct DecoderState {
     /// `rows × (position + 1)`: which buffer row holds each position of each decoder row (the
     /// current step's slot is always the row's own).
     buffer_rows: Vec<u32>,
+    /// The encoder's `(batch, seq)` padding mask, kept to pad and trim it as inputs join and leave.
+    encoder_mask: Tensor,
+    /// Per encoded input: encoder positions up to its last real token.
+    encoder_lens: Vec<usize>,
+    /// Per encoded input: the slot its decoder rows started at (0 unless it joined a running
+    /// batch). `position - start` is how many tokens a row has decoded.
+    starts: Vec<usize>,
 }
 
 /// Buffer positions allocated at the first step; the buffers double when full.
@@ -94,6 +109,7 @@ impl DecoderState {
         attention_mask: &Tensor,
         dtype: DType,
     ) -> Result<Self> {
+        let encoder_lens = real_lengths(attention_mask)?;
         Ok(Self {
             layers: cross_kv
                 .into_iter()
@@ -106,7 +122,15 @@ impl DecoderState {
             position: 0,
             beams: 1,
             buffer_rows: Vec::new(),
+            encoder_mask: attention_mask.clone(),
+            starts: vec![0; encoder_lens.len()],
+            encoder_lens,
         })
+    }
+
+    /// Encoded inputs the state holds (each with [`Self::beams`] decoder rows).
+    pub fn inputs(&self) -> usize {
+        self.starts.len()
     }
 
     /// Decoder rows the state currently holds (encoded inputs × beams).
@@ -218,6 +242,15 @@ impl DecoderState {
     pub fn end_step(&mut self) {
         self.position += 1;
     }
+}
+
+/// Per row of a `(batch, seq)` 0/1 mask: the positions up to and including its last 1.
+fn real_lengths(attention_mask: &Tensor) -> Result<Vec<usize>> {
+    let rows = attention_mask.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+    Ok(rows
+        .iter()
+        .map(|row| row.iter().rposition(|&m| m != 0).map_or(0, |last| last + 1))
+        .collect())
 }
 
 /// Turn a `(batch, seq)` 0/1 mask into the additive bias `(batch, 1, 1, seq)` used in attention.

@@ -574,6 +574,13 @@ impl Seq2Seq for T5 {
             .to_dtype(xs.dtype())?
             // Laid out once here rather than by the attention kernel in every layer.
             .contiguous()?;
+        // Relative positions need no per-row shift for rows that joined the batch late: their
+        // distances to their own keys are the same in any slot. Only the slots before them
+        // must be hidden.
+        let self_bias = match state.self_attention_bias()? {
+            Some(hidden) => self_bias.broadcast_add(&hidden)?.contiguous()?,
+            None => self_bias,
+        };
         for (layer, block) in self.decoder_blocks.iter().enumerate() {
             xs = block.forward(&xs, &self_bias, layer, state)?;
         }

@@ -1,10 +1,7 @@
 //! Grouping texts into padded model batches: longest first, so that a batch holds similar
 //! lengths and little compute goes to padding, capped by rows and by padded tokens.
 
-use candle_core::{Device, Tensor};
-
 use super::SummaryOptions;
-use crate::Result;
 
 const CPU_ROWS: usize = 8;
 const GPU_ROWS: usize = 32;
@@ -51,22 +48,6 @@ impl Batches {
     }
 }
 
-/// Right-pads `rows` with `pad` into `(ids, mask)` u32 tensors of shape `(rows, longest)`.
-pub(super) fn pad_batch(rows: &[&[u32]], pad: u32, device: &Device) -> Result<(Tensor, Tensor)> {
-    let width = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let mut ids = Vec::with_capacity(rows.len() * width);
-    let mut mask = Vec::with_capacity(rows.len() * width);
-    for row in rows {
-        ids.extend_from_slice(row);
-        ids.extend(std::iter::repeat_n(pad, width - row.len()));
-        mask.extend(std::iter::repeat_n(1u32, row.len()));
-        mask.extend(std::iter::repeat_n(0u32, width - row.len()));
-    }
-    let ids = Tensor::from_vec(ids, (rows.len(), width), device)?;
-    let mask = Tensor::from_vec(mask, (rows.len(), width), device)?;
-    Ok((ids, mask))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,18 +79,5 @@ mod tests {
         let lens = [500, 10];
         let split = batches(8, Some(100)).split(&[0, 1], |i| lens[i]);
         assert_eq!(split, vec![vec![0], vec![1]]);
-    }
-
-    #[test]
-    fn padding_and_mask() {
-        let (ids, mask) = pad_batch(&[&[5, 6, 7], &[8]], 0, &Device::Cpu).unwrap();
-        assert_eq!(
-            ids.to_vec2::<u32>().unwrap(),
-            vec![vec![5, 6, 7], vec![8, 0, 0]]
-        );
-        assert_eq!(
-            mask.to_vec2::<u32>().unwrap(),
-            vec![vec![1, 1, 1], vec![1, 0, 0]]
-        );
     }
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use tokenizers::{Encoding, TruncationDirection};
 
-use super::batching::{Batches, pad_batch};
+use super::batching::Batches;
 use super::options::intermediate_config;
 use super::{ChunkSummary, MergePass, Progress, Summarizer, Summary, SummaryOptions};
 use crate::generation::{self, GenerationConfig};
@@ -322,7 +322,7 @@ impl<'a> Pipeline<'a> {
                 let started = Instant::now();
                 let rows: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
                 let pad = loaded.model.spec().pad_token_id;
-                let (ids, mask) = pad_batch(&rows, pad, &loaded.device)?;
+                let (ids, mask) = generation::pad_batch(&rows, pad, &loaded.device)?;
                 let sequences = generation::generate(loaded.model.as_ref(), &ids, &mask, config)?;
                 let share = started.elapsed().as_secs_f64() / batch.len() as f64;
                 for (&i, sequence) in batch.iter().zip(&sequences) {

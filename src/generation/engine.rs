@@ -1,0 +1,328 @@
+//! Continuous batching: sequences join a running decoder batch between steps and leave it as
+//! they finish, so a short sequence is never stuck behind a long search and a freed row is
+//! refilled at the next step.
+//!
+//! Design:
+//! - **Per-sequence settings.** Every [`Sequence`] carries its own logits processors, lengths,
+//!   stopping rule and sampler, so one decoder call serves sequences with different settings and
+//!   each gets exactly the tokens it would get alone (see [`super::sequence`]).
+//! - **Groups by beam width.** The decoder state gives every input the same number of rows (its
+//!   beams share one copy of the encoder side), so sequences run in one group per beam width;
+//!   each step runs one decoder call per group.
+//! - **Joining and leaving.** [`Engine::admit`] encodes a padded batch and joins it to its
+//!   group's running [`DecoderState`]; finished and cancelled sequences are filtered out of it
+//!   (see `models::cache::rows`). What to admit and when (token and row budgets, fairness) is
+//!   the caller's policy.
+//! - **Failures stay in their batch.** An error or a panic in model code while encoding or
+//!   stepping a group drops that group only and is reported with its sequence ids; other groups
+//!   and later admissions go on. A caller can re-admit the ids one per group (`isolated`) to
+//!   find which sequence fails.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use candle_core::Tensor;
+
+use super::config::GenerationConfig;
+use super::logits::decode_step;
+use super::sequence::Sequence;
+use super::{check_inputs, check_token_ids};
+use crate::models::{DecoderState, Seq2Seq};
+use crate::{Error, Result};
+
+/// The caller's name for a sequence.
+pub type SequenceId = u64;
+
+/// A completed sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub id: SequenceId,
+    /// Generated tokens, the decoder start token first, EOS last when one was generated.
+    pub tokens: Vec<u32>,
+    /// Model time charged to it: its share of its admission's encoder pass and of every step.
+    pub seconds: f64,
+}
+
+/// Sequences lost to one error: the batch they were in was dropped.
+#[derive(Debug)]
+pub struct Failure {
+    pub ids: Vec<SequenceId>,
+    pub error: Error,
+}
+
+/// What one call did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub finished: Vec<Finished>,
+    pub failed: Vec<Failure>,
+}
+
+/// The running sequences of one model.
+pub struct Engine<'m> {
+    model: &'m dyn Seq2Seq,
+    groups: Vec<Group>,
+}
+
+/// Sequences of one beam width sharing a decoder state; member `i` is the state's input `i`.
+struct Group {
+    beams: usize,
+    /// Admitted alone: no other admission joins it.
+    isolated: bool,
+    state: DecoderState,
+    members: Vec<Member>,
+}
+
+struct Member {
+    id: SequenceId,
+    sequence: Sequence,
+    seconds: f64,
+}
+
+impl<'m> Engine<'m> {
+    pub fn new(model: &'m dyn Seq2Seq) -> Self {
+        Self {
+            model,
+            groups: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Running sequences.
+    pub fn sequences(&self) -> usize {
+        self.groups.iter().map(|g| g.members.len()).sum()
+    }
+
+    /// Decoder rows of the next step (sequences × beams).
+    pub fn rows(&self) -> usize {
+        self.groups.iter().map(|g| g.members.len() * g.beams).sum()
+    }
+
+    /// Encoder positions held for cross-attention: per group, sequences × the longest input.
+    pub fn padded_tokens(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|g| g.members.len() * g.state.encoder_width())
+            .sum()
+    }
+
+    /// The running sequences' ids.
+    pub fn ids(&self) -> impl Iterator<Item = SequenceId> + '_ {
+        self.groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(|m| m.id))
+    }
+
+    /// Encodes the padded batch `input_ids`/`attention_mask` (`(rows, seq)` u32) and starts one
+    /// sequence per row, row `i` decoding with `sequences[i]`. All must use the same beam width.
+    /// `isolated` keeps them in a group of their own. Invalid settings are rejected before
+    /// anything runs; a model failure is an error too, and leaves the running batch as it was.
+    pub fn admit(
+        &mut self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        sequences: Vec<(SequenceId, GenerationConfig)>,
+        isolated: bool,
+    ) -> Result<()> {
+        for (_, config) in &sequences {
+            config.validate()?;
+            check_token_ids(self.model, config)?;
+        }
+        let spec = self.model.spec();
+        let sequences = sequences
+            .into_iter()
+            .map(|(id, config)| (id, Sequence::new(&config, spec)))
+            .collect();
+        self.admit_sequences(input_ids, attention_mask, sequences, isolated)
+    }
+
+    /// [`Self::admit`] for sequences already built.
+    pub(crate) fn admit_sequences(
+        &mut self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        sequences: Vec<(SequenceId, Sequence)>,
+        isolated: bool,
+    ) -> Result<()> {
+        let rows = check_inputs(input_ids, attention_mask)?;
+        let beams = sequences.first().map_or(1, |(_, s)| s.rows());
+        if rows != sequences.len() || sequences.iter().any(|(_, s)| s.rows() != beams) {
+            return Err(candle_core::Error::Msg(format!(
+                "admitting {rows} rows needs as many sequences of one beam width, got {}",
+                sequences.len()
+            ))
+            .into());
+        }
+        if rows == 0 {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let model = self.model;
+        let state = guarded(|| {
+            let encoded = model.encode(input_ids, attention_mask)?;
+            let mut state = model.start_decoding(&encoded, attention_mask)?;
+            state.expand_beams(beams)?;
+            Ok(state)
+        })?;
+        let share = started.elapsed().as_secs_f64() / rows as f64;
+        let members = sequences.into_iter().map(|(id, sequence)| Member {
+            id,
+            sequence,
+            seconds: share,
+        });
+        let joinable = (!isolated)
+            .then(|| {
+                self.groups
+                    .iter_mut()
+                    .find(|g| g.beams == beams && !g.isolated)
+            })
+            .flatten();
+        match joinable {
+            Some(group) => {
+                group.state.join(state)?;
+                group.members.extend(members);
+            }
+            None => self.groups.push(Group {
+                beams,
+                isolated,
+                state,
+                members: members.collect(),
+            }),
+        }
+        Ok(())
+    }
+
+    /// One decoder step for every running sequence. Finished sequences leave; a group whose
+    /// step fails is dropped and reported.
+    pub fn step(&mut self) -> Report {
+        let mut report = Report::default();
+        let model = self.model;
+        self.groups.retain_mut(|group| {
+            match guarded(|| group.step(model)) {
+                Ok(finished) => report.finished.extend(finished),
+                Err(error) => {
+                    report.failed.push(group.failure(error));
+                    return false;
+                }
+            }
+            !group.members.is_empty()
+        });
+        report
+    }
+
+    /// Stops the running sequences for which `cancelled` holds; returns how many stopped (and
+    /// any group that could not be shrunk, dropped whole).
+    pub fn cancel(&mut self, cancelled: impl Fn(SequenceId) -> bool) -> (usize, Report) {
+        let mut stopped = 0;
+        let mut report = Report::default();
+        self.groups.retain_mut(|group| {
+            let keep: Vec<usize> = (0..group.members.len())
+                .filter(|&i| !cancelled(group.members[i].id))
+                .collect();
+            stopped += group.members.len() - keep.len();
+            if keep.is_empty() {
+                return false;
+            }
+            match group.keep(&keep) {
+                Ok(()) => true,
+                Err(error) => {
+                    report.failed.push(group.failure(error));
+                    false
+                }
+            }
+        });
+        (stopped, report)
+    }
+}
+
+impl Group {
+    /// Decode one token for every row, advance every sequence, and let finished ones leave.
+    fn step(&mut self, model: &dyn Seq2Seq) -> Result<Vec<Finished>> {
+        let started = Instant::now();
+        let mut last = Vec::with_capacity(self.members.len() * self.beams);
+        for member in &self.members {
+            member.sequence.push_last_tokens(&mut last);
+        }
+        let mut logits = decode_step(model, &mut self.state, &last)?;
+        let vocab = logits.vocab();
+        let mut sources = Vec::with_capacity(last.len());
+        let mut keep = Vec::with_capacity(self.members.len());
+        let rows = logits.values_mut().chunks_exact_mut(self.beams * vocab);
+        for (i, (member, scores)) in self.members.iter_mut().zip(rows).enumerate() {
+            let advance = member.sequence.advance(scores, vocab)?;
+            let first = (i * self.beams) as u32;
+            match advance.sources {
+                Some(within) => sources.extend(within.iter().map(|&s| first + s as u32)),
+                None => sources.extend(first..first + self.beams as u32),
+            }
+            if !advance.finished {
+                keep.push(i);
+            }
+        }
+        let share = started.elapsed().as_secs_f64() / self.members.len() as f64;
+        self.members.iter_mut().for_each(|m| m.seconds += share);
+        // Most steps keep every beam in place; skip rewriting the beam table then.
+        if sources.iter().enumerate().any(|(i, &s)| s as usize != i) {
+            self.state.reorder_beams(&sources)?;
+        }
+        if keep.len() == self.members.len() {
+            return Ok(Vec::new());
+        }
+        if !keep.is_empty() {
+            self.state.retain_inputs(&keep)?;
+        }
+        Ok(self.split_off_all_but(&keep))
+    }
+
+    /// Keep only members `keep` (ascending), shrinking the decoder state to match.
+    fn keep(&mut self, keep: &[usize]) -> Result<()> {
+        if keep.len() < self.members.len() {
+            self.state.retain_inputs(keep)?;
+            self.split_off_all_but(keep);
+        }
+        Ok(())
+    }
+
+    /// Removes every member not in `keep` (ascending) and returns them as finished.
+    fn split_off_all_but(&mut self, keep: &[usize]) -> Vec<Finished> {
+        let mut kept = Vec::with_capacity(keep.len());
+        let mut gone = Vec::new();
+        let mut next = keep.iter().peekable();
+        for (i, member) in std::mem::take(&mut self.members).into_iter().enumerate() {
+            if next.peek() == Some(&&i) {
+                next.next();
+                kept.push(member);
+            } else {
+                gone.push(Finished {
+                    id: member.id,
+                    tokens: member.sequence.into_tokens(),
+                    seconds: member.seconds,
+                });
+            }
+        }
+        self.members = kept;
+        gone
+    }
+
+    fn failure(&self, error: Error) -> Failure {
+        Failure {
+            ids: self.members.iter().map(|m| m.id).collect(),
+            error,
+        }
+    }
+}
+
+/// Runs model code, turning a panic into an error: a server must outlive one bad batch, and the
+/// caller drops whatever state the panic may have left half-written.
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic without a message".to_string());
+        Err(Error::ModelPanic { message })
+    })
+}

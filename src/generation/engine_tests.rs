@@ -1,0 +1,345 @@
+//! Continuous batching on the mock model: whatever joins or leaves the running batch, and
+//! whatever settings its neighbours use, each sequence gets exactly the tokens `generate` gives
+//! it alone; failures and panics stay inside their batch.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+
+use super::config::{EarlyStopping, GenerationConfig, Sampling};
+use super::engine::{Engine, Finished, SequenceId};
+use super::mock::{MockModel, PAD};
+use super::{generate, pad_batch};
+use crate::Error;
+use crate::models::{DecoderSpec, DecoderState, Quantization, Seq2Seq};
+
+fn configs() -> Vec<GenerationConfig> {
+    let sampling = |seed| Sampling {
+        temperature: 0.9,
+        top_k: Some(5),
+        top_p: Some(0.9),
+        seed,
+    };
+    let beams = |num_beams, length_penalty, early_stopping| GenerationConfig {
+        num_beams,
+        length_penalty,
+        early_stopping,
+        max_length: 10,
+        ..Default::default()
+    };
+    vec![
+        GenerationConfig {
+            max_length: 12,
+            ..Default::default()
+        },
+        GenerationConfig {
+            max_new_tokens: Some(7),
+            no_repeat_ngram_size: 2,
+            repetition_penalty: 1.4,
+            min_length: 4,
+            ..Default::default()
+        },
+        GenerationConfig {
+            sampling: Some(sampling(3)),
+            max_length: 11,
+            ..Default::default()
+        },
+        GenerationConfig {
+            sampling: Some(sampling(4)),
+            forced_bos_token_id: Some(7),
+            max_length: 8,
+            ..Default::default()
+        },
+        beams(3, 1.0, EarlyStopping::Heuristic),
+        beams(3, 2.0, EarlyStopping::Always),
+        GenerationConfig {
+            min_length: 5,
+            forced_eos_token_id: Some(1),
+            ..beams(3, 0.5, EarlyStopping::Never)
+        },
+        GenerationConfig {
+            no_repeat_ngram_size: 3,
+            max_new_tokens: Some(6),
+            ..beams(2, 1.0, EarlyStopping::Heuristic)
+        },
+    ]
+}
+
+fn beam_width(config: &GenerationConfig) -> usize {
+    if config.sampling.is_some() {
+        1
+    } else {
+        config.num_beams
+    }
+}
+
+/// What `generate` gives `row` alone.
+fn alone(model: &dyn Seq2Seq, row: &[u32], config: &GenerationConfig) -> Vec<u32> {
+    let (ids, mask) = pad_batch(&[row], PAD, &Device::Cpu).unwrap();
+    generate(model, &ids, &mask, config).unwrap().remove(0)
+}
+
+/// A small deterministic generator for schedules.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+/// One waiting sequence: its input row and settings.
+struct Pending {
+    id: SequenceId,
+    row: Vec<u32>,
+    config: GenerationConfig,
+}
+
+/// Admits `pending` (one call per beam width, as a scheduler would).
+fn admit(engine: &mut Engine, pending: Vec<Pending>) {
+    let mut by_width: HashMap<usize, Vec<Pending>> = HashMap::new();
+    for p in pending {
+        by_width.entry(beam_width(&p.config)).or_default().push(p);
+    }
+    for (_, group) in by_width {
+        let rows: Vec<&[u32]> = group.iter().map(|p| p.row.as_slice()).collect();
+        let (ids, mask) = pad_batch(&rows, PAD, &Device::Cpu).unwrap();
+        let sequences = group.iter().map(|p| (p.id, p.config.clone())).collect();
+        engine.admit(&ids, &mask, sequences, false).unwrap();
+    }
+}
+
+#[test]
+fn sequences_joining_and_leaving_at_any_step_get_what_they_get_alone() {
+    let configs = configs();
+    for seed in 0..12u64 {
+        let model = MockModel::hashed(seed, 14, 0.2);
+        let mut rng = Lcg(seed);
+        let mut engine = Engine::new(&model);
+        let mut expected = HashMap::new();
+        let mut got: HashMap<SequenceId, Finished> = HashMap::new();
+        let mut cancelled = Vec::new();
+        let mut next_id = 0;
+        for step in 0..40 {
+            if step < 25 {
+                let arrivals = (0..rng.below(4))
+                    .map(|_| {
+                        let len = 1 + rng.below(6);
+                        let row: Vec<u32> = (0..len).map(|_| 2 + rng.below(12) as u32).collect();
+                        let config = configs[rng.below(configs.len())].clone();
+                        next_id += 1;
+                        expected.insert(next_id, alone(&model, &row, &config));
+                        Pending {
+                            id: next_id,
+                            row,
+                            config,
+                        }
+                    })
+                    .collect();
+                admit(&mut engine, arrivals);
+            }
+            if rng.below(8) == 0 && !engine.is_empty() {
+                let victim = engine.ids().nth(rng.below(engine.sequences())).unwrap();
+                let (stopped, report) = engine.cancel(|id| id == victim);
+                assert_eq!((stopped, report.failed.len()), (1, 0));
+                cancelled.push(victim);
+            }
+            let report = engine.step();
+            assert!(report.failed.is_empty(), "{:?}", report.failed);
+            got.extend(report.finished.into_iter().map(|f| (f.id, f)));
+        }
+        while !engine.is_empty() {
+            got.extend(engine.step().finished.into_iter().map(|f| (f.id, f)));
+        }
+        assert!(
+            next_id > 20 && !cancelled.is_empty(),
+            "seed {seed}: too easy"
+        );
+        for (id, tokens) in &expected {
+            match got.get(id) {
+                Some(finished) => assert_eq!(&finished.tokens, tokens, "seed {seed}, id {id}"),
+                None => assert!(cancelled.contains(id), "seed {seed}: id {id} lost"),
+            }
+        }
+        assert!(cancelled.iter().all(|id| !got.contains_key(id)));
+    }
+}
+
+#[test]
+fn rows_and_budgets_follow_joins_and_leaves() {
+    let model = MockModel::hashed(2, 14, -5.0);
+    let mut engine = Engine::new(&model);
+    let beams = GenerationConfig {
+        num_beams: 3,
+        max_length: 6,
+        ..Default::default()
+    };
+    let rows: [&[u32]; 2] = [&[3, 4, 5], &[6]];
+    let (ids, mask) = pad_batch(&rows, PAD, &Device::Cpu).unwrap();
+    engine
+        .admit(&ids, &mask, vec![(1, beams.clone()), (2, beams)], false)
+        .unwrap();
+    let (ids, mask) = pad_batch(&[&[7, 8, 9, 10]], PAD, &Device::Cpu).unwrap();
+    engine
+        .admit(&ids, &mask, vec![(3, GenerationConfig::default())], false)
+        .unwrap();
+    assert_eq!((engine.sequences(), engine.rows()), (3, 7));
+    assert_eq!(engine.padded_tokens(), 2 * 3 + 4);
+    let (stopped, _) = engine.cancel(|id| id == 1);
+    // The longest input of the beam group left, so its padding went with it.
+    assert_eq!(
+        (stopped, engine.rows(), engine.padded_tokens()),
+        (1, 4, 1 + 4)
+    );
+    // EOS is strongly discouraged: everything runs to its maximum length.
+    let mut finished = Vec::new();
+    while !engine.is_empty() {
+        finished.extend(
+            engine
+                .step()
+                .finished
+                .into_iter()
+                .map(|f| (f.id, f.tokens.len())),
+        );
+    }
+    finished.sort();
+    assert_eq!(finished, vec![(2, 6), (3, 20)]);
+}
+
+#[test]
+fn invalid_settings_and_shapes_are_refused_before_anything_runs() {
+    let model = MockModel::hashed(0, 14, 0.0);
+    let mut engine = Engine::new(&model);
+    let (ids, mask) = pad_batch(&[&[3], &[4]], PAD, &Device::Cpu).unwrap();
+    let bad = GenerationConfig {
+        num_beams: 0,
+        ..Default::default()
+    };
+    let mixed = vec![
+        (1, GenerationConfig::default()),
+        (
+            2,
+            GenerationConfig {
+                num_beams: 2,
+                ..Default::default()
+            },
+        ),
+    ];
+    assert!(matches!(
+        engine.admit(&ids, &mask, vec![(1, bad.clone()), (2, bad)], false),
+        Err(Error::InvalidOption {
+            option: "num_beams",
+            ..
+        })
+    ));
+    assert!(engine.admit(&ids, &mask, mixed, false).is_err());
+    let one = vec![(1, GenerationConfig::default())];
+    assert!(engine.admit(&ids, &mask, one, false).is_err());
+    assert!(engine.is_empty());
+}
+
+/// The mock model, failing (or panicking) whenever a batch holds an input with `TRIGGER`.
+struct Faulty {
+    inner: MockModel,
+    panics: bool,
+}
+
+const TRIGGER: u32 = 13;
+
+impl Faulty {
+    fn check(&self, values: &Tensor) -> candle_core::Result<()> {
+        let values = values.flatten_all()?.to_dtype(candle_core::DType::F32)?;
+        if values.to_vec1::<f32>()?.contains(&(TRIGGER as f32)) {
+            if self.panics {
+                panic!("poisoned input");
+            }
+            candle_core::bail!("poisoned input");
+        }
+        Ok(())
+    }
+}
+
+impl Seq2Seq for Faulty {
+    fn spec(&self) -> &DecoderSpec {
+        self.inner.spec()
+    }
+    fn encode(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        self.inner.encode(ids, mask)
+    }
+    fn start_decoding(&self, hidden: &Tensor, mask: &Tensor) -> candle_core::Result<DecoderState> {
+        self.inner.start_decoding(hidden, mask)
+    }
+    fn decode_step(&self, last: &Tensor, state: &mut DecoderState) -> candle_core::Result<Tensor> {
+        // After a few steps, so that the failure hits a running batch.
+        if state.position >= 2 {
+            self.check(&state.layers[0].cross_kv.0)?;
+        }
+        self.inner.decode_step(last, state)
+    }
+    fn quantize(&mut self, _: Quantization) -> candle_core::Result<(usize, usize)> {
+        Ok((0, 0))
+    }
+}
+
+#[test]
+fn a_failing_batch_is_dropped_alone_and_its_innocent_members_succeed_when_isolated() {
+    for panics in [false, true] {
+        let model = Faulty {
+            inner: MockModel::hashed(5, 14, -5.0),
+            panics,
+        };
+        let mut engine = Engine::new(&model);
+        let greedy = GenerationConfig {
+            max_length: 8,
+            ..Default::default()
+        };
+        let beams = GenerationConfig {
+            num_beams: 2,
+            ..greedy.clone()
+        };
+        let rows: [&[u32]; 2] = [&[3, 4], &[TRIGGER, 5]];
+        let (ids, mask) = pad_batch(&rows, PAD, &Device::Cpu).unwrap();
+        let pair = vec![(1, greedy.clone()), (2, greedy.clone())];
+        engine.admit(&ids, &mask, pair, false).unwrap();
+        let (ids, mask) = pad_batch(&[&[6, 7]], PAD, &Device::Cpu).unwrap();
+        engine
+            .admit(&ids, &mask, vec![(3, beams.clone())], false)
+            .unwrap();
+        let mut failed = Vec::new();
+        let mut finished = Vec::new();
+        while !engine.is_empty() {
+            let report = engine.step();
+            finished.extend(report.finished.into_iter().map(|f| f.id));
+            failed.extend(report.failed);
+        }
+        // The greedy group failed as a whole; the beam group went on.
+        assert_eq!(finished, vec![3]);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].ids, vec![1, 2]);
+        assert_eq!(
+            matches!(failed[0].error, Error::ModelPanic { .. }),
+            panics,
+            "{:?}",
+            failed[0].error
+        );
+        // Retried one per group, the innocent one finishes as it would alone.
+        for (id, row) in [(1, &rows[0]), (2, &rows[1])] {
+            let (ids, mask) = pad_batch(&[row], PAD, &Device::Cpu).unwrap();
+            engine
+                .admit(&ids, &mask, vec![(id, greedy.clone())], true)
+                .unwrap();
+        }
+        let mut outcome = HashMap::new();
+        while !engine.is_empty() {
+            let report = engine.step();
+            outcome.extend(report.finished.into_iter().map(|f| (f.id, Ok(f.tokens))));
+            outcome.extend(report.failed.into_iter().map(|f| (f.ids[0], Err(f.ids))));
+        }
+        assert_eq!(outcome[&1], Ok(alone(&model.inner, rows[0], &greedy)));
+        assert_eq!(outcome[&2], Err(vec![2]));
+    }
+}

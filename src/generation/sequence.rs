@@ -1,0 +1,134 @@
+//! One sequence being generated with its own settings: its logits processors, lengths and search
+//! (greedy, sampling or beam search), independent of whatever else shares its decoder batch.
+//!
+//! Per-sequence settings are what let one running batch serve requests with different decoding
+//! options and still give each the tokens it would get alone. Only the beam width shapes the
+//! decoder state (rows per input), so the engine groups sequences by it (see [`super::engine`]).
+
+use super::beam::InputSearch;
+use super::config::{DECODER_PROMPT_LEN, EarlyStopping, GenerationConfig};
+use super::greedy::TokenSearch;
+use super::hypotheses::StopRule;
+use super::processors::ProcessorList;
+use super::scores::log_softmax_in_place;
+use crate::Result;
+use crate::models::DecoderSpec;
+
+/// A sequence's search state and settings.
+pub struct Sequence {
+    processors: ProcessorList,
+    /// Longest decoder sequence, start token included.
+    max_length: usize,
+    eos_token_id: u32,
+    early_stopping: EarlyStopping,
+    search: Search,
+}
+
+enum Search {
+    /// Greedy search or sampling: one decoder row. Boxed: a sampler's state is large.
+    Tokens(Box<TokenSearch>),
+    /// Beam search: `num_beams` decoder rows.
+    Beams(InputSearch),
+}
+
+/// What one step did to a sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advance {
+    /// For beam search, the row (within this sequence) each new row continues.
+    pub sources: Option<Vec<usize>>,
+    /// The sequence is complete and can leave the batch.
+    pub finished: bool,
+}
+
+impl Sequence {
+    /// A sequence decoding with `config` (already validated) for a model with `spec`: sampling
+    /// or greedy search with one beam, beam search with more, as transformers chooses.
+    pub fn new(config: &GenerationConfig, spec: &DecoderSpec) -> Self {
+        if config.sampling.is_none() && config.num_beams > 1 {
+            return Self::beam_search(config, spec);
+        }
+        let search = TokenSearch::new(spec.decoder_start_token_id, config.sampling.as_ref());
+        Self::with_search(config, spec, Search::Tokens(Box::new(search)))
+    }
+
+    /// Beam search even with one beam (which transformers would run as greedy search).
+    pub fn beam_search(config: &GenerationConfig, spec: &DecoderSpec) -> Self {
+        let rule = StopRule {
+            length_penalty: config.length_penalty,
+            early_stopping: config.early_stopping,
+            max_length: config.effective_max_length(),
+            prompt_len: DECODER_PROMPT_LEN,
+        };
+        let search = InputSearch::new(
+            config.num_beams.max(1),
+            spec.decoder_start_token_id,
+            spec.eos_token_id,
+            rule,
+        );
+        Self::with_search(config, spec, Search::Beams(search))
+    }
+
+    fn with_search(config: &GenerationConfig, spec: &DecoderSpec, search: Search) -> Self {
+        Self {
+            processors: ProcessorList::from_config(config, spec.eos_token_id),
+            max_length: config.effective_max_length(),
+            eos_token_id: spec.eos_token_id,
+            early_stopping: config.early_stopping,
+            search,
+        }
+    }
+
+    /// Decoder rows the sequence takes: its beams.
+    pub fn rows(&self) -> usize {
+        match &self.search {
+            Search::Tokens(_) => 1,
+            Search::Beams(input) => input.beams().len(),
+        }
+    }
+
+    /// Appends each row's last token, the tokens the next decoder step is fed.
+    pub fn push_last_tokens(&self, out: &mut Vec<u32>) {
+        match &self.search {
+            Search::Tokens(search) => out.extend(search.tokens().last()),
+            Search::Beams(input) => {
+                out.extend(input.beams().iter().filter_map(|b| b.tokens.last()))
+            }
+        }
+    }
+
+    /// One step: `scores` holds this sequence's [`Self::rows`] rows of raw logits over `vocab`
+    /// tokens, and is rewritten in place.
+    pub fn advance(&mut self, scores: &mut [f32], vocab: usize) -> Result<Advance> {
+        match &mut self.search {
+            Search::Tokens(search) => {
+                self.processors.apply(search.tokens(), scores);
+                let token = search.push_next(scores)?;
+                let finished =
+                    token == self.eos_token_id || search.tokens().len() >= self.max_length;
+                Ok(Advance {
+                    sources: None,
+                    finished,
+                })
+            }
+            Search::Beams(input) => {
+                for (row, beam) in scores.chunks_exact_mut(vocab).zip(input.beams()) {
+                    log_softmax_in_place(row);
+                    self.processors.apply(&beam.tokens, row);
+                }
+                let outcome = input.step(scores, vocab, self.max_length);
+                Ok(Advance {
+                    finished: input.is_done(self.early_stopping, outcome.all_finished),
+                    sources: Some(outcome.sources),
+                })
+            }
+        }
+    }
+
+    /// The generated tokens (start token first): the best hypothesis for beam search.
+    pub fn into_tokens(self) -> Vec<u32> {
+        match self.search {
+            Search::Tokens(search) => search.into_tokens(),
+            Search::Beams(input) => input.into_best(),
+        }
+    }
+}

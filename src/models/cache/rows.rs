@@ -1,0 +1,389 @@
+//! Growing and shrinking a [`DecoderState`] between decoder steps, for continuous batching.
+//!
+//! Inputs join a running batch with [`DecoderState::join`] and leave with
+//! [`DecoderState::retain_inputs`]: the encoder side (cross-attention keys/values, padding mask)
+//! is padded or trimmed to the longest input, and the self-attention buffers gain or lose rows.
+//! All rows write the same slot each step, so a row that joins at slot `s` has its first token
+//! there; [`DecoderState::self_attention_bias`] hides slots before `s` from it, which leaves its
+//! attention exactly what it would be alone (masked keys weigh exactly 0), and
+//! [`DecoderState::row_positions`] gives the positions it embeds. Slots no live row can see are
+//! dropped when rows leave, so the buffers stay as long as the longest live sequence.
+
+use candle_core::{Result, Tensor};
+
+use super::{DecoderState, INITIAL_CAPACITY, SelfKv, padding_bias};
+
+impl DecoderState {
+    /// Per decoder row: how many tokens it has decoded, i.e. the position of its next token.
+    pub fn row_positions(&self) -> Vec<u32> {
+        self.starts
+            .iter()
+            .flat_map(|&start| std::iter::repeat_n((self.position - start) as u32, self.beams))
+            .collect()
+    }
+
+    /// Encoder positions every input is padded to (the longest input's).
+    pub fn encoder_width(&self) -> usize {
+        self.encoder_mask.dims().get(1).copied().unwrap_or(0)
+    }
+
+    /// Whether every row started at the first slot, so positions are shared and no slot needs
+    /// hiding (always the case for a batch that never had rows join).
+    pub fn rows_aligned(&self) -> bool {
+        self.starts.iter().all(|&start| start == 0)
+    }
+
+    /// The additive bias `(rows, 1, 1, position + 1)` hiding from each row the slots before it
+    /// joined, for the step about to run; `None` when every row started at the first slot.
+    pub fn self_attention_bias(&self) -> Result<Option<Tensor>> {
+        if self.rows_aligned() {
+            return Ok(None);
+        }
+        let keys = self.position + 1;
+        let visible: Vec<u32> = self
+            .starts
+            .iter()
+            .flat_map(|&start| std::iter::repeat_n(start, self.beams))
+            .flat_map(|start| (0..keys).map(move |slot| u32::from(slot >= start)))
+            .collect();
+        let rows = visible.len() / keys;
+        let mask = Tensor::from_vec(visible, (rows, keys), self.encoder_bias.device())?;
+        padding_bias(&mask, self.encoder_bias.dtype()).map(Some)
+    }
+
+    /// Adds the inputs of `other`, a state over a freshly encoded batch (no step decoded yet, its
+    /// beams expanded like this one's), after this state's inputs. Their rows start at the next
+    /// slot; encoder outputs and masks are padded to the longer of the two.
+    pub fn join(&mut self, other: DecoderState) -> Result<()> {
+        if self.inputs() == 0 {
+            *self = other;
+            return Ok(());
+        }
+        if other.position != 0 || other.beams != self.beams {
+            candle_core::bail!(
+                "only a fresh state with {} beams can join (got position {}, {} beams)",
+                self.beams,
+                other.position,
+                other.beams
+            );
+        }
+        if other.layers.len() != self.layers.len() {
+            candle_core::bail!("states of different models cannot join");
+        }
+        let (old_rows, new_rows) = (self.decoder_rows()?, other.decoder_rows()?);
+        let width = self.encoder_mask.dim(1)?.max(other.encoder_mask.dim(1)?);
+        let widen = |t: &Tensor, dim: usize| -> Result<Tensor> {
+            let missing = width - t.dim(dim)?;
+            if missing == 0 {
+                Ok(t.clone())
+            } else {
+                t.pad_with_zeros(dim, 0, missing)
+            }
+        };
+        for (mine, theirs) in self.layers.iter_mut().zip(other.layers) {
+            let (k, v) = &mine.cross_kv;
+            let (their_k, their_v) = &theirs.cross_kv;
+            mine.cross_kv = (
+                Tensor::cat(&[widen(k, 2)?, widen(their_k, 2)?], 0)?,
+                Tensor::cat(&[widen(v, 2)?, widen(their_v, 2)?], 0)?,
+            );
+            if let Some(kv) = &mut mine.self_kv {
+                *kv = SelfKv {
+                    k: with_zero_rows(&kv.k, new_rows)?,
+                    v: with_zero_rows(&kv.v, new_rows)?,
+                };
+            }
+        }
+        self.encoder_mask = Tensor::cat(
+            &[
+                widen(&self.encoder_mask, 1)?,
+                widen(&other.encoder_mask, 1)?,
+            ],
+            0,
+        )?;
+        self.encoder_bias = padding_bias(&self.encoder_mask, self.encoder_bias.dtype())?;
+        // The slots before a new row's start are hidden; point them at its own (zero) buffer row.
+        let filled = self.position;
+        self.buffer_rows.extend(
+            (old_rows..old_rows + new_rows).flat_map(|r| std::iter::repeat_n(r as u32, filled)),
+        );
+        self.encoder_lens.extend(other.encoder_lens);
+        self.starts
+            .extend(std::iter::repeat_n(self.position, other.starts.len()));
+        Ok(())
+    }
+
+    /// Keeps only the encoded inputs `keep` (ascending indices, at least one) and their decoder
+    /// rows, in that order. The encoder side is trimmed to the longest kept input and slots that
+    /// no kept row can see are dropped.
+    pub fn retain_inputs(&mut self, keep: &[usize]) -> Result<()> {
+        let inputs = self.inputs();
+        if keep.is_empty()
+            || keep.windows(2).any(|w| w[0] >= w[1])
+            || keep[keep.len() - 1] >= inputs
+        {
+            candle_core::bail!("cannot keep inputs {keep:?} of {inputs}: need ascending indices");
+        }
+        if keep.len() == inputs {
+            return Ok(());
+        }
+        let device = self.encoder_mask.device().clone();
+        let index = Tensor::from_vec(
+            keep.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+            keep.len(),
+            &device,
+        )?;
+        let rows: Vec<usize> = keep
+            .iter()
+            .flat_map(|&i| i * self.beams..(i + 1) * self.beams)
+            .collect();
+        let shift = keep.iter().map(|&i| self.starts[i]).min().unwrap_or(0);
+        self.keep_rows(&rows, shift)?;
+        let width = keep
+            .iter()
+            .map(|&i| self.encoder_lens[i])
+            .max()
+            .unwrap_or(0);
+        let trim = |t: &Tensor, dim: usize| {
+            t.index_select(&index, 0)?
+                .narrow(dim, 0, width.max(1))?
+                .contiguous()
+        };
+        for layer in &mut self.layers {
+            let (k, v) = &layer.cross_kv;
+            layer.cross_kv = (trim(k, 2)?, trim(v, 2)?);
+        }
+        self.encoder_mask = trim(&self.encoder_mask, 1)?;
+        self.encoder_bias = padding_bias(&self.encoder_mask, self.encoder_bias.dtype())?;
+        self.encoder_lens = keep.iter().map(|&i| self.encoder_lens[i]).collect();
+        self.starts = keep.iter().map(|&i| self.starts[i] - shift).collect();
+        self.position -= shift;
+        Ok(())
+    }
+
+    /// The self-attention side of [`Self::retain_inputs`]: keep decoder `rows` (each input's
+    /// rows whole) and drop the first `shift` slots.
+    fn keep_rows(&mut self, rows: &[usize], shift: usize) -> Result<()> {
+        let filled = self.position;
+        let mut new_index = vec![u32::MAX; self.decoder_rows()?];
+        for (new, &old) in rows.iter().enumerate() {
+            new_index[old] = new as u32;
+        }
+        let mut table = Vec::with_capacity(rows.len() * (filled - shift));
+        for &row in rows {
+            for &source in &self.buffer_rows[row * filled + shift..(row + 1) * filled] {
+                match new_index.get(source as usize) {
+                    Some(&new) if new != u32::MAX => table.push(new),
+                    // Beam search only continues an input's own beams, so this cannot happen
+                    // unless a caller reordered rows across inputs.
+                    _ => candle_core::bail!("a kept row continues a dropped row {source}"),
+                }
+            }
+        }
+        self.buffer_rows = table;
+        let device = self.encoder_mask.device().clone();
+        let index = Tensor::from_vec(
+            rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
+            rows.len(),
+            &device,
+        )?;
+        for layer in &mut self.layers {
+            if let Some(kv) = &mut layer.self_kv {
+                *kv = SelfKv {
+                    k: keep_buffer_rows(&kv.k, &index, shift, filled)?,
+                    v: keep_buffer_rows(&kv.v, &index, shift, filled)?,
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `buffer` `(rows, capacity, heads, head_dim)` with `extra` rows of zeros after its own.
+fn with_zero_rows(buffer: &Tensor, extra: usize) -> Result<Tensor> {
+    let (_, capacity, heads, head_dim) = buffer.dims4()?;
+    let zeros = Tensor::zeros(
+        (extra, capacity, heads, head_dim),
+        buffer.dtype(),
+        buffer.device(),
+    )?;
+    Tensor::cat(&[buffer, &zeros], 0)
+}
+
+/// The buffer rows `index` of `buffer`, without the first `shift` of its `filled` slots.
+fn keep_buffer_rows(
+    buffer: &Tensor,
+    index: &Tensor,
+    shift: usize,
+    filled: usize,
+) -> Result<Tensor> {
+    let kept = buffer.index_select(index, 0)?;
+    if shift == 0 {
+        return Ok(kept);
+    }
+    let (rows, _, heads, head_dim) = kept.dims4()?;
+    let live = filled - shift;
+    let capacity = (live * 2).max(INITIAL_CAPACITY);
+    let moved = Tensor::zeros(
+        (rows, capacity, heads, head_dim),
+        kept.dtype(),
+        kept.device(),
+    )?;
+    if live > 0 {
+        moved.slice_set(&kept.narrow(1, shift, live)?.contiguous()?, 1, 0)?;
+    }
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+
+    use super::*;
+
+    fn flat(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// A fresh state over inputs whose encoder "outputs" are their real tokens (one layer, one
+    /// head of width 1): row `i` holds `lens[i]` values `10 * (i + 1) + p`, then padding.
+    fn fresh(first: usize, lens: &[usize]) -> DecoderState {
+        let width = lens.iter().copied().max().unwrap();
+        let mut cross = Vec::new();
+        let mut mask = Vec::new();
+        for (i, &len) in lens.iter().enumerate() {
+            for p in 0..width {
+                let real = p < len;
+                cross.push(if real {
+                    (10 * (first + i + 1) + p) as f32
+                } else {
+                    0.
+                });
+                mask.push(u32::from(real));
+            }
+        }
+        let rows = lens.len();
+        let cross = Tensor::from_vec(cross, (rows, 1, width, 1), &Device::Cpu).unwrap();
+        let mask = Tensor::from_vec(mask, (rows, width), &Device::Cpu).unwrap();
+        DecoderState::new(vec![(cross.clone(), cross)], &mask, DType::F32).unwrap()
+    }
+
+    /// One step writing `values` (one per row) as keys; returns each row's visible keys.
+    fn step(s: &mut DecoderState, values: &[f32]) -> Vec<Vec<f32>> {
+        let k = Tensor::new(values, &Device::Cpu)
+            .unwrap()
+            .reshape((values.len(), 1, 1, 1))
+            .unwrap();
+        let bias = s.self_attention_bias().unwrap().map(|b| flat(&b));
+        s.begin_step().unwrap();
+        s.append_self_kv(0, &k, &k).unwrap();
+        let (keys, _) = s.self_kv(0).unwrap().gather().unwrap();
+        s.end_step();
+        let keys = flat(&keys);
+        let per_row = keys.len() / values.len();
+        keys.chunks(per_row)
+            .enumerate()
+            .map(|(r, row)| {
+                row.iter()
+                    .enumerate()
+                    .filter(|(slot, _)| bias.as_ref().is_none_or(|b| b[r * per_row + slot] == 0.))
+                    .map(|(_, &x)| x)
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_joined_row_sees_only_its_own_keys_and_the_others_are_untouched() {
+        let mut s = fresh(0, &[2]);
+        step(&mut s, &[1.]);
+        step(&mut s, &[2.]);
+        s.join(fresh(1, &[3])).unwrap();
+        assert_eq!(s.row_positions(), vec![2, 0]);
+        assert_eq!(
+            step(&mut s, &[3., 100.]),
+            vec![vec![1., 2., 3.], vec![100.]]
+        );
+        assert_eq!(
+            step(&mut s, &[4., 101.]),
+            vec![vec![1., 2., 3., 4.], vec![100., 101.]]
+        );
+        // The encoder side was padded to the longer input, and the padding is masked.
+        assert_eq!(
+            flat(&s.layers[0].cross_kv.0),
+            vec![10., 11., 0., 20., 21., 22.]
+        );
+        let bias = flat(&s.encoder_bias);
+        assert_eq!((bias[1], bias[2], bias[5]), (0., f32::MIN, 0.));
+    }
+
+    #[test]
+    fn leaving_drops_rows_unseen_slots_and_encoder_padding() {
+        let mut s = fresh(0, &[3]);
+        step(&mut s, &[1.]);
+        s.join(fresh(1, &[1, 2])).unwrap();
+        step(&mut s, &[2., 50., 70.]);
+        s.retain_inputs(&[2]).unwrap();
+        // Only the last input is left: its first slot is now slot 0 and nothing is hidden.
+        assert_eq!((s.inputs(), s.position, s.row_positions()), (1, 1, vec![1]));
+        assert!(s.rows_aligned());
+        assert_eq!(step(&mut s, &[71.]), vec![vec![70., 71.]]);
+        assert_eq!(flat(&s.layers[0].cross_kv.0), vec![30., 31.]);
+        assert_eq!(flat(&s.encoder_bias), vec![0., 0.]);
+    }
+
+    #[test]
+    fn beams_leave_with_their_input_after_reordering() {
+        let mut s = fresh(0, &[1, 1]);
+        s.expand_beams(2).unwrap();
+        step(&mut s, &[1., 2., 3., 4.]);
+        // Input 1's beams swap; input 0 then leaves.
+        s.reorder_beams(&[0, 1, 3, 2]).unwrap();
+        s.retain_inputs(&[1]).unwrap();
+        assert_eq!(step(&mut s, &[5., 6.]), vec![vec![4., 5.], vec![3., 6.]]);
+        // A reorder across inputs cannot be kept apart.
+        let mut s = fresh(0, &[1, 1]);
+        step(&mut s, &[1., 2.]);
+        s.reorder_beams(&[1, 1]).unwrap();
+        assert!(s.retain_inputs(&[1]).is_ok());
+        let mut s = fresh(0, &[1, 1]);
+        step(&mut s, &[1., 2.]);
+        s.reorder_beams(&[0, 0]).unwrap();
+        assert!(s.retain_inputs(&[1]).is_err());
+    }
+
+    #[test]
+    fn bad_joins_and_keeps_are_errors() {
+        let mut s = fresh(0, &[1, 1]);
+        let mut used = fresh(2, &[1]);
+        step(&mut used, &[1.]);
+        assert!(s.join(used).is_err());
+        let mut beamed = fresh(2, &[1]);
+        beamed.expand_beams(2).unwrap();
+        assert!(s.join(beamed).is_err());
+        for keep in [&[][..], &[1, 0], &[0, 0], &[2]] {
+            assert!(s.retain_inputs(keep).is_err(), "{keep:?}");
+        }
+    }
+
+    #[test]
+    fn buffers_keep_growing_after_rows_join_and_leave() {
+        let mut s = fresh(0, &[1]);
+        for i in 0..INITIAL_CAPACITY - 1 {
+            step(&mut s, &[i as f32]);
+        }
+        s.join(fresh(1, &[1])).unwrap();
+        for i in 0..3 {
+            step(&mut s, &[0., 1000. + i as f32]);
+        }
+        s.retain_inputs(&[1]).unwrap();
+        let mut last = Vec::new();
+        for i in 3..INITIAL_CAPACITY + 5 {
+            last = step(&mut s, &[1000. + i as f32]);
+        }
+        let expected: Vec<f32> = (0..INITIAL_CAPACITY + 5)
+            .map(|i| 1000. + i as f32)
+            .collect();
+        assert_eq!(last, vec![expected]);
+    }
+}
