@@ -20,6 +20,6 @@ pub mod text;
 pub use error::{Error, Result};
 pub use models::Quantization;
 pub use summarizer::{
-    ChunkSummary, LoadOptions, MergePass, OutputOptions, Progress, Summarizer, Summary,
-    SummaryOptions, parse_early_stopping,
+    ChunkSummary, LoadOptions, MergePass, OutputOptions, Pass, PassOutput, PendingSummary,
+    Progress, Summarizer, Summary, SummaryOptions, SummaryPlan, parse_early_stopping,
 };

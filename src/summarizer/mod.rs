@@ -14,6 +14,7 @@ mod decode;
 mod offsets;
 mod options;
 mod pipeline;
+mod plan;
 
 use std::time::Instant;
 
@@ -21,6 +22,7 @@ use candle_core::{DType, Device};
 use serde::Serialize;
 
 pub use options::{OutputOptions, SummaryOptions, parse_early_stopping};
+pub use plan::{Pass, PassOutput, PendingSummary, SummaryPlan};
 
 use crate::Result;
 use crate::defaults::SummarizationDefaults;
@@ -212,7 +214,9 @@ impl Summarizer {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Result<Summary>>> {
         options.validate()?;
-        pipeline::Pipeline::new(self, options)?.run(texts, progress)
+        let plan = SummaryPlan::new(self, options)?;
+        let batches = batching::Batches::new(options, self.loaded.device.is_cpu());
+        pipeline::run(&plan, &batches, texts, progress)
     }
 
     /// Special tokens the tokenizer adds around one sequence (T5: `</s>`; BART: `<s>`, `</s>`).
