@@ -248,6 +248,56 @@ fn bench_reports_medians_for_the_asked_shape() {
 }
 
 #[test]
+fn the_cpu_kernel_path_is_reported_forced_and_checked() {
+    use precis::models::{KERNELS_ENV, KernelPath};
+    let model = model();
+    let tiny = [
+        "--input-tokens",
+        "8",
+        "--new-tokens",
+        "2",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+    ];
+    let bench = |path: Option<&str>| -> Output {
+        let mut command = precis();
+        command.args(["-q", "bench", "--model", &model, "--format", "json"]);
+        command.args(tiny).env_remove(KERNELS_ENV);
+        if let Some(path) = path {
+            command.env(KERNELS_ENV, path);
+        }
+        command.output().expect("precis runs")
+    };
+    let reported = |output: &Output| -> String {
+        assert!(output.status.success(), "{}", stderr(output));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        report["cpu_kernels"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(reported(&bench(None)), KernelPath::detected().as_str());
+    for path in KernelPath::supported() {
+        assert_eq!(reported(&bench(Some(path.as_str()))), path.as_str());
+    }
+    let verbose = precis()
+        .args(["-v", "bench", "--model", &model])
+        .args(tiny)
+        .env(KERNELS_ENV, "portable")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&verbose).contains("CPU kernels: portable"),
+        "{}",
+        stderr(&verbose)
+    );
+    assert!(String::from_utf8_lossy(&verbose.stdout).contains("(portable kernels)"));
+    assert_fails(&bench(Some("sse9")), 2, &[KERNELS_ENV, "sse9", "avx2"]);
+}
+
+#[test]
 fn quantize_q8_summarizes_and_says_so_in_the_bench_report() {
     let output = precis()
         .args(["summarize", "--model", &model(), "--quantize", "q8", "-"])

@@ -148,3 +148,6 @@ fixture_model_tests!(
     generation_matches_transformers => generation_matches,
     batches_equal_one_by_one => batch_equals_one_by_one,
 );
+
+// Each test above, again on every other CPU kernel path (AVX-512, AVX2, portable, ...).
+on_every_kernel_path!();

@@ -101,3 +101,6 @@ fixture_model_tests!(
     encoder_matches_transformers => encoder_matches,
     logits_match_transformers => logits_match,
 );
+
+// Each test above, again on every other CPU kernel path (AVX-512, AVX2, portable, ...).
+on_every_kernel_path!();

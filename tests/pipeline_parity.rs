@@ -43,3 +43,6 @@ fn pipeline_matches(model: &str) {
 }
 
 fixture_model_tests!(pipeline_matches_transformers => pipeline_matches);
+
+// Each test above, again on every other CPU kernel path (AVX-512, AVX2, portable, ...).
+on_every_kernel_path!();

@@ -82,3 +82,6 @@ fixture_model_tests!(
     q8_first_step_logits_stay_close_to_float32 => q8_logits_stay_close,
     q8_summarizer_summarises_every_case => q8_summarizer_summarises,
 );
+
+// Each test above, again on every other CPU kernel path (AVX-512, AVX2, portable, ...).
+on_every_kernel_path!();

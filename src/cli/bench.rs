@@ -165,6 +165,10 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         architecture: loaded.architecture().to_string(),
         parameters: loaded.parameters.unwrap_or(0),
         device: precis::device::describe(device),
+        cpu_kernels: device
+            .is_cpu()
+            .then(|| precis::models::cpu_kernels().map(|path| path.to_string()))
+            .transpose()?,
         // A quantized model computes in float32 over quantized weights: the weights name it.
         dtype: loaded
             .quantization
@@ -356,6 +360,8 @@ struct Report {
     architecture: String,
     parameters: usize,
     device: String,
+    /// The CPU kernel path (`avx512`, `avx2`, ...) on the CPU; `None` on a GPU.
+    cpu_kernels: Option<String>,
     dtype: String,
     threads: Option<usize>,
     #[serde(flatten)]
@@ -378,6 +384,10 @@ impl Report {
             n => format!("beam search ({n} beams)"),
         };
         let threads = self.threads.map_or("?".to_string(), |t| t.to_string());
+        let kernels = self
+            .cpu_kernels
+            .as_ref()
+            .map_or(String::new(), |path| format!(" ({path} kernels)"));
         let rss = self
             .peak_rss_mib
             .map_or("unknown".to_string(), |mib| format!("{mib:.0} MiB"));
@@ -388,7 +398,7 @@ impl Report {
             )
         };
         format!(
-            "model       {} ({}, {:.1}M parameters) on {} {}, {threads} threads\n\
+            "model       {} ({}, {:.1}M parameters) on {} {}{kernels}, {threads} threads\n\
              inputs      batch {} x {} tokens, {} new tokens, {search}\n\
              runs        {} timed (+{} warm-up), medians:\n{}{}{}peak RSS    {rss:>10}\n",
             self.model,

@@ -12,6 +12,7 @@ use candle_core::{DType, Module, Result, Tensor};
 
 use super::Quantization;
 use super::attention::cpu_f32;
+use super::kernels::path::KernelPath;
 use super::kernels::{self, skinny};
 use candle_nn::VarBuilder;
 
@@ -140,7 +141,7 @@ impl Linear {
             || !xs.device().is_cpu()
             || xs.dtype() != DType::F32
             || weight.dtype() != DType::F32
-            || !kernels::has_avx2_fma()
+            || kernels::path::active() == KernelPath::Portable
         {
             return Ok(None);
         }

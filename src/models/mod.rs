@@ -19,6 +19,7 @@ use candle_nn::VarBuilder;
 use serde::de::DeserializeOwned;
 
 pub use cache::{DecoderState, LayerCache};
+pub use kernels::path::{KERNELS_ENV, KernelPath, cpu_kernels};
 
 /// Token ids a decoder needs to start and stop, read from the model's config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +146,10 @@ pub fn from_config_with(
 ) -> crate::Result<Box<dyn Seq2Seq>> {
     if let Some(q) = quantization {
         check_quantizable(vb.device(), vb.dtype(), q)?;
+    }
+    if vb.device().is_cpu() {
+        // A bad PRECIS_CPU_KERNELS is reported here, before any kernel runs.
+        cpu_kernels()?;
     }
     let model_type = config.get("model_type").and_then(|t| t.as_str());
     let model: Box<dyn Seq2Seq> = match model_type {

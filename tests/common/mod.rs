@@ -143,3 +143,49 @@ pub fn model_files(model: &str) -> ModelFiles {
 pub fn summarizer(model: &str) -> Summarizer {
     Summarizer::from_files(&model_files(model), &Device::Cpu, DType::F32).unwrap()
 }
+
+/// Expands to a test that runs every other test of its binary again on each other kernel path
+/// the CPU supports (see [`rerun_on_other_kernel_paths`]), so parity holds on every path.
+#[allow(unused_macros)]
+macro_rules! on_every_kernel_path {
+    () => {
+        #[test]
+        fn every_other_cpu_kernel_path() {
+            common::rerun_on_other_kernel_paths("every_other_cpu_kernel_path");
+        }
+    };
+}
+
+/// Runs this test binary once more per kernel path the CPU supports other than the one in use,
+/// with `PRECIS_CPU_KERNELS` naming it and `this_test` left out (it would recurse). Fails with
+/// the run's output when any test fails there, or when the run passed no test at all.
+pub fn rerun_on_other_kernel_paths(this_test: &str) {
+    let binary = std::env::current_exe().expect("the test binary's path");
+    let in_use = models::cpu_kernels().expect("the kernel path in use");
+    let others = models::KernelPath::supported()
+        .into_iter()
+        .filter(|path| *path != in_use);
+    for path in others {
+        let output = std::process::Command::new(&binary)
+            .args(["--skip", this_test])
+            .env(models::KERNELS_ENV, path.as_str())
+            .output()
+            .expect("rerun the test binary");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let report = || {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            format!(
+                "{}={path}: {}\n{stdout}\n{stderr}",
+                models::KERNELS_ENV,
+                output.status
+            )
+        };
+        assert!(output.status.success(), "tests failed with {}", report());
+        let passed = stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix("test result: ok. "))
+            .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+            .sum::<usize>();
+        assert!(passed > 0, "no test ran with {}", report());
+    }
+}

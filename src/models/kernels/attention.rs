@@ -161,8 +161,8 @@ fn attend_one(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+    if super::path::active() != super::path::KernelPath::Portable {
+        // SAFETY: every path above the portable one has AVX2 and FMA, and the CPU runs it.
         unsafe { attend_one_avx2(q, (k, v), keys, offset, bias, out) };
         return;
     }

@@ -2,21 +2,11 @@
 //!
 //! Each takes plain slices and has a plain-loop fallback, so the model code stays tensor math
 //! and chooses a kernel only through small helpers like [`linear::Linear`](super::linear).
+//! Which compiled variant runs is decided once, in [`path`].
 
 pub mod attention;
+pub mod path;
 pub mod skinny;
-
-/// Whether the CPU has the vector instructions the fast kernels are compiled for.
-pub fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
 
 /// Deterministic, varied test inputs in [-1.5, 1.8).
 #[cfg(test)]

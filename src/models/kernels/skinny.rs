@@ -49,8 +49,8 @@ pub fn matmul_transposed(
 /// `yt[f * rows + r] = dot(w[f], x[r])` for every feature row `f` of `w`.
 fn dot_block(x: &[f32], w: &[f32], rows: usize, inner: usize, yt: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+    if super::path::active() != super::path::KernelPath::Portable {
+        // SAFETY: every path above the portable one has AVX2 and FMA, and the CPU runs it.
         unsafe { avx2::dot_block(x, w, rows, inner, yt) };
         return;
     }
