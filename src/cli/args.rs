@@ -36,6 +36,9 @@ pub enum Command {
     Models,
     /// Time a model's encoder and decoder on synthetic inputs of a fixed size.
     Bench(super::bench::BenchArgs),
+    /// Score summaries against references with ROUGE, identical to rouge-score 0.1.2: existing
+    /// ones (--predictions, --references), or summaries made of a JSONL data set (DATA --model).
+    Eval(super::eval::EvalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,7 +152,7 @@ pub enum OutputFormat {
 }
 
 /// Which model to run and where.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// A preset name (see `precis models`), a Hugging Face repo id, or a local model folder.
     #[arg(short, long, default_value = "t5-small", env = "PRECIS_MODEL")]
@@ -235,7 +238,7 @@ pub struct GenerationArgs {
 }
 
 /// How long inputs are split and merged.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct InputArgs {
     /// Encoder window in tokens (default: the model's, 512 for T5, 1024 for BART).
     #[arg(long)]

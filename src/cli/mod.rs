@@ -5,6 +5,9 @@
 mod args;
 mod batch;
 mod bench;
+mod eval;
+mod eval_output;
+mod eval_summarize;
 mod output;
 mod progress;
 mod summarize;
@@ -37,6 +40,7 @@ pub fn run() -> ExitCode {
         Command::Batch(args) => batch::run(args, cli.quiet),
         Command::Models => output::list_models(),
         Command::Bench(args) => bench::run(args, cli.quiet),
+        Command::Eval(args) => eval::run(args, cli.quiet),
     };
     match result {
         Ok(code) => code,

@@ -81,7 +81,7 @@ impl Printer {
 }
 
 /// Writes to stdout; a closed pipe means "stop", not an error.
-fn write_stdout(text: &str) -> io::Result<bool> {
+pub(super) fn write_stdout(text: &str) -> io::Result<bool> {
     let mut out = io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(true),

@@ -38,16 +38,32 @@ impl Default for Fields {
 }
 
 /// A record or file that was left out, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Problem {
-    /// `file:line` for a JSONL record, the path for a file of a folder.
-    pub location: String,
+    /// The JSONL file, or the file of a folder.
+    pub file: String,
+    /// The line of a JSONL record, from 1; 0 for a file of a folder.
+    pub line: usize,
     pub message: String,
+}
+
+impl Problem {
+    /// A problem with `record`.
+    pub fn at(record: &Record, message: String) -> Problem {
+        Problem {
+            file: record.file.clone(),
+            line: record.line,
+            message,
+        }
+    }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
+        match self.line {
+            0 => write!(f, "{}: {}", self.file, self.message),
+            line => write!(f, "{}:{line}: {}", self.file, self.message),
+        }
     }
 }
 
@@ -55,7 +71,10 @@ impl fmt::Display for Problem {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub id: String,
-    pub location: String,
+    /// The JSONL file, or the file of a folder.
+    pub file: String,
+    /// The line of a JSONL record, from 1; 0 for a file of a folder.
+    pub line: usize,
     /// The requested fields, in the order asked, `None` for an optional one that is absent.
     pub values: Vec<Option<String>>,
 }
@@ -94,9 +113,9 @@ pub fn read_jsonl(
         if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let location = format!("{name}:{number}");
         let problem = |message: String| Problem {
-            location: location.clone(),
+            file: name.to_string(),
+            line: number,
             message,
         };
         match parse_record(&bytes, id_field, id_required, wanted, number) {
@@ -110,7 +129,8 @@ pub fn read_jsonl(
                 first_line.insert(id.clone(), number);
                 out.records.push(Record {
                     id,
-                    location,
+                    file: name.to_string(),
+                    line: number,
                     values,
                 });
             }
@@ -191,7 +211,8 @@ pub fn read_folder(dir: &Path, suffixes: &[&str], json_field: &str) -> Result<Re
         let id = without_extension(stem).to_string();
         let location = path.display().to_string();
         let problem = |message: String| Problem {
-            location: location.clone(),
+            file: location.clone(),
+            line: 0,
             message,
         };
         if let Some(earlier) = first.get(&id) {
@@ -208,7 +229,8 @@ pub fn read_folder(dir: &Path, suffixes: &[&str], json_field: &str) -> Result<Re
                 first.insert(id.clone(), location.clone());
                 out.records.push(Record {
                     id,
-                    location,
+                    file: location,
+                    line: 0,
                     values: vec![Some(value)],
                 });
             }
@@ -295,10 +317,8 @@ pub fn pair_up(predictions: Records, references: Records) -> (Vec<Pair>, Vec<Pro
     let mut pairs = Vec::new();
     for reference in references.records {
         let Some(prediction) = by_id.remove(&reference.id) else {
-            problems.push(Problem {
-                location: reference.location,
-                message: format!("id {:?} has no prediction", reference.id),
-            });
+            let message = format!("id {:?} has no prediction", reference.id);
+            problems.push(Problem::at(&reference, message));
             continue;
         };
         let mut values = reference.values.into_iter();
@@ -314,12 +334,11 @@ pub fn pair_up(predictions: Records, references: Records) -> (Vec<Pair>, Vec<Pro
             source: values.next().flatten(),
         });
     }
-    let mut unmatched: Vec<Record> = by_id.into_values().collect();
-    unmatched.sort_by(|a, b| a.location.cmp(&b.location));
-    problems.extend(unmatched.into_iter().map(|record| Problem {
-        location: record.location,
-        message: format!("id {:?} has no reference", record.id),
+    problems.extend(by_id.into_values().map(|record| {
+        let message = format!("id {:?} has no reference", record.id);
+        Problem::at(&record, message)
     }));
+    problems.sort();
     (pairs, problems)
 }
 
@@ -381,7 +400,8 @@ mod tests {
     fn pairs_by_id_and_reports_the_unmatched() {
         let record = |id: &str, line: usize, values: Vec<Option<String>>| Record {
             id: id.into(),
-            location: format!("f:{line}"),
+            file: "f".into(),
+            line,
             values,
         };
         let predictions = Records {

@@ -21,7 +21,7 @@ pub struct DocResult {
 }
 
 /// How the interval is drawn.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct BootstrapOptions {
     /// Resamples per ROUGE variant; 0 skips the interval.
     pub samples: usize,
