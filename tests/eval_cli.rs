@@ -95,10 +95,7 @@ fn scores_jsonl_predictions_against_references_by_id() {
     let table = precis(dir.path(), &args);
     assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(
-        text.contains("rougeLsum  50.00 [0.00, 100.00]"),
-        "{text}"
-    );
+    assert!(text.contains("rougeLsum  50.00 [0.00, 100.00]"), "{text}");
 }
 
 #[test]

@@ -376,5 +376,7 @@ mod tests {
             "One here.\nTwo there!\nThree?\nFour"
         );
         assert_eq!(split_sentences("  "), "");
+        // Where NLTK's Punkt (which knows abbreviations) keeps one sentence; README says so.
+        assert_eq!(split_sentences("Mr. Smith left."), "Mr.\nSmith left.");
     }
 }
