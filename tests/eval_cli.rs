@@ -48,6 +48,24 @@ fn f1(variant: &Value, rouge_type: &str) -> f64 {
         .expect("fmeasure")
 }
 
+/// `precis eval` on p.jsonl and r.jsonl, and the same with JSON output.
+const SCORE_ARGS: [&str; 5] = [
+    "eval",
+    "--predictions",
+    "p.jsonl",
+    "--references",
+    "r.jsonl",
+];
+const JSON_ARGS: [&str; 7] = [
+    "eval",
+    "--predictions",
+    "p.jsonl",
+    "--references",
+    "r.jsonl",
+    "--format",
+    "json",
+];
+
 const PREDICTIONS: &str = "{\"id\": \"same\", \"summary\": \"The council approved the budget.\"}\n\
                            {\"id\": 2, \"summary\": \"Markets closed higher.\"}\n";
 const REFERENCES: &str = "{\"id\": \"same\", \"reference\": \"The council approved the budget.\"}\n\
@@ -58,13 +76,7 @@ fn scores_jsonl_predictions_against_references_by_id() {
     let dir = tempfile::tempdir().expect("temp dir");
     write(dir.path(), "p.jsonl", PREDICTIONS);
     write(dir.path(), "r.jsonl", REFERENCES);
-    let args = [
-        "eval",
-        "--predictions",
-        "p.jsonl",
-        "--references",
-        "r.jsonl",
-    ];
+    let args = SCORE_ARGS;
     let output = precis(
         dir.path(),
         &[&args[..], &["--format", "json", "--per-doc", "d.jsonl"]].concat(),
@@ -108,18 +120,7 @@ fn bad_records_are_listed_with_line_numbers_and_the_rest_is_scored_exit_1() {
     write(dir.path(), "p.jsonl", &predictions);
     let references = format!("{REFERENCES}{{\"id\": \"lonely\", \"reference\": \"r\"}}\n[]\n");
     write(dir.path(), "r.jsonl", &references);
-    let output = precis(
-        dir.path(),
-        &[
-            "eval",
-            "--predictions",
-            "p.jsonl",
-            "--references",
-            "r.jsonl",
-            "--format",
-            "json",
-        ],
-    );
+    let output = precis(dir.path(), &JSON_ARGS);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert_eq!(json(&output)["variants"][0]["documents"], 2);
     let err = stderr(&output);
@@ -146,39 +147,35 @@ fn nothing_to_pair_is_an_error_and_a_missing_file_a_usage_error() {
         "r.jsonl",
         "{\"id\": \"other\", \"reference\": \"r\"}\n",
     );
-    let output = precis(
-        dir.path(),
-        &[
+    let eval = |references: &str| {
+        let args = [
             "eval",
             "--predictions",
             "p.jsonl",
             "--references",
-            "r.jsonl",
-        ],
+            references,
+        ];
+        precis(dir.path(), &args)
+    };
+    assert_fails(&eval("r.jsonl"), 1, "precis: error: nothing to score");
+    assert_fails(
+        &eval("no.jsonl"),
+        2,
+        "--references no.jsonl: no such file or folder",
     );
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("precis: error: nothing to score"),
-        "{}",
-        stderr(&output)
-    );
-    assert!(output.stdout.is_empty());
+    let output = precis(dir.path(), &["eval", "data.jsonl", "--docs-per-round", "0"]);
+    assert_fails(&output, 2, "invalid value for --docs-per-round: 0");
+}
 
-    let output = precis(
-        dir.path(),
-        &[
-            "eval",
-            "--predictions",
-            "p.jsonl",
-            "--references",
-            "no.jsonl",
-        ],
-    );
-    assert_eq!(output.status.code(), Some(2));
+/// A failure before any scores: the exit status, nothing on stdout, `needle` on stderr.
+fn assert_fails(output: &Output, status: i32, needle: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(status), "{err}");
+    assert!(err.contains(needle), "{needle:?} not in {err}");
     assert!(
-        stderr(&output).contains("--references no.jsonl: no such file or folder"),
+        output.stdout.is_empty(),
         "{}",
-        stderr(&output)
+        String::from_utf8_lossy(&output.stdout)
     );
 }
 
@@ -188,23 +185,10 @@ fn per_doc_never_replaces_a_file_unless_forced() {
     write(dir.path(), "p.jsonl", PREDICTIONS);
     write(dir.path(), "r.jsonl", REFERENCES);
     write(dir.path(), "mine.jsonl", "precious\n");
-    let args = [
-        "eval",
-        "--predictions",
-        "p.jsonl",
-        "--references",
-        "r.jsonl",
-        "--per-doc",
-        "mine.jsonl",
-    ];
+    let args = [&SCORE_ARGS[..], &["--per-doc", "mine.jsonl"]].concat();
+    // Refused before scoring: nothing on stdout.
     let output = precis(dir.path(), &args);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("--per-doc mine.jsonl: the file exists"),
-        "{}",
-        stderr(&output)
-    );
-    assert!(output.stdout.is_empty(), "refused before scoring");
+    assert_fails(&output, 2, "--per-doc mine.jsonl: the file exists");
     assert_eq!(
         fs::read_to_string(dir.path().join("mine.jsonl")).expect("read"),
         "precious\n"
@@ -269,15 +253,7 @@ fn stemmer_and_sentence_splitting_options_change_what_matches() {
         "r.jsonl",
         "{\"id\": 1, \"reference\": \"Jumped hurdles. Runners running.\"}\n",
     );
-    let base = [
-        "eval",
-        "--predictions",
-        "p.jsonl",
-        "--references",
-        "r.jsonl",
-        "--format",
-        "json",
-    ];
+    let base = JSON_ARGS;
     let run = |extra: &[&str]| {
         let output = precis(dir.path(), &[&base[..], extra].concat());
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));

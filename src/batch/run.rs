@@ -34,7 +34,8 @@ impl Default for RunOptions {
 }
 
 impl RunOptions {
-    fn validate(&self) -> Result<()> {
+    /// Refuses zero documents per round, naming the option.
+    pub fn validate(&self) -> Result<()> {
         if self.docs_per_round == 0 {
             return Err(Error::InvalidOption {
                 option: "--docs-per-round",

@@ -272,18 +272,11 @@ fn summarise_and_score(
     rouge: RougeOptions,
     quiet: bool,
 ) -> anyhow::Result<(Vec<VariantReport>, Vec<Problem>)> {
-    if args.docs_per_round == 0 {
-        return Err(precis::Error::InvalidOption {
-            option: "--docs-per-round",
-            value: "0".into(),
-            expected: "must be at least 1".into(),
-        }
-        .into());
-    }
     let rounds = RunOptions {
         docs_per_round: args.docs_per_round,
         max_bytes: args.input.max_bytes,
     };
+    rounds.validate()?;
     let variants = variants(args, quiet)?;
     let reader = open(data, "DATA")?;
     let wanted = [
