@@ -286,8 +286,12 @@ pub enum Error {
     #[error("the model failed unexpectedly: {message}")]
     ModelPanic { message: String },
 
-    #[error("cannot install the Ctrl-C / SIGTERM handler")]
-    SignalHandler(#[source] ctrlc::Error),
+    #[error("cannot install a handler for {signal}")]
+    SignalHandler {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<tokenizers::Error> for Error {

@@ -1,5 +1,6 @@
 //! `precis batch` end to end, each test in its own temp dir with the tiny fixture model: which
-//! files become summaries and manifest rows, exit statuses, resuming, Ctrl-C, shards, JSONL.
+//! files become summaries and manifest rows, exit statuses, resuming, shards, JSONL. Signals and
+//! kills are in `tests/batch_signals.rs`.
 
 mod common;
 
@@ -7,172 +8,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
+use common::batch::*;
 use serde_json::Value;
-
-/// Short, greedy generation: these tests are about files, not summaries.
-const FAST: &[&str] = &[
-    "--max-new-tokens",
-    "8",
-    "--num-beams",
-    "1",
-    "--min-length",
-    "1",
-];
-
-fn precis() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_precis"));
-    // Never reach for the network, whatever the environment says.
-    command
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("PRECIS_MODEL")
-        .env_remove("PRECIS_LOG");
-    command
-}
-
-/// The same, with summaries of 4 tokens: other output-affecting options.
-const SHORTER: &[&str] = &[
-    "--max-new-tokens",
-    "4",
-    "--num-beams",
-    "1",
-    "--min-length",
-    "1",
-];
-
-/// `precis batch ARGS --model t5-tiny GENERATION...`.
-fn batch_command(args: &[&str], generation: &[&str]) -> Command {
-    let model = common::fixture_dir("t5-tiny");
-    let mut command = precis();
-    command
-        .arg("batch")
-        .args(args)
-        .arg("--model")
-        .arg(model)
-        .args(generation);
-    command
-}
-
-/// `precis batch ARGS` with the tiny model and [`FAST`] settings, run to the end.
-fn batch(args: &[&str]) -> Output {
-    batch_command(args, FAST).output().expect("precis runs")
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("temp paths are UTF-8")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn assert_status(output: &Output, status: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(status),
-        "exit status; stderr:\n{}",
-        stderr(output)
-    );
-    assert!(!stderr(output).contains("panicked"), "{}", stderr(output));
-}
-
-fn write(root: &Path, relative: &str, bytes: &[u8]) {
-    let path = root.join(relative);
-    fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
-    fs::write(path, bytes).expect("write");
-}
-
-/// A short article whose wording differs with `n`.
-fn article(n: usize) -> String {
-    let towns = ["harbour town", "hill village", "river city", "market town"];
-    let works = ["stone pier", "old library", "railway bridge", "school roof"];
-    format!(
-        "The {} voted on Tuesday to rebuild its {} after storm {n} damaged it last winter. \
-         Residents said the repairs would take about {} months, and the council expects the \
-         work to cost less than planned.",
-        towns[n % towns.len()],
-        works[(n / 4) % works.len()],
-        n % 9 + 2
-    )
-}
-
-/// `count` articles `doc-NNN.txt`, spread over a few subfolders.
-fn articles(root: &Path, count: usize) -> Vec<String> {
-    (0..count)
-        .map(|n| {
-            let relative = format!("part-{}/doc-{n:03}.txt", n % 3);
-            write(root, &relative, article(n).as_bytes());
-            relative
-        })
-        .collect()
-}
-
-/// Every regular file under `root` by `/`-separated relative path, with its bytes; symbolic
-/// links are not followed.
-fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut found = BTreeMap::new();
-    if !root.exists() {
-        return found;
-    }
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).expect("read dir") {
-            let path = entry.expect("entry").path();
-            let kind = fs::symlink_metadata(&path).expect("metadata").file_type();
-            if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_file() {
-                let relative = path.strip_prefix(root).expect("below root");
-                let relative = relative.to_string_lossy().replace('\\', "/");
-                found.insert(relative, fs::read(&path).expect("read"));
-            }
-        }
-    }
-    found
-}
-
-/// The summary files under `out` (names ending `.summary.txt` / `.summary.json`).
-fn summaries(out: &Path) -> Vec<String> {
-    files(out)
-        .into_keys()
-        .filter(|name| name.contains(".summary."))
-        .collect()
-}
-
-/// The rows of every manifest in `out`, in file and line order.
-fn manifest_rows(out: &Path) -> Vec<Value> {
-    let mut rows = Vec::new();
-    for (name, bytes) in files(out) {
-        if name.starts_with("precis-manifest") && name.ends_with(".jsonl") {
-            let text = String::from_utf8(bytes).expect("UTF-8 manifest");
-            rows.extend(text.lines().map(|line| {
-                serde_json::from_str::<Value>(line).expect("every manifest line is JSON")
-            }));
-        }
-    }
-    rows
-}
-
-/// The latest status per path, as the manifest records it.
-fn statuses(out: &Path) -> BTreeMap<String, String> {
-    manifest_rows(out)
-        .iter()
-        .map(|row| (row["path"].as_str().unwrap().into(), text(&row["status"])))
-        .collect()
-}
-
-fn text(value: &Value) -> String {
-    value.as_str().expect("a string").to_string()
-}
-
-fn jsonl(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("every stdout line is JSON"))
-        .collect()
-}
 
 /// A tree with every kind of input a folder can hold.
 fn mixed_tree(root: &Path) {
@@ -307,82 +146,18 @@ fn a_rerun_skips_done_files_and_force_or_new_options_redo_them() {
 }
 
 #[test]
-fn sigint_stops_after_the_round_and_a_rerun_finishes_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
-    let all = articles(&input, 150);
-    let args = [path_str(&input), "-o", path_str(&out), "--format", "json"];
-    // Small rounds and longer summaries, so the run is still going when the signal comes.
-    let rounds = [&args[..], &["--docs-per-round", "2"]].concat();
-    let longer = [
-        "--max-new-tokens",
-        "24",
-        "--min-length",
-        "24",
-        "--num-beams",
-        "1",
-    ];
-    let mut child = batch_command(&rounds, &longer)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("precis starts");
-
-    let manifest = out.join("precis-manifest.jsonl");
-    let has_a_row = || fs::read(&manifest).is_ok_and(|bytes| bytes.contains(&b'\n'));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !has_a_row() {
-        assert!(Instant::now() < deadline, "no manifest row after 120 s");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "ended before the signal"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let pid = child.id().to_string();
-    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    assert!(sent.success(), "kill -INT {pid}");
-    let stopped = child.wait_with_output().expect("precis ends");
-
-    assert_status(&stopped, 130);
-    let err = stderr(&stopped);
-    assert!(err.contains("stopped by signal"), "{err}");
-    let written = files(&out);
-    let temporary: Vec<&String> = written.keys().filter(|n| n.contains(".precis-")).collect();
-    assert!(temporary.is_empty(), "temporary files left: {temporary:?}");
-    let done = summaries(&out);
-    assert!(done.len() < all.len(), "stopped early: {} done", done.len());
-    for name in &done {
-        let record: Value = serde_json::from_slice(&written[name]).expect("complete JSON");
-        assert_eq!(record["status"], "ok", "{name}");
-    }
-    let recorded = statuses(&out);
-    assert_eq!(recorded.len(), done.len(), "one manifest row per summary");
-
-    let rerun = batch_command(&args, &longer).output().unwrap();
-    assert_status(&rerun, 0);
-    let account = format!(
-        "{} ok, 0 failed, 0 skipped, {} up to date",
-        all.len() - done.len(),
-        done.len()
-    );
-    assert!(stderr(&rerun).contains(&account), "{}", stderr(&rerun));
-    let mut complete: Vec<String> = all.iter().map(|p| format!("{p}.summary.json")).collect();
-    complete.sort();
-    assert_eq!(summaries(&out), complete);
-    assert_eq!(manifest_rows(&out).len(), all.len(), "each file done once");
-}
-
-#[test]
 fn shards_together_do_every_file_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let (input, out) = (dir.path().join("in"), dir.path().join("out"));
     let mut all = articles(&input, 12);
     all.sort();
+    let before = files(&input);
     let args = [path_str(&input), "-o", path_str(&out)];
     for shard in ["0/3", "1/3", "2/3"] {
         let output = batch(&[&args[..], &["--shard", shard]].concat());
         assert_status(&output, 0);
     }
+    assert_eq!(files(&input), before, "inputs are never modified");
 
     let mut done: Vec<String> = manifest_rows(&out)
         .iter()

@@ -4,7 +4,7 @@
 //! It is append-only: a rerun adds rows, and the latest row for a path wins. Rows are written
 //! and flushed once per round, so a killed run loses at most the round in flight, whose files
 //! are simply done again. A kill can leave half a line at the end; loading ignores it, and the
-//! next append starts on a fresh line so the first new row is not glued to it.
+//! next run that writes the file cuts it off before appending, so every line stays a row.
 //!
 //! Each shard writes its own file, `precis-manifest.shard-I-of-N.jsonl`, so that workers sharing
 //! an output folder (often on a network file system, where appends are not atomic) never write
@@ -185,14 +185,13 @@ impl ManifestWriter {
             .read(true)
             .open(path)
             .map_err(write_error)?;
-        let mut pending = Vec::new();
-        if !ends_with_newline(&mut file).map_err(write_error)? {
-            pending.push(b'\n'); // after a cut-off last line, start afresh
-        }
+        // A cut-off last line (a kill mid-append) goes: only this run writes this file.
+        let complete = complete_length(&mut file).map_err(write_error)?;
+        file.set_len(complete).map_err(write_error)?;
         Ok(ManifestWriter {
             path: path.to_path_buf(),
             file,
-            pending,
+            pending: Vec::new(),
         })
     }
 
@@ -227,15 +226,23 @@ impl ManifestWriter {
     }
 }
 
-/// True for an empty file or one whose last byte is a newline.
-fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
-    if file.metadata()?.len() == 0 {
-        return Ok(true);
+/// The length of `file` up to and including its last newline: the part made of whole lines.
+/// Read backwards a block at a time, as a manifest can be large and a cut line is short.
+fn complete_length(file: &mut File) -> std::io::Result<u64> {
+    const BLOCK: u64 = 8192;
+    let mut end = file.metadata()?.len();
+    let mut block = vec![0u8; BLOCK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let bytes = &mut block[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(bytes)?;
+        if let Some(newline) = bytes.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + newline as u64 + 1);
+        }
+        end = start;
     }
-    file.seek(SeekFrom::End(-1))?;
-    let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    Ok(last[0] == b'\n')
+    Ok(0)
 }
 
 #[cfg(test)]
@@ -315,9 +322,44 @@ mod tests {
         write_rows(&path, std::slice::from_ref(&after));
         let manifest = Manifest::load(dir.path()).expect("load");
         assert_eq!(manifest.latest("b.txt"), Some(&after));
-        // The cut-off line is now in the middle: reported, and nothing else is lost.
-        assert_eq!(manifest.damaged_lines, vec![(path, 2)]);
+        // The cut-off line went before the append: every line is a row again.
+        assert!(
+            manifest.damaged_lines.is_empty(),
+            "{:?}",
+            manifest.damaged_lines
+        );
         assert_eq!(manifest.len(), 2);
+        let text = fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 2, "{text}");
+    }
+
+    #[test]
+    fn a_cut_line_longer_than_a_block_is_cut_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = manifest_path(dir.path(), None);
+        let mut first = row("a.txt", Status::Failed, "2026-01-01T00:00:00.000Z");
+        first.error = Some("x".repeat(20_000)); // the kept row spans blocks too
+        write_rows(&path, std::slice::from_ref(&first));
+        let whole = fs::read(&path).expect("read");
+        let mut cut = serde_json::to_vec(&first).expect("json");
+        cut.truncate(cut.len() - 10);
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&cut))
+            .expect("append a cut row");
+        let mut file = OpenOptions::new().read(true).open(&path).expect("open");
+        assert_eq!(
+            complete_length(&mut file).expect("length"),
+            whole.len() as u64
+        );
+        ManifestWriter::open(&path).expect("open for appending");
+        assert_eq!(fs::read(&path).expect("read"), whole);
+
+        let only_cut = manifest_path(dir.path(), Some(Shard::new(0, 2).expect("shard")));
+        fs::write(&only_cut, &cut).expect("write");
+        ManifestWriter::open(&only_cut).expect("open for appending");
+        assert!(fs::read(&only_cut).expect("read").is_empty());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub use item::{BatchSummary, Item, ItemId, Outcome, error_chain};
 pub use jsonl::JsonlRecords;
 pub use manifest::{Manifest, ManifestRow, Status};
-pub use output::{DocRecord, OutputFormat};
+pub use output::{DocRecord, OutputFormat, TempFiles};
 pub use resume::{Decision, RedoReason, RunIdentity, options_hash};
 pub use run::{BatchReport, DEFAULT_DOCS_PER_ROUND, ItemNote, Progress, RunOptions, StopCause};
 pub use shard::Shard;
@@ -85,6 +85,8 @@ pub struct BatchPlan {
     pub manifest_path: Option<PathBuf>,
     /// Manifest lines that could not be read (their files are redone); the CLI may warn.
     pub damaged_manifest_lines: Vec<(PathBuf, usize)>,
+    /// Temporary files a killed run of this owner left in the output folder, now removed.
+    pub removed_temp_files: usize,
 }
 
 impl BatchPlan {
@@ -140,6 +142,7 @@ impl BatchPlan {
             excluded_out_dir: None,
             manifest_path: None,
             damaged_manifest_lines: Vec::new(),
+            removed_temp_files: 0,
         }
     }
 
@@ -242,6 +245,8 @@ impl Resume {
         identity: RunIdentity,
         excluded_out_dir: Option<PathBuf>,
     ) -> Result<BatchPlan> {
+        let temps = TempFiles::for_run(self.shard);
+        let removed_temp_files = temps.remove_stale(&self.out_dir);
         let manifest = Manifest::load(&self.out_dir)?;
         let mut up_to_date = 0;
         let mut items = Vec::new();
@@ -259,12 +264,14 @@ impl Resume {
             format: self.format,
             identity,
             manifest: writer,
+            temps,
         };
         let mut plan = BatchPlan::new(items, sink);
         plan.up_to_date = up_to_date;
         plan.excluded_out_dir = excluded_out_dir;
         plan.manifest_path = Some(manifest_path);
         plan.damaged_manifest_lines = manifest.damaged_lines;
+        plan.removed_temp_files = removed_temp_files;
         Ok(plan)
     }
 

@@ -5,6 +5,11 @@
 //! a reader (or a resumed run) sees either the old file or the complete new one, even if precis
 //! is killed mid-write or the disk fills up. Only paths under the output folder are ever opened
 //! for writing; inputs are only read.
+//!
+//! A run killed mid-write (SIGKILL, a power cut) leaves its temporary file behind. Each run
+//! names its temporary files after the manifest it owns (`.precis-XXXXXX.tmp` for a whole run,
+//! `.precis-shard-I-of-N-XXXXXX.tmp` for a shard) and removes its own leftovers when it starts,
+//! so shards sharing an output folder never delete each other's files in flight.
 
 use std::fs;
 use std::io::{self, Write};
@@ -13,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::manifest::Status;
+use super::shard::Shard;
 use crate::{Error, Result};
 
 /// How summaries are written in an output folder.
@@ -70,11 +76,84 @@ pub struct DocRecord<'a> {
     pub seconds: f64,
 }
 
-/// Writes `path` atomically: `write` fills a temporary file next to it, which is then renamed
+/// The temporary files of one run (a whole run or one shard) in an output folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempFiles {
+    /// `.precis-` or `.precis-shard-I-of-N-`: a dot, so a walk that skips hidden files never
+    /// lists one.
+    prefix: String,
+}
+
+const TEMP_PREFIX: &str = ".precis-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+impl TempFiles {
+    pub fn for_run(shard: Option<Shard>) -> TempFiles {
+        let prefix = match shard {
+            None => TEMP_PREFIX.to_string(),
+            Some(shard) => format!("{TEMP_PREFIX}shard-{}-of-{}-", shard.index(), shard.count()),
+        };
+        TempFiles { prefix }
+    }
+
+    /// Whether a file called `name` is one of this run's temporary files.
+    pub fn owns(&self, name: &str) -> bool {
+        let Some(middle) = name
+            .strip_prefix(&self.prefix)
+            .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
+        else {
+            return false;
+        };
+        // A whole run's prefix is also the start of every shard's.
+        self.prefix != TEMP_PREFIX || !middle.starts_with("shard-")
+    }
+
+    /// Removes this run's temporary files under `out_dir` (left by a run that was killed
+    /// mid-write: no run of this owner is writing now) and returns how many there were. Files
+    /// that cannot be listed or removed are left, with a warning in the log: they are hidden,
+    /// never read and never taken for summaries.
+    pub fn remove_stale(&self, out_dir: &Path) -> usize {
+        let mut removed = 0;
+        for entry in walkdir::WalkDir::new(out_dir).follow_links(false) {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    tracing::warn!("looking for leftover temporary files: {error}");
+                    continue;
+                }
+            };
+            let name = entry.file_name().to_string_lossy();
+            if !entry.file_type().is_file() || !self.owns(&name) {
+                continue;
+            }
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(error) => tracing::warn!("cannot remove {}: {error}", entry.path().display()),
+            }
+        }
+        removed
+    }
+
+    /// A builder of this run's temporary files, created readable like any other file
+    /// (tempfile's default is owner-only, 0600).
+    fn builder(&self) -> tempfile::Builder<'_, 'static> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&self.prefix).suffix(TEMP_SUFFIX);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o666)); // the umask still applies
+        }
+        builder
+    }
+}
+
+/// Writes `path` atomically: `write` fills one of `temps` next to it, which is then renamed
 /// over `path`. Parent folders are created. If `write` or the rename fails, the temporary file
 /// is removed and whatever was at `path` before is untouched.
 pub fn write_atomic(
     path: &Path,
+    temps: &TempFiles,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<()> {
     let error = |source| Error::Write {
@@ -83,26 +162,13 @@ pub fn write_atomic(
     };
     let parent = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(error)?;
-    let mut temp = temp_builder().tempfile_in(parent).map_err(error)?;
+    let mut temp = temps.builder().tempfile_in(parent).map_err(error)?;
     let mut writer = io::BufWriter::new(temp.as_file_mut());
     write(&mut writer).map_err(error)?;
     writer.flush().map_err(error)?;
     drop(writer);
     temp.persist(path).map_err(|e| error(e.error))?;
     Ok(())
-}
-
-/// Temporary files start with a dot, so a walk that skips hidden files never lists one, and
-/// are created readable like any other file (tempfile's default is owner-only, 0600).
-fn temp_builder() -> tempfile::Builder<'static, 'static> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".precis-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o666)); // the umask still applies
-    }
-    builder
 }
 
 /// Writes the summary text file: the text and a final newline.
@@ -120,6 +186,10 @@ pub fn write_json(writer: &mut dyn Write, record: &DocRecord<'_>) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn whole() -> TempFiles {
+        TempFiles::for_run(None)
+    }
 
     fn names_in(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
@@ -147,9 +217,9 @@ mod tests {
     fn writes_atomically_creating_parent_folders() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("a/b/c.txt.summary.txt");
-        write_atomic(&path, |w| write_text(w, "A summary.  \n")).expect("written");
+        write_atomic(&path, &whole(), |w| write_text(w, "A summary.  \n")).expect("written");
         assert_eq!(fs::read_to_string(&path).expect("read"), "A summary.\n");
-        write_atomic(&path, |w| write_text(w, "Replaced.")).expect("rewritten");
+        write_atomic(&path, &whole(), |w| write_text(w, "Replaced.")).expect("rewritten");
         assert_eq!(fs::read_to_string(&path).expect("read"), "Replaced.\n");
         assert_eq!(names_in(&dir.path().join("a/b")), ["c.txt.summary.txt"]);
     }
@@ -162,7 +232,7 @@ mod tests {
             w.write_all(&[b'x'; 100_000])?;
             Err(io::Error::other("disk full"))
         };
-        let err = write_atomic(&path, fail_midway).expect_err("fails");
+        let err = write_atomic(&path, &whole(), fail_midway).expect_err("fails");
         assert!(err.to_string().starts_with("cannot write"), "{err}");
         assert!(err.to_string().contains("new.summary.txt"), "{err}");
         assert!(
@@ -172,8 +242,8 @@ mod tests {
         );
 
         // An earlier complete summary survives a failed rewrite.
-        write_atomic(&path, |w| write_text(w, "Old.")).expect("written");
-        write_atomic(&path, fail_midway).expect_err("fails");
+        write_atomic(&path, &whole(), |w| write_text(w, "Old.")).expect("written");
+        write_atomic(&path, &whole(), fail_midway).expect_err("fails");
         assert_eq!(fs::read_to_string(&path).expect("read"), "Old.\n");
         assert_eq!(names_in(dir.path()), ["new.summary.txt"]);
     }
@@ -186,9 +256,67 @@ mod tests {
         let ordinary = dir.path().join("ordinary");
         fs::write(&ordinary, b"x").expect("write");
         let path = dir.path().join("s.summary.txt");
-        write_atomic(&path, |w| write_text(w, "x")).expect("written");
+        write_atomic(&path, &whole(), |w| write_text(w, "x")).expect("written");
         let mode = |p: &Path| fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
         assert_eq!(mode(&path), mode(&ordinary));
+    }
+
+    #[test]
+    fn each_run_owns_only_its_own_temporary_files() {
+        let shard = |i, n| TempFiles::for_run(Some(Shard::new(i, n).expect("shard")));
+        let names = [
+            ".precis-a1B2c3.tmp",
+            ".precis-shard-0-of-2-a1B2c3.tmp",
+            ".precis-shard-1-of-2-a1B2c3.tmp",
+            ".precis-shard-0-of-20-a1B2c3.tmp",
+            "a.txt.summary.txt",
+            ".precis-a1B2c3.tmp.summary.txt",
+            "precis-manifest.jsonl",
+        ];
+        let owned = |temps: &TempFiles| -> Vec<&str> {
+            names.into_iter().filter(|n| temps.owns(n)).collect()
+        };
+        assert_eq!(owned(&whole()), [".precis-a1B2c3.tmp"]);
+        assert_eq!(owned(&shard(0, 2)), [".precis-shard-0-of-2-a1B2c3.tmp"]);
+        assert_eq!(owned(&shard(1, 2)), [".precis-shard-1-of-2-a1B2c3.tmp"]);
+        assert_eq!(owned(&shard(0, 20)), [".precis-shard-0-of-20-a1B2c3.tmp"]);
+    }
+
+    #[test]
+    fn a_run_removes_its_leftover_temporary_files_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shard = TempFiles::for_run(Some(Shard::new(1, 3).expect("shard")));
+        // What killed runs left: a whole run's and a shard's, at two depths.
+        let keep = [
+            "a/b.txt.summary.txt",
+            "a/.precis-shard-0-of-3-x.tmp",
+            "c.txt",
+        ];
+        let stale = [".precis-x.tmp", "a/deep/.precis-y.tmp"];
+        for name in keep.iter().chain(&stale) {
+            let path = dir.path().join(name);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(path, b"partial").expect("write");
+        }
+        fs::create_dir(dir.path().join(".precis-folder.tmp")).expect("a folder named like one");
+        let shard_leftover = dir.path().join("a/.precis-shard-1-of-3-z.tmp");
+        fs::write(&shard_leftover, b"partial").expect("write");
+
+        assert_eq!(whole().remove_stale(dir.path()), 2);
+        assert_eq!(shard.remove_stale(dir.path()), 1);
+        for name in stale {
+            assert!(!dir.path().join(name).exists(), "{name} removed");
+        }
+        assert!(!shard_leftover.exists());
+        for name in keep {
+            assert!(dir.path().join(name).exists(), "{name} kept");
+        }
+        assert!(dir.path().join(".precis-folder.tmp").is_dir());
+        assert_eq!(
+            whole().remove_stale(dir.path()),
+            0,
+            "nothing left to remove"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::item::{ItemId, Outcome};
 use super::manifest::{ManifestRow, ManifestWriter, timestamp_now};
-use super::output::{DocRecord, OutputFormat, write_atomic, write_json, write_text};
+use super::output::{DocRecord, OutputFormat, TempFiles, write_atomic, write_json, write_text};
 use super::resume::RunIdentity;
 use crate::Result;
 
@@ -25,6 +25,7 @@ pub(crate) struct DirSink {
     pub format: OutputFormat,
     pub identity: RunIdentity,
     pub manifest: ManifestWriter,
+    pub temps: TempFiles,
 }
 
 impl DirSink {
@@ -34,10 +35,13 @@ impl DirSink {
         };
         let target = self.format.output_path(&self.out_dir, path);
         match self.format {
-            OutputFormat::Text => write_atomic(&target, |w| write_text(w, &summary.text)),
+            OutputFormat::Text => {
+                write_atomic(&target, &self.temps, |w| write_text(w, &summary.text))
+            }
             OutputFormat::Json => {
                 let id = ItemId::Path(path.to_string());
-                write_atomic(&target, |w| write_json(w, &doc_record(&id, outcome, None)))
+                let record = doc_record(&id, outcome, None);
+                write_atomic(&target, &self.temps, |w| write_json(w, &record))
             }
         }
     }

@@ -254,6 +254,12 @@ fn print_notices(plan: &BatchPlan, quiet: bool) {
             out_dir.display()
         );
     }
+    if plan.removed_temp_files > 0 {
+        eprintln!(
+            "precis: note: removed {} temporary files left by an interrupted run",
+            plan.removed_temp_files
+        );
+    }
     const SHOWN: usize = 5;
     for (file, line) in plan.damaged_manifest_lines.iter().take(SHOWN) {
         eprintln!(

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod batch;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
