@@ -148,10 +148,18 @@ impl TempFiles {
     }
 }
 
-/// Writes `path` atomically: `write` fills one of `temps` next to it, which is then renamed
+/// Writes `path` atomically: `write` fills a temporary file next to it, which is then renamed
 /// over `path`. Parent folders are created. If `write` or the rename fails, the temporary file
 /// is removed and whatever was at `path` before is untouched.
 pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
+    write_atomic_with(path, &TempFiles::for_run(None), write)
+}
+
+/// [`write_atomic`] through one of `temps`, the temporary files of a batch run or shard.
+pub fn write_atomic_with(
     path: &Path,
     temps: &TempFiles,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
@@ -191,6 +199,23 @@ mod tests {
         TempFiles::for_run(None)
     }
 
+    #[test]
+    fn a_shards_summary_goes_through_a_temporary_file_of_that_shard() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a.txt.summary.txt");
+        let shard = TempFiles::for_run(Some(Shard::new(2, 3).expect("shard")));
+        let mut temporary = Vec::new();
+        write_atomic_with(&path, &shard, |w| {
+            temporary = names_in(dir.path());
+            write_text(w, "x")
+        })
+        .expect("written");
+        assert_eq!(temporary.len(), 1, "{temporary:?}");
+        assert!(shard.owns(&temporary[0]), "{temporary:?}");
+        assert!(!whole().owns(&temporary[0]), "{temporary:?}");
+        assert_eq!(names_in(dir.path()), ["a.txt.summary.txt"]);
+    }
+
     fn names_in(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
             .expect("read dir")
@@ -217,9 +242,9 @@ mod tests {
     fn writes_atomically_creating_parent_folders() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("a/b/c.txt.summary.txt");
-        write_atomic(&path, &whole(), |w| write_text(w, "A summary.  \n")).expect("written");
+        write_atomic(&path, |w| write_text(w, "A summary.  \n")).expect("written");
         assert_eq!(fs::read_to_string(&path).expect("read"), "A summary.\n");
-        write_atomic(&path, &whole(), |w| write_text(w, "Replaced.")).expect("rewritten");
+        write_atomic(&path, |w| write_text(w, "Replaced.")).expect("rewritten");
         assert_eq!(fs::read_to_string(&path).expect("read"), "Replaced.\n");
         assert_eq!(names_in(&dir.path().join("a/b")), ["c.txt.summary.txt"]);
     }
@@ -232,7 +257,7 @@ mod tests {
             w.write_all(&[b'x'; 100_000])?;
             Err(io::Error::other("disk full"))
         };
-        let err = write_atomic(&path, &whole(), fail_midway).expect_err("fails");
+        let err = write_atomic(&path, fail_midway).expect_err("fails");
         assert!(err.to_string().starts_with("cannot write"), "{err}");
         assert!(err.to_string().contains("new.summary.txt"), "{err}");
         assert!(
@@ -242,8 +267,8 @@ mod tests {
         );
 
         // An earlier complete summary survives a failed rewrite.
-        write_atomic(&path, &whole(), |w| write_text(w, "Old.")).expect("written");
-        write_atomic(&path, &whole(), fail_midway).expect_err("fails");
+        write_atomic(&path, |w| write_text(w, "Old.")).expect("written");
+        write_atomic(&path, fail_midway).expect_err("fails");
         assert_eq!(fs::read_to_string(&path).expect("read"), "Old.\n");
         assert_eq!(names_in(dir.path()), ["new.summary.txt"]);
     }
@@ -256,7 +281,7 @@ mod tests {
         let ordinary = dir.path().join("ordinary");
         fs::write(&ordinary, b"x").expect("write");
         let path = dir.path().join("s.summary.txt");
-        write_atomic(&path, &whole(), |w| write_text(w, "x")).expect("written");
+        write_atomic(&path, |w| write_text(w, "x")).expect("written");
         let mode = |p: &Path| fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
         assert_eq!(mode(&path), mode(&ordinary));
     }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use super::item::{ItemId, Outcome};
 use super::manifest::{ManifestRow, ManifestWriter, timestamp_now};
-use super::output::{DocRecord, OutputFormat, TempFiles, write_atomic, write_json, write_text};
+use super::output::{
+    DocRecord, OutputFormat, TempFiles, write_atomic_with, write_json, write_text,
+};
 use super::resume::RunIdentity;
 use crate::Result;
 
@@ -36,12 +38,12 @@ impl DirSink {
         let target = self.format.output_path(&self.out_dir, path);
         match self.format {
             OutputFormat::Text => {
-                write_atomic(&target, &self.temps, |w| write_text(w, &summary.text))
+                write_atomic_with(&target, &self.temps, |w| write_text(w, &summary.text))
             }
             OutputFormat::Json => {
                 let id = ItemId::Path(path.to_string());
                 let record = doc_record(&id, outcome, None);
-                write_atomic(&target, &self.temps, |w| write_json(w, &record))
+                write_atomic_with(&target, &self.temps, |w| write_json(w, &record))
             }
         }
     }
