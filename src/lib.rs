@@ -5,8 +5,6 @@
 //! summaries, and [`Summarizer`] ties it together around one loaded model.
 
 pub mod batch;
-pub mod catalogue;
-pub mod defaults;
 pub mod device;
 pub mod error;
 pub mod eval;
@@ -21,5 +19,5 @@ pub use error::{Error, Result};
 pub use models::Quantization;
 pub use summarizer::{
     ChunkSummary, LoadOptions, MergePass, OutputOptions, Pass, PassOutput, PendingSummary,
-    Progress, Summarizer, Summary, SummaryOptions, SummaryPlan, parse_early_stopping,
+    Progress, Summarizer, Summary, SummaryOptions, SummaryPlan,
 };

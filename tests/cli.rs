@@ -521,4 +521,9 @@ fn models_lists_the_presets() {
     ] {
         assert!(text.contains(name), "missing {name}");
     }
+    let t5 = text.lines().find(|l| l.starts_with("t5-small ")).unwrap();
+    assert!(
+        t5.contains("google-t5/t5-small") && t5.contains("242 MB"),
+        "{t5}"
+    );
 }

@@ -7,6 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
+use precis::generation::GenerationOverrides;
 use precis::merge::{self, MergeStrategy};
 use precis::{Summarizer, SummaryOptions};
 
@@ -45,11 +46,14 @@ fn t5() -> Summarizer {
 fn options(chunk_tokens: usize) -> SummaryOptions {
     SummaryOptions {
         chunk_tokens: Some(chunk_tokens),
-        max_new_tokens: Some(12),
-        // A random model may end at once or emit ids that decode to nothing; forcing a few
-        // tokens makes every pass do real work.
-        min_length: Some(6),
-        num_beams: Some(2),
+        generation: GenerationOverrides {
+            max_new_tokens: Some(12),
+            // A random model may end at once or emit ids that decode to nothing; forcing a few
+            // tokens makes every pass do real work.
+            min_length: Some(6),
+            num_beams: Some(2),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use precis::catalogue::Catalogue;
+use precis::loading::catalogue::Catalogue;
 use precis::{Summarizer, Summary, device};
 use serde::Serialize;
 
@@ -93,13 +93,18 @@ pub(super) fn write_stdout(text: &str) -> io::Result<bool> {
 /// `precis models`: the presets `--model` accepts.
 pub fn list_models() -> anyhow::Result<ExitCode> {
     let mut text = format!(
-        "{:<24} {:<36} {:>7} {:>7}  {}\n",
-        "NAME", "REPO", "WINDOW", "PARAMS", "DESCRIPTION"
+        "{:<24} {:<36} {:>7} {:>7} {:>9}  {}\n",
+        "NAME", "REPO", "WINDOW", "PARAMS", "DOWNLOAD", "DESCRIPTION"
     );
     for preset in Catalogue::all()? {
         text.push_str(&format!(
-            "{:<24} {:<36} {:>7} {:>6}M  {}\n",
-            preset.name, preset.repo, preset.window, preset.parameters_millions, preset.description
+            "{:<24} {:<36} {:>7} {:>6}M {:>6} MB  {}\n",
+            preset.name,
+            preset.repo,
+            preset.window,
+            preset.parameters_millions,
+            preset.download_mb,
+            preset.description
         ));
     }
     write_stdout(&text)?;

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use precis::generation::Sampling;
+use precis::generation::{GenerationOverrides, Sampling};
 use precis::loading::HubSettings;
 use precis::merge::MergeStrategy;
 use precis::text::{self, Document};
-use precis::{LoadOptions, Summarizer, SummaryOptions, device, parse_early_stopping};
+use precis::{LoadOptions, Summarizer, SummaryOptions, device};
 
 use super::args::{GenerationArgs, InputArgs, ModelArgs, SummarizeArgs};
 use super::output::Printer;
@@ -96,19 +96,21 @@ pub fn summary_options(
         seed: generation.seed,
     });
     let options = SummaryOptions {
-        num_beams: generation.num_beams,
-        max_length: generation.max_length,
-        max_new_tokens: generation.max_new_tokens,
-        min_length: generation.min_length,
-        length_penalty: generation.length_penalty,
-        no_repeat_ngram_size: generation.no_repeat_ngram_size,
-        early_stopping: generation
-            .early_stopping
-            .as_deref()
-            .map(parse_early_stopping)
-            .transpose()?,
-        repetition_penalty: generation.repetition_penalty,
-        sampling,
+        generation: GenerationOverrides {
+            num_beams: generation.num_beams,
+            max_length: generation.max_length,
+            max_new_tokens: generation.max_new_tokens,
+            min_length: generation.min_length,
+            length_penalty: generation.length_penalty,
+            no_repeat_ngram_size: generation.no_repeat_ngram_size,
+            early_stopping: generation
+                .early_stopping
+                .as_deref()
+                .map(str::parse)
+                .transpose()?,
+            repetition_penalty: generation.repetition_penalty,
+            sampling,
+        },
         max_input_tokens: input.max_input_tokens,
         chunk_tokens: input.chunk_tokens,
         chunk_overlap: Some(input.chunk_overlap),

@@ -10,8 +10,11 @@ use crate::{Error, Result};
 pub const DECODER_PROMPT_LEN: usize = 1;
 
 /// When beam search may stop before `max_length` (transformers' `early_stopping`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+///
+/// Read from JSON as transformers writes it (`true`, `false` or `"never"`) or by name; written
+/// by name (`"heuristic"`, `"always"`, `"never"`), the form batch manifests hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "RawEarlyStopping")]
 pub enum EarlyStopping {
     /// `early_stopping=False`: stop an input once its best running beam, scored at the current
     /// length, can no longer beat its worst kept hypothesis.
@@ -24,8 +27,47 @@ pub enum EarlyStopping {
     Never,
 }
 
+/// `early_stopping` as JSON holds it: a flag or a word.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum RawEarlyStopping {
+    Flag(bool),
+    Word(String),
+}
+
+impl TryFrom<RawEarlyStopping> for EarlyStopping {
+    type Error = Error;
+
+    fn try_from(raw: RawEarlyStopping) -> Result<Self> {
+        match raw {
+            RawEarlyStopping::Flag(true) => Ok(Self::Always),
+            RawEarlyStopping::Flag(false) => Ok(Self::Heuristic),
+            RawEarlyStopping::Word(word) => word.parse(),
+        }
+    }
+}
+
+impl std::str::FromStr for EarlyStopping {
+    type Err = Error;
+
+    /// transformers' values `true`, `false` and `never` (any case), or the variant names.
+    fn from_str(value: &str) -> Result<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "always" => Ok(Self::Always),
+            "false" | "heuristic" => Ok(Self::Heuristic),
+            "never" => Ok(Self::Never),
+            _ => Err(invalid(
+                "--early-stopping",
+                value,
+                "one of: true, false, never",
+            )),
+        }
+    }
+}
+
 /// Multinomial sampling instead of greedy search (transformers' `do_sample=True`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Sampling {
     pub temperature: f64,
     /// Keep only the `k` most likely tokens; `None` keeps all.
@@ -216,6 +258,46 @@ mod tests {
             Err(err @ Error::InvalidOption { option, .. }) => (option, err.to_string()),
             other => panic!("expected InvalidOption, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn early_stopping_reads_transformers_values_and_writes_names() {
+        for (text, expected) in [
+            ("true", EarlyStopping::Always),
+            ("False", EarlyStopping::Heuristic),
+            (" never ", EarlyStopping::Never),
+            ("heuristic", EarlyStopping::Heuristic),
+            ("always", EarlyStopping::Always),
+        ] {
+            assert_eq!(text.parse::<EarlyStopping>().unwrap(), expected, "{text}");
+        }
+        let err = "sometimes"
+            .parse::<EarlyStopping>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--early-stopping") && err.contains("sometimes") && err.contains("never"),
+            "{err}"
+        );
+        let read = |json: &str| serde_json::from_str::<EarlyStopping>(json);
+        assert_eq!(read("true").unwrap(), EarlyStopping::Always);
+        assert_eq!(read("false").unwrap(), EarlyStopping::Heuristic);
+        assert_eq!(read("\"never\"").unwrap(), EarlyStopping::Never);
+        let err = read("\"sometimes\"").unwrap_err().to_string();
+        assert!(err.contains("sometimes"), "{err}");
+        assert!(read("3").is_err());
+        for value in [
+            EarlyStopping::Always,
+            EarlyStopping::Heuristic,
+            EarlyStopping::Never,
+        ] {
+            let written = serde_json::to_string(&value).unwrap();
+            assert_eq!(read(&written).unwrap(), value, "{written} reads back");
+        }
+        assert_eq!(
+            serde_json::to_string(&EarlyStopping::Heuristic).unwrap(),
+            "\"heuristic\""
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod greedy;
 pub mod hypotheses;
 pub mod logits;
+mod overrides;
 pub mod processors;
 pub mod sampling;
 pub mod scores;
@@ -29,6 +30,7 @@ use candle_core::{Device, Shape, Tensor};
 
 pub use config::{EarlyStopping, GenerationConfig, Sampling};
 pub use engine::{Engine, SequenceId};
+pub use overrides::GenerationOverrides;
 pub use processors::{LogitsProcessor, ProcessorList};
 
 use crate::models::Seq2Seq;

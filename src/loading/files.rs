@@ -40,7 +40,7 @@ pub struct ModelFiles {
     /// `generation_config.json`, parsed, when the checkpoint has one.
     pub generation_config: Option<JsonFile>,
     /// The catalogue entry, when the model is a preset or a preset's repo.
-    pub preset: Option<crate::catalogue::Preset>,
+    pub preset: Option<super::catalogue::Preset>,
 }
 
 /// A JSON file of a checkpoint, parsed, with its path for the messages that blame it.

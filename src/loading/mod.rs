@@ -6,6 +6,8 @@
 //! `--model` is read like transformers' `from_pretrained` reads its argument: an existing
 //! folder wins, then a catalogue preset, then a repo id (`owner/name`).
 
+pub mod catalogue;
+pub mod defaults;
 #[cfg(test)]
 mod fake_hub;
 mod files;
@@ -23,8 +25,8 @@ pub use hub::HubSettings;
 pub use model::{LoadOptions, LoadedModel, default_dtype, load, load_files, load_resolved};
 pub use tokenizer::load_tokenizer;
 
-use crate::catalogue::{Catalogue, Preset};
 use crate::error::{Error, Result};
+use catalogue::{Catalogue, Preset};
 
 /// Where a `--model` value points.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,11 +6,11 @@
 use candle_core::{DType, Device};
 use tokenizers::Tokenizer;
 
+use super::defaults::SummarizationDefaults;
 use super::files::{JsonFile, ModelFiles};
 use super::hub::HubSettings;
 use super::tokenizer::load_tokenizer;
 use super::weights::var_builder;
-use crate::defaults::SummarizationDefaults;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::models::{self, Quantization, Seq2Seq};

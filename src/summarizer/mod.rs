@@ -21,12 +21,12 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use serde::Serialize;
 
-pub use options::{OutputOptions, SummaryOptions, parse_early_stopping};
+pub use options::{OutputOptions, SummaryOptions};
 pub use plan::{Pass, PassOutput, PendingSummary, SummaryPlan};
 
 use crate::Result;
-use crate::defaults::SummarizationDefaults;
 pub use crate::loading::LoadOptions;
+use crate::loading::defaults::SummarizationDefaults;
 use crate::loading::{self, LoadedModel, ModelFiles};
 use crate::models::{self, Quantization};
 

@@ -6,27 +6,22 @@
 use candle_core::DType;
 use serde::Serialize;
 
-use crate::defaults::{EarlyStopping as DefaultsEarlyStopping, SummarizationDefaults};
-use crate::generation::{EarlyStopping, GenerationConfig, Sampling};
+use crate::generation::{GenerationConfig, GenerationOverrides};
+use crate::loading::defaults::SummarizationDefaults;
 use crate::merge::MergeStrategy;
 use crate::models::Quantization;
 use crate::{Error, Result};
 
 /// Options for one `summarize` call. `Default` keeps every model default.
-#[derive(Debug, Clone, Default)]
+///
+/// Serialised, it holds exactly the options that change what a summary says (the batching
+/// sizes change only speed, as a text's summary does not depend on what it is batched with):
+/// see [`SummaryOptions::output_options`].
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SummaryOptions {
-    pub num_beams: Option<usize>,
-    /// Longest summary in tokens, counting the decoder start token (transformers' meaning).
-    pub max_length: Option<usize>,
-    /// Most generated tokens; wins over `max_length`.
-    pub max_new_tokens: Option<usize>,
-    pub min_length: Option<usize>,
-    pub length_penalty: Option<f64>,
-    pub no_repeat_ngram_size: Option<usize>,
-    pub early_stopping: Option<EarlyStopping>,
-    pub repetition_penalty: Option<f32>,
-    /// Sample instead of searching.
-    pub sampling: Option<Sampling>,
+    /// Decoding settings over the model's own.
+    #[serde(flatten)]
+    pub generation: GenerationOverrides,
     /// Encoder window in tokens (default: the model's).
     pub max_input_tokens: Option<usize>,
     /// Largest chunk in tokens (default: the window less the prefix and special tokens).
@@ -35,56 +30,23 @@ pub struct SummaryOptions {
     pub chunk_overlap: Option<usize>,
     pub merge: MergeStrategy,
     /// Sequences per model batch (default: 8 on CPU, 32 on a GPU).
+    #[serde(skip)]
     pub batch_size: Option<usize>,
     /// Most padded input tokens per model batch (rows × longest row); no cap when `None`.
+    #[serde(skip)]
     pub batch_tokens: Option<usize>,
 }
 
 /// The options that change what a summary says, and the weight precision, which changes it a
-/// little too: what a batch manifest hashes to tell a finished summary from a stale one. The
-/// batching sizes are left out, as they change only speed (a text's summary does not depend on
-/// what it is batched with).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// little too: what a batch manifest hashes to tell a finished summary from a stale one.
+#[derive(Debug, Clone, Serialize)]
 pub struct OutputOptions<'a> {
-    pub num_beams: Option<usize>,
-    pub max_length: Option<usize>,
-    pub max_new_tokens: Option<usize>,
-    pub min_length: Option<usize>,
-    pub length_penalty: Option<f64>,
-    pub no_repeat_ngram_size: Option<usize>,
-    pub early_stopping: Option<EarlyStopping>,
-    pub repetition_penalty: Option<f32>,
-    pub sampling: Option<&'a Sampling>,
-    pub max_input_tokens: Option<usize>,
-    pub chunk_tokens: Option<usize>,
-    pub chunk_overlap: Option<usize>,
-    pub merge: MergeStrategy,
+    #[serde(flatten)]
+    pub options: &'a SummaryOptions,
     pub dtype: &'static str,
     /// `--quantize`; left out of the manifest when off, so unquantized runs hash as before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quantize: Option<&'static str>,
-}
-
-pub(crate) fn early_stopping_from_defaults(value: DefaultsEarlyStopping) -> EarlyStopping {
-    match value {
-        DefaultsEarlyStopping::True => EarlyStopping::Always,
-        DefaultsEarlyStopping::False => EarlyStopping::Heuristic,
-        DefaultsEarlyStopping::Never => EarlyStopping::Never,
-    }
-}
-
-/// Parses `--early-stopping`: `true`, `false` or `never`.
-pub fn parse_early_stopping(value: &str) -> Result<EarlyStopping> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(EarlyStopping::Always),
-        "false" => Ok(EarlyStopping::Heuristic),
-        "never" => Ok(EarlyStopping::Never),
-        _ => Err(Error::InvalidOption {
-            option: "--early-stopping",
-            value: value.to_string(),
-            expected: "one of: true, false, never".to_string(),
-        }),
-    }
 }
 
 fn at_least(option: &'static str, value: usize, bound: usize) -> Result<()> {
@@ -106,39 +68,8 @@ impl SummaryOptions {
         dtype: DType,
         quantization: Option<Quantization>,
     ) -> OutputOptions<'_> {
-        // Destructured in full so that a new option cannot be added without deciding here
-        // whether it changes the output.
-        let SummaryOptions {
-            num_beams,
-            max_length,
-            max_new_tokens,
-            min_length,
-            length_penalty,
-            no_repeat_ngram_size,
-            early_stopping,
-            repetition_penalty,
-            sampling,
-            max_input_tokens,
-            chunk_tokens,
-            chunk_overlap,
-            merge,
-            batch_size: _,
-            batch_tokens: _,
-        } = self;
         OutputOptions {
-            num_beams: *num_beams,
-            max_length: *max_length,
-            max_new_tokens: *max_new_tokens,
-            min_length: *min_length,
-            length_penalty: *length_penalty,
-            no_repeat_ngram_size: *no_repeat_ngram_size,
-            early_stopping: *early_stopping,
-            repetition_penalty: *repetition_penalty,
-            sampling: sampling.as_ref(),
-            max_input_tokens: *max_input_tokens,
-            chunk_tokens: *chunk_tokens,
-            chunk_overlap: *chunk_overlap,
-            merge: *merge,
+            options: self,
             dtype: dtype.as_str(),
             quantize: quantization.map(Quantization::as_str),
         }
@@ -151,8 +82,8 @@ impl SummaryOptions {
             max_length: usize::from(u16::MAX),
             ..GenerationConfig::default()
         };
-        let mut probe = self.apply(neutral);
-        if self.max_length.is_none() && self.max_new_tokens.is_none() {
+        let mut probe = self.generation.apply(neutral);
+        if self.generation.max_length.is_none() && self.generation.max_new_tokens.is_none() {
             probe.min_length = probe.min_length.min(probe.max_length);
         }
         probe.validate()?;
@@ -174,55 +105,7 @@ impl SummaryOptions {
 
     /// The decoding settings for the last pass: the model's defaults, then these options.
     pub fn generation_config(&self, defaults: &SummarizationDefaults) -> GenerationConfig {
-        self.apply(GenerationConfig {
-            max_length: defaults.max_length,
-            max_new_tokens: defaults.max_new_tokens,
-            min_length: defaults.min_length,
-            min_new_tokens: None,
-            num_beams: defaults.num_beams,
-            length_penalty: defaults.length_penalty,
-            early_stopping: early_stopping_from_defaults(defaults.early_stopping),
-            no_repeat_ngram_size: defaults.no_repeat_ngram_size,
-            repetition_penalty: defaults.repetition_penalty as f32,
-            forced_bos_token_id: defaults.forced_bos_token_id,
-            forced_eos_token_id: defaults.forced_eos_token_id,
-            sampling: None,
-        })
-    }
-
-    /// `base` with every option that was given put over it.
-    fn apply(&self, mut config: GenerationConfig) -> GenerationConfig {
-        if let Some(max_length) = self.max_length {
-            // An explicit total length replaces a default cap on new tokens.
-            config.max_length = max_length;
-            config.max_new_tokens = None;
-        }
-        if self.max_new_tokens.is_some() {
-            config.max_new_tokens = self.max_new_tokens;
-        }
-        if let Some(min_length) = self.min_length {
-            config.min_length = min_length;
-        }
-        if let Some(beams) = self.num_beams {
-            config.num_beams = beams;
-        }
-        if let Some(penalty) = self.length_penalty {
-            config.length_penalty = penalty;
-        }
-        if let Some(size) = self.no_repeat_ngram_size {
-            config.no_repeat_ngram_size = size;
-        }
-        if let Some(stopping) = self.early_stopping {
-            config.early_stopping = stopping;
-        }
-        if let Some(penalty) = self.repetition_penalty {
-            config.repetition_penalty = penalty;
-        }
-        if let Some(sampling) = &self.sampling {
-            config.sampling = Some(sampling.clone());
-            config.num_beams = 1;
-        }
-        config
+        self.generation.apply(defaults.generation.clone())
     }
 }
 
@@ -242,20 +125,20 @@ pub(crate) fn intermediate_config(last: &GenerationConfig, budget: usize) -> Gen
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generation::{EarlyStopping, Sampling};
 
     fn t5_defaults() -> SummarizationDefaults {
         SummarizationDefaults {
             prefix: "summarize: ".into(),
-            num_beams: 4,
-            length_penalty: 2.0,
-            early_stopping: DefaultsEarlyStopping::True,
-            min_length: 30,
-            max_length: 200,
-            max_new_tokens: None,
-            no_repeat_ngram_size: 3,
-            repetition_penalty: 1.0,
-            forced_bos_token_id: None,
-            forced_eos_token_id: None,
+            generation: GenerationConfig {
+                num_beams: 4,
+                length_penalty: 2.0,
+                early_stopping: EarlyStopping::Always,
+                min_length: 30,
+                max_length: 200,
+                no_repeat_ngram_size: 3,
+                ..GenerationConfig::default()
+            },
             decoder_start_token_id: Some(0),
             bos_token_id: None,
             eos_token_ids: vec![1],
@@ -278,10 +161,13 @@ mod tests {
     #[test]
     fn options_override_defaults() {
         let options = SummaryOptions {
-            num_beams: Some(1),
-            max_length: Some(60),
-            min_length: Some(5),
-            early_stopping: Some(EarlyStopping::Never),
+            generation: GenerationOverrides {
+                num_beams: Some(1),
+                max_length: Some(60),
+                min_length: Some(5),
+                early_stopping: Some(EarlyStopping::Never),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let config = options.generation_config(&t5_defaults());
@@ -295,9 +181,12 @@ mod tests {
     #[test]
     fn explicit_max_length_replaces_a_default_new_token_cap() {
         let mut defaults = t5_defaults();
-        defaults.max_new_tokens = Some(256);
+        defaults.generation.max_new_tokens = Some(256);
         let options = SummaryOptions {
-            max_length: Some(50),
+            generation: GenerationOverrides {
+                max_length: Some(50),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let config = options.generation_config(&defaults);
@@ -313,8 +202,11 @@ mod tests {
         assert!(config.effective_min_length() <= 86);
         // A short final length is kept as it is.
         let short = SummaryOptions {
-            max_length: Some(40),
-            min_length: Some(10),
+            generation: GenerationOverrides {
+                max_length: Some(40),
+                min_length: Some(10),
+                ..Default::default()
+            },
             ..Default::default()
         }
         .generation_config(&t5_defaults());
@@ -324,24 +216,12 @@ mod tests {
     }
 
     #[test]
-    fn early_stopping_values_parse() {
-        assert_eq!(parse_early_stopping("true").unwrap(), EarlyStopping::Always);
-        assert_eq!(
-            parse_early_stopping("False").unwrap(),
-            EarlyStopping::Heuristic
-        );
-        assert_eq!(parse_early_stopping("never").unwrap(), EarlyStopping::Never);
-        let err = parse_early_stopping("sometimes").unwrap_err().to_string();
-        assert!(
-            err.contains("--early-stopping") && err.contains("sometimes"),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn output_options_leave_out_only_the_batching_sizes() {
         let options = SummaryOptions {
-            num_beams: Some(2),
+            generation: GenerationOverrides {
+                num_beams: Some(2),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let faster = SummaryOptions {
@@ -349,38 +229,39 @@ mod tests {
             batch_tokens: Some(1000),
             ..options.clone()
         };
-        let view = options.output_options(DType::F32, None);
-        assert_eq!(view, faster.output_options(DType::F32, None));
-        assert_ne!(view, options.output_options(DType::BF16, None));
+        let json = |view: OutputOptions| serde_json::to_value(view).unwrap();
+        let view = json(options.output_options(DType::F32, None));
+        assert_eq!(view, json(faster.output_options(DType::F32, None)));
+        assert_ne!(view, json(options.output_options(DType::BF16, None)));
         assert_ne!(
             view,
-            options.output_options(DType::F32, Some(Quantization::Q8))
+            json(options.output_options(DType::F32, Some(Quantization::Q8)))
         );
-        let wider = SummaryOptions {
-            num_beams: Some(4),
-            ..options.clone()
-        };
-        assert_ne!(view, wider.output_options(DType::F32, None));
+        let mut wider = options.clone();
+        wider.generation.num_beams = Some(4);
+        assert_ne!(view, json(wider.output_options(DType::F32, None)));
     }
 
     /// Batch manifests store a hash of this JSON: a change to it redoes every finished batch.
     #[test]
     fn output_options_serialise_as_the_manifest_hash_expects() {
         let options = SummaryOptions {
-            num_beams: Some(1),
-            max_length: Some(60),
-            max_new_tokens: Some(40),
-            min_length: Some(5),
-            length_penalty: Some(0.5),
-            no_repeat_ngram_size: Some(3),
-            early_stopping: Some(EarlyStopping::Never),
-            repetition_penalty: Some(1.5),
-            sampling: Some(Sampling {
-                temperature: 0.7,
-                top_k: Some(50),
-                top_p: None,
-                seed: 42,
-            }),
+            generation: GenerationOverrides {
+                num_beams: Some(1),
+                max_length: Some(60),
+                max_new_tokens: Some(40),
+                min_length: Some(5),
+                length_penalty: Some(0.5),
+                no_repeat_ngram_size: Some(3),
+                early_stopping: Some(EarlyStopping::Never),
+                repetition_penalty: Some(1.5),
+                sampling: Some(Sampling {
+                    temperature: 0.7,
+                    top_k: Some(50),
+                    top_p: None,
+                    seed: 42,
+                }),
+            },
             max_input_tokens: Some(256),
             chunk_tokens: Some(100),
             chunk_overlap: Some(1),
@@ -415,10 +296,8 @@ mod tests {
             (EarlyStopping::Always, "always"),
             (EarlyStopping::Heuristic, "heuristic"),
         ] {
-            let options = SummaryOptions {
-                early_stopping: Some(stopping),
-                ..Default::default()
-            };
+            let mut options = SummaryOptions::default();
+            options.generation.early_stopping = Some(stopping);
             let json = serde_json::to_value(options.output_options(DType::F32, None)).unwrap();
             assert_eq!(json["early_stopping"], name);
         }

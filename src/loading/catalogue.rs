@@ -1,61 +1,53 @@
 //! The catalogue of model presets: one small TOML per supported checkpoint under `models/`,
-//! embedded in the binary so that `--model t5-small` works without any file beside it.
+//! embedded in the binary so that `--model t5-small` works without any file beside it. A
+//! preset names its repo, its window and, rarely, settings its checkpoint's config lacks.
 //!
 //! Each entry is parsed when it is looked up; a unit test parses them all so a broken entry
 //! fails `cargo test`, not a user's run.
 
 use serde::Deserialize;
 
-use crate::defaults::GenerationOverrides;
 use crate::error::{Error, Result};
+use crate::generation::GenerationOverrides;
 
 /// The embedded entries, `(file name, contents)`. The file stem must equal the entry's `name`
 /// (checked by a test), which lets [`Catalogue::names`] answer without parsing anything.
 const ENTRIES: &[(&str, &str)] = &[
-    ("t5-small.toml", include_str!("../models/t5-small.toml")),
-    ("t5-base.toml", include_str!("../models/t5-base.toml")),
+    ("t5-small.toml", include_str!("../../models/t5-small.toml")),
+    ("t5-base.toml", include_str!("../../models/t5-base.toml")),
     (
         "flan-t5-small.toml",
-        include_str!("../models/flan-t5-small.toml"),
+        include_str!("../../models/flan-t5-small.toml"),
     ),
     (
         "flan-t5-base.toml",
-        include_str!("../models/flan-t5-base.toml"),
+        include_str!("../../models/flan-t5-base.toml"),
     ),
     (
         "bart-large-cnn.toml",
-        include_str!("../models/bart-large-cnn.toml"),
+        include_str!("../../models/bart-large-cnn.toml"),
     ),
     (
         "distilbart-cnn-12-6.toml",
-        include_str!("../models/distilbart-cnn-12-6.toml"),
+        include_str!("../../models/distilbart-cnn-12-6.toml"),
     ),
     (
         "distilbart-cnn-6-6.toml",
-        include_str!("../models/distilbart-cnn-6-6.toml"),
+        include_str!("../../models/distilbart-cnn-6-6.toml"),
     ),
     (
         "distilbart-xsum-12-6.toml",
-        include_str!("../models/distilbart-xsum-12-6.toml"),
+        include_str!("../../models/distilbart-xsum-12-6.toml"),
     ),
     (
         "pegasus-cnn_dailymail.toml",
-        include_str!("../models/pegasus-cnn_dailymail.toml"),
+        include_str!("../../models/pegasus-cnn_dailymail.toml"),
     ),
     (
         "pegasus-xsum.toml",
-        include_str!("../models/pegasus-xsum.toml"),
+        include_str!("../../models/pegasus-xsum.toml"),
     ),
 ];
-
-/// The network family a checkpoint belongs to, which decides the model code that runs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Architecture {
-    T5,
-    Bart,
-    Pegasus,
-}
 
 /// One supported checkpoint, as described by its `models/<name>.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -63,18 +55,22 @@ pub enum Architecture {
 pub struct Preset {
     /// Short name accepted by `--model`.
     pub name: String,
-    /// Hugging Face repo id (`owner/name`) the files come from.
+    /// Hugging Face repo id (`owner/name`) the files come from. (The model code that runs it
+    /// is chosen by its config.json `model_type`, as transformers chooses it.)
     pub repo: String,
-    pub architecture: Architecture,
     /// Most input tokens the model accepts in one pass (longer articles are chunked).
     pub window: usize,
     /// Approximate parameter count, in millions.
     pub parameters_millions: u32,
-    /// Approximate download size of the float32 weights, in megabytes.
+    /// Approximate download size of the float32 weights, in megabytes (`precis models`).
     pub download_mb: u32,
     /// One line for `--help` and listings.
     pub description: String,
-    /// Generation settings for checkpoints whose own config lacks them; usually empty.
+    /// Text put before every input, for a checkpoint whose config names none.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// `[generation]`: decoding settings for a checkpoint whose own config lacks them; they
+    /// count as its task parameters would. Usually empty.
     #[serde(default)]
     pub generation: GenerationOverrides,
 }
@@ -173,7 +169,6 @@ mod tests {
     fn lookup_by_name_and_repo() {
         let t5 = Catalogue::get("t5-small").unwrap().unwrap();
         assert_eq!(t5.repo, "google-t5/t5-small");
-        assert_eq!(t5.architecture, Architecture::T5);
         assert_eq!(t5.window, 512);
         assert!(Catalogue::get("t5-tiny").unwrap().is_none());
         let bart = Catalogue::by_repo("facebook/BART-large-cnn")
@@ -186,11 +181,22 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let text = "name = \"x\"\nrepo = \"a/x\"\narchitecture = \"t5\"\nwindow = 512\n\
-                    parameters_millions = 1\ndownload_mb = 1\ndescription = \"d\"\nwindw = 3\n";
-        assert!(matches!(
-            parse_entry("x.toml", text),
-            Err(Error::Catalogue { file: "x.toml", .. })
-        ));
+        let entry = "name = \"x\"\nrepo = \"a/x\"\nwindow = 512\nparameters_millions = 1\n\
+                     download_mb = 1\ndescription = \"d\"\n";
+        assert!(parse_entry("x.toml", entry).is_ok());
+        for extra in ["windw = 3\n", "[generation]\nbeams = 2\n"] {
+            let text = format!("{entry}{extra}");
+            assert!(
+                matches!(
+                    parse_entry("x.toml", &text),
+                    Err(Error::Catalogue { file: "x.toml", .. })
+                ),
+                "{extra}"
+            );
+        }
+        let tuned = format!("{entry}prefix = \"tl;dr: \"\n[generation]\nnum_beams = 2\n");
+        let preset = parse_entry("x.toml", &tuned).unwrap();
+        assert_eq!(preset.prefix.as_deref(), Some("tl;dr: "));
+        assert_eq!(preset.generation.num_beams, Some(2));
     }
 }

@@ -1,0 +1,153 @@
+//! Decoding settings given over a base [`GenerationConfig`] (a model's defaults): what a
+//! command line, a catalogue entry or a request says, each field left `None` keeping the base's
+//! value. Field names are transformers' `generate()` arguments, so JSON deserialises straight
+//! into it.
+
+use serde::{Deserialize, Serialize};
+
+use super::config::{EarlyStopping, GenerationConfig, Sampling};
+
+/// Decoding settings over a base; `Default` changes nothing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationOverrides {
+    /// Beam width (1: greedy search).
+    pub num_beams: Option<usize>,
+    /// Longest summary in tokens, counting the decoder start token (transformers' meaning).
+    pub max_length: Option<usize>,
+    /// Most generated tokens; wins over `max_length`.
+    pub max_new_tokens: Option<usize>,
+    /// End of sequence is blocked below this length (start token included).
+    pub min_length: Option<usize>,
+    pub length_penalty: Option<f64>,
+    pub no_repeat_ngram_size: Option<usize>,
+    pub early_stopping: Option<EarlyStopping>,
+    pub repetition_penalty: Option<f32>,
+    /// Sample instead of searching (one beam).
+    pub sampling: Option<Sampling>,
+}
+
+impl GenerationOverrides {
+    /// `base` with every setting given here put over it.
+    pub fn apply(&self, mut config: GenerationConfig) -> GenerationConfig {
+        if let Some(max_length) = self.max_length {
+            // An explicit total length replaces a default cap on new tokens.
+            config.max_length = max_length;
+            config.max_new_tokens = None;
+        }
+        if self.max_new_tokens.is_some() {
+            config.max_new_tokens = self.max_new_tokens;
+        }
+        if let Some(min_length) = self.min_length {
+            config.min_length = min_length;
+        }
+        if let Some(beams) = self.num_beams {
+            config.num_beams = beams;
+        }
+        if let Some(penalty) = self.length_penalty {
+            config.length_penalty = penalty;
+        }
+        if let Some(size) = self.no_repeat_ngram_size {
+            config.no_repeat_ngram_size = size;
+        }
+        if let Some(stopping) = self.early_stopping {
+            config.early_stopping = stopping;
+        }
+        if let Some(penalty) = self.repetition_penalty {
+            config.repetition_penalty = penalty;
+        }
+        if let Some(sampling) = &self.sampling {
+            config.sampling = Some(sampling.clone());
+            config.num_beams = 1;
+        }
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> GenerationConfig {
+        GenerationConfig {
+            max_length: 200,
+            max_new_tokens: Some(256),
+            min_length: 30,
+            num_beams: 4,
+            length_penalty: 2.0,
+            early_stopping: EarlyStopping::Always,
+            no_repeat_ngram_size: 3,
+            ..GenerationConfig::default()
+        }
+    }
+
+    #[test]
+    fn nothing_given_changes_nothing() {
+        assert_eq!(GenerationOverrides::default().apply(base()), base());
+    }
+
+    #[test]
+    fn every_setting_given_replaces_the_base() {
+        let overrides = GenerationOverrides {
+            num_beams: Some(2),
+            max_length: Some(60),
+            max_new_tokens: None,
+            min_length: Some(5),
+            length_penalty: Some(0.5),
+            no_repeat_ngram_size: Some(0),
+            early_stopping: Some(EarlyStopping::Never),
+            repetition_penalty: Some(1.3),
+            sampling: None,
+        };
+        let config = overrides.apply(base());
+        let expected = GenerationConfig {
+            max_length: 60,
+            // An explicit max_length drops the base's cap on new tokens.
+            max_new_tokens: None,
+            min_length: 5,
+            num_beams: 2,
+            length_penalty: 0.5,
+            early_stopping: EarlyStopping::Never,
+            no_repeat_ngram_size: 0,
+            repetition_penalty: 1.3,
+            ..base()
+        };
+        assert_eq!(config, expected);
+        let capped = GenerationOverrides {
+            max_new_tokens: Some(12),
+            ..overrides
+        };
+        assert_eq!(capped.apply(base()).max_new_tokens, Some(12));
+    }
+
+    #[test]
+    fn sampling_searches_with_one_beam() {
+        let sampling = Sampling {
+            temperature: 0.7,
+            top_k: Some(5),
+            top_p: None,
+            seed: 1,
+        };
+        let overrides = GenerationOverrides {
+            sampling: Some(sampling.clone()),
+            ..Default::default()
+        };
+        let config = overrides.apply(base());
+        assert_eq!((config.sampling, config.num_beams), (Some(sampling), 1));
+    }
+
+    #[test]
+    fn reads_transformers_names_and_refuses_unknown_ones() {
+        let overrides: GenerationOverrides = serde_json::from_value(serde_json::json!({
+            "num_beams": 3, "early_stopping": true, "repetition_penalty": 1.2,
+            "sampling": {"temperature": 0.5, "top_k": null, "top_p": 0.9, "seed": 7}
+        }))
+        .unwrap();
+        assert_eq!(overrides.num_beams, Some(3));
+        assert_eq!(overrides.early_stopping, Some(EarlyStopping::Always));
+        assert_eq!(overrides.repetition_penalty, Some(1.2));
+        assert_eq!(overrides.sampling.map(|s| s.seed), Some(7));
+        let err = serde_json::from_value::<GenerationOverrides>(serde_json::json!({"beams": 3}));
+        assert!(err.unwrap_err().to_string().contains("beams"));
+    }
+}
