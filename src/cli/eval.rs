@@ -24,8 +24,9 @@ use super::summarize::{load_options, summary_options};
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit status: 0 all scored, 1 some records were left out (listed on \
-                        stderr) or could not be summarised, 2 usage error."
+    after_help = "The model, decoding and chunking options apply when precis summarises DATA. \
+                  Exit status: 0 all scored, 1 some records were left out (listed on stderr) or \
+                  could not be summarised, 2 usage error."
 )]
 pub struct EvalArgs {
     /// JSONL data set to summarise and score: one {"id", "text", "reference"} object per line
@@ -235,7 +236,7 @@ fn read_side(
     Ok(data::read_jsonl(&name, reader, &fields.id, true, &wanted)?)
 }
 
-pub(super) fn open(path: &Path, option: &str) -> anyhow::Result<BufReader<File>> {
+fn open(path: &Path, option: &str) -> anyhow::Result<BufReader<File>> {
     match File::open(path) {
         Ok(file) => Ok(BufReader::new(file)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(UsageError(format!(
@@ -301,12 +302,7 @@ fn summarise_and_score(
                 .iter()
                 .map(|s| score_pair(&s.pair, rouge, Some(s.tokens), Some(s.seconds)))
                 .collect();
-            // A record that cannot be read fails alike in every variant: report it once.
-            for problem in run.problems {
-                if !problems.contains(&problem) {
-                    problems.push(problem);
-                }
-            }
+            problems.extend(run.problems);
             reports.push(VariantReport::summarised(
                 &run.name,
                 docs,
@@ -315,7 +311,9 @@ fn summarise_and_score(
             ));
         }
     }
+    // A record that cannot be read fails alike in every variant: report it once.
     problems.sort();
+    problems.dedup();
     Ok((reports, problems))
 }
 

@@ -93,8 +93,9 @@ pub struct Wanted<'a> {
     pub required: bool,
 }
 
-/// Reads JSON Lines records from `reader` (`name` is what messages call it). A record without an
-/// id gets its line number as id when `id_required` is false.
+/// Reads JSON Lines records from `reader` (`name` is what messages call it). An id may be a
+/// string or a number (`7` and `"7"` are the same id); a record without one gets its line number
+/// as id when `id_required` is false.
 pub fn read_jsonl(
     name: &str,
     reader: impl BufRead,
