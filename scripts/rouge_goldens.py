@@ -244,14 +244,14 @@ def bootstrap_golden(per_doc):
 
 
 def percentile_goldens():
-    """np.percentile at rouge-score's three quantiles on seeded random columns. NumPy interpolates
+    """np.percentile at rouge-score's three quantiles, and np.mean, on seeded random columns. NumPy interpolates
     from the nearer neighbour (a + d*t below t = 0.5, b - d*(1 - t) above); the columns are kept
     only if some of them tell the two formulas apart, so the test can see either one broken."""
     rng = np.random.RandomState(3)
     delta = (1 - 0.95) / 2
     q = 100 * np.array([delta, 0.5, 1 - delta])
     cases, telling = [], 0
-    for size in list(range(2, 40)) + [200, 1000]:
+    for size in list(range(2, 40)) + [129, 200, 1000]:
         values = rng.random_sample(size)
         got = np.percentile(values, q)
         ordered = np.sort(values)
@@ -264,7 +264,8 @@ def percentile_goldens():
             if (a + (b - a) * t) != (b - (b - a) * (1 - t)):
                 telling += 1
                 assert value == (a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t))
-        cases.append({"values": exact(values), "percentiles": exact(got)})
+        cases.append({"values": exact(values), "percentiles": exact(got),
+                      "mean": repr(float(np.mean(values)))})
     assert telling >= 5, telling
     return cases
 

@@ -253,12 +253,7 @@ fn the_seeded_resamples_are_numpys_and_give_rouge_score_s_interval() {
 fn percentiles_interpolate_as_numpy_on_both_sides_of_the_midpoint() {
     let golden = golden();
     for case in golden["percentiles"].as_array().expect("percentile cases") {
-        let values: Vec<f64> = case["values"]
-            .as_array()
-            .expect("values")
-            .iter()
-            .map(|v| v.as_str().expect("repr").parse().expect("float"))
-            .collect();
+        let values = case_values(case);
         let want = golden_score(&case["percentiles"]).to_array();
         let scores: Vec<Score> = values.iter().map(|&v| Score::from_array([v; 3])).collect();
         // Resamples of one document each: their means are the values themselves.
@@ -269,6 +264,43 @@ fn percentiles_interpolate_as_numpy_on_both_sides_of_the_midpoint() {
             got.map(f64::to_bits),
             want.map(f64::to_bits),
             "{} values",
+            values.len()
+        );
+    }
+}
+
+fn case_values(case: &Value) -> Vec<f64> {
+    let values = case["values"].as_array().expect("values");
+    values
+        .iter()
+        .map(|v| v.as_str().expect("repr").parse().expect("float"))
+        .collect()
+}
+
+#[test]
+fn the_mean_is_numpys_to_the_last_bit() {
+    let golden = golden();
+    let options = BootstrapOptions {
+        samples: 0,
+        ..BootstrapOptions::default()
+    };
+    for case in golden["percentiles"].as_array().expect("cases") {
+        let values = case_values(case);
+        let want: f64 = text(case, "mean").parse().expect("float");
+        let docs: Vec<DocResult> = values
+            .iter()
+            .map(|&v| DocResult {
+                id: String::new(),
+                rouge: eval::RougeScores([Score::from_array([v; 3]); 4]),
+                stats: eval::summary_stats("", None, None),
+                seconds: None,
+            })
+            .collect();
+        let got = eval::aggregate(&docs, &options).rouge_lsum.mean.fmeasure;
+        assert_eq!(
+            got.to_bits(),
+            want.to_bits(),
+            "np.mean of {} values",
             values.len()
         );
     }

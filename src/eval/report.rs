@@ -43,7 +43,7 @@ impl Default for BootstrapOptions {
 /// One ROUGE variant over all documents.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RougeAggregate {
-    /// The plain mean of the per-document scores.
+    /// The mean of the per-document scores, equal to `np.mean` of them to the last bit.
     pub mean: Score,
     /// rouge-score's `BootstrapAggregator` result; its `mid` is what Hugging Face `evaluate`
     /// reports as "the" score.
@@ -120,12 +120,36 @@ fn mean_score(scores: &[Score]) -> Score {
     }
 }
 
-/// The mean of the values present; `None` when none is.
+/// The mean of the values present, as `np.mean` computes it; `None` when none is.
 fn mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
-    let (sum, count) = values
-        .flatten()
-        .fold((0.0, 0usize), |(sum, count), v| (sum + v, count + 1));
-    (count > 0).then(|| sum / count as f64)
+    let values: Vec<f64> = values.flatten().collect();
+    (!values.is_empty()).then(|| numpy_sum(&values) / values.len() as f64)
+}
+
+/// NumPy's pairwise summation of a contiguous float64 array (`pairwise_sum_DOUBLE`): blocks of
+/// at most 128 summed in eight interleaved lanes, halves (cut at a multiple of 8) added
+/// recursively. Its rounding differs from a running sum, and users compare against `np.mean`.
+fn numpy_sum(values: &[f64]) -> f64 {
+    const BLOCK: usize = 128;
+    let n = values.len();
+    if n < 8 {
+        return values.iter().fold(0.0, |sum, v| sum + v);
+    }
+    if n <= BLOCK {
+        let mut lanes = [0.0f64; 8];
+        lanes.copy_from_slice(&values[..8]);
+        let whole = n - n % 8;
+        for block in values[8..whole].chunks_exact(8) {
+            for (lane, v) in lanes.iter_mut().zip(block) {
+                *lane += v;
+            }
+        }
+        let r = lanes;
+        let sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        return values[whole..].iter().fold(sum, |sum, v| sum + v);
+    }
+    let half = n / 2 - (n / 2) % 8;
+    numpy_sum(&values[..half]) + numpy_sum(&values[half..])
 }
 
 #[cfg(test)]
