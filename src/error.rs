@@ -225,6 +225,11 @@ pub enum Error {
     )]
     SymlinkLoop { path: PathBuf, ancestor: PathBuf },
 
+    /// An entry of the input folder named like an article that is no file: reading a named pipe
+    /// would wait for a writer forever, a device is not text.
+    #[error("{}: is a {kind}, not a regular file; skipped", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
+
     /// An entry of the input folder that could not be looked at (unreadable folder, broken link).
     #[error(
         "{}: cannot read while walking the input folder; check that it exists and may be read",

@@ -1,7 +1,7 @@
 //! `precis batch` started the ways long jobs are started (`nohup`, `cmd &` in a script) and
 //! stopped mid-round by Ctrl-C, SIGTERM, a second Ctrl-C and SIGKILL: what each leaves behind
 //! (complete summaries only, a readable manifest, no temporary files for good, untouched
-//! inputs) and that a rerun finishes exactly the rest.
+//! inputs) and that a rerun finishes exactly the rest. Also stopped by a closed stdout.
 //!
 //! A run is signalled while *held* inside a round (see [`Held`]), never at a moment picked by a
 //! timer, so every test sees the same sequence of events on a fast or a loaded machine.
@@ -428,4 +428,43 @@ fn sigkill_mid_round_loses_nothing_and_the_rerun_clears_what_a_kill_leaves() {
         .collect();
     assert!(temporary.is_empty(), "{temporary:?}");
     assert_eq!(files(&job.input()), before, "inputs are never modified");
+}
+
+/// `precis batch ... -o - | head -1`: once the reader is gone the run ends quietly. stdout is a
+/// one-page pipe read one small block at a time, so at most a few of the 40 lines fit before
+/// the reader goes, and the run must meet the closed pipe.
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    articles(&input, ARTICLES);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    // SAFETY: F_SETPIPE_SZ on a pipe we own.
+    let size = unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert_eq!(
+        size,
+        4096,
+        "F_SETPIPE_SZ: {}",
+        std::io::Error::last_os_error()
+    );
+    let args = [path_str(&input), "-o", "-", "--docs-per-round", "1"];
+    let mut command = batch_command(&args, FAST);
+    command.stdout(writer).stderr(Stdio::piped());
+    let child = command.spawn().unwrap();
+    drop(command);
+    let mut lines = BufReader::with_capacity(64, reader).lines();
+    let first = lines.next().expect("one line").unwrap();
+    assert!(first.contains("\"status\":\"ok\""), "{first}");
+    drop(lines); // like `| head -1`
+    let output = child.wait_with_output().unwrap();
+    assert_status(&output, 0);
+    let err = stderr(&output);
+    assert!(!err.contains("error"), "{err}");
+    let done: usize = err
+        .split(" ok,")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("an account line: {err}"));
+    assert!(done < ARTICLES, "stopped when stdout closed: {err}");
 }

@@ -82,7 +82,7 @@ pub struct ItemNote {
 pub struct BatchReport {
     pub ok: usize,
     pub failed: Vec<ItemNote>,
-    /// Left out on purpose (a symbolic link loop); not a failure.
+    /// Left out on purpose (a symbolic link loop, a named pipe); not a failure.
     pub skipped: Vec<ItemNote>,
     /// Not redone: done by an earlier run with the same model and options.
     pub up_to_date: usize,

@@ -528,32 +528,56 @@ fn jsonl_input_records_stream_out_with_bad_lines_failed() {
     );
 }
 
+/// Files that go bad in ways root cannot get round: too large, deleted between the listing and
+/// the read, unreadable (/proc/self/mem, whose first page is never mapped), and a named pipe
+/// (never opened, or the run would wait for a writer forever). Each fails or is skipped alone.
 #[test]
-fn too_large_and_unreadable_files_fail_alone() {
+fn too_large_vanished_unreadable_and_special_files_fail_alone() {
     let input = tree(&[
         ("big.txt", &[b'a'; 2000][..]),
         ("ok.txt", b"fine text"),
-        ("secret.txt", b"hidden text"),
+        ("vanished.txt", b"here while listed"),
     ]);
-    let secret = input.path().join("secret.txt");
+    #[cfg(target_os = "linux")]
+    std::os::unix::fs::symlink("/proc/self/mem", input.path().join("mem.txt")).expect("symlink");
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).expect("chmod");
+        let fifo = input.path().join("pipe.txt");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.expect("mkfifo runs").success());
     }
-    let root = fs::read(&secret).is_ok(); // root reads anything: then only the size check is tested
     let out = tempfile::tempdir().expect("temp dir");
-    let report = run_folder(folder(input.path(), out.path()), &mut Fake::default());
-    let failed: Vec<&str> = report.failed.iter().map(|n| n.id.as_str()).collect();
-    let expected: &[&str] = if root {
-        &["big.txt"]
-    } else {
-        &["big.txt", "secret.txt"]
-    };
-    assert_eq!(failed, expected);
+    let plan = BatchPlan::for_folder(folder(input.path(), out.path())).expect("plan");
+    fs::remove_file(input.path().join("vanished.txt")).expect("remove");
+    let report = run_plan(plan, &mut Fake::default(), 2);
+
+    let failed: BTreeMap<&str, &str> = report
+        .failed
+        .iter()
+        .map(|n| (n.id.as_str(), n.message.as_str()))
+        .collect();
+    let mut expected = vec!["big.txt", "vanished.txt"];
+    if cfg!(target_os = "linux") {
+        expected.insert(1, "mem.txt");
+    }
+    assert_eq!(failed.keys().copied().collect::<Vec<_>>(), expected);
+    assert!(failed["big.txt"].contains("over the input limit of 1000 bytes"));
     assert!(
-        report.failed[0]
-            .message
-            .contains("over the input limit of 1000 bytes")
+        failed["vanished.txt"].contains("no such file"),
+        "{failed:?}"
     );
+    #[cfg(target_os = "linux")]
+    assert!(failed["mem.txt"].contains("reading failed"), "{failed:?}");
+    #[cfg(unix)]
+    {
+        let skipped: Vec<&str> = report.skipped.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(skipped, ["pipe.txt"]);
+        assert!(report.skipped[0].message.contains("named pipe"));
+    }
+    assert_eq!(report.ok, 1);
+    let statuses: Vec<(String, Status)> = manifest_rows(out.path())
+        .into_iter()
+        .map(|row| (row.path, row.status))
+        .collect();
+    assert_eq!(statuses.len(), expected.len() + 2, "{statuses:?}");
 }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub(crate) const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -20,28 +22,41 @@ pub(crate) struct FakeHub {
     pub(crate) endpoint: String,
     /// Kept so the port stays open (and, when silent, unanswered) for the test's lifetime.
     _listener: Option<TcpListener>,
+    /// Requests read so far (not counted when silent).
+    requests: Arc<AtomicUsize>,
 }
 
 impl FakeHub {
     pub(crate) fn start(repo: &str, behaviour: Behaviour) -> FakeHub {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
         let endpoint = format!("http://{}", listener.local_addr().expect("local addr"));
+        let requests = Arc::new(AtomicUsize::new(0));
         if let Behaviour::Silent = behaviour {
             return FakeHub {
                 endpoint,
                 _listener: Some(listener),
+                requests,
             };
         }
         let repo = repo.to_string();
+        let counter = Arc::clone(&requests);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
                 answer(stream, &repo, &behaviour);
             }
         });
         FakeHub {
             endpoint,
             _listener: None,
+            requests,
         }
+    }
+
+    /// Connections the hub has taken so far. Connections are counted as they are accepted, so
+    /// after a client call returns, every connection it made is counted.
+    pub(crate) fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
     }
 }
 

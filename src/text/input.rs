@@ -280,7 +280,8 @@ fn input_error(name: &str, problem: InputProblem) -> Error {
 
 fn input_io_error(name: &str, source: io::Error) -> Error {
     let problem = match source.kind() {
-        io::ErrorKind::NotFound => InputProblem::NotFound,
+        // A path through a file (`notes.txt/a.txt`) names nothing that can exist.
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => InputProblem::NotFound,
         io::ErrorKind::IsADirectory => InputProblem::IsDirectory,
         io::ErrorKind::PermissionDenied => InputProblem::PermissionDenied,
         _ => InputProblem::ReadFailed,
@@ -365,16 +366,62 @@ mod tests {
         assert!(!message.contains('\n'));
     }
 
+    /// Paths that name nothing readable, made so that root fails on them too: a dangling
+    /// symbolic link, a path through a file, a folder named like an article.
+    #[cfg(unix)]
     #[test]
-    fn unreadable_file_is_permission_denied() {
-        use std::os::unix::fs::PermissionsExt;
+    fn paths_that_name_no_file_are_usage_errors_naming_the_path() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = write_temp(&dir, "secret.txt", b"text");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).expect("chmod");
-        if fs::read(&path).is_ok() {
-            return; // running as root: permissions are not enforced, nothing to test
+        let dangling = dir.path().join("gone.txt");
+        std::os::unix::fs::symlink(dir.path().join("nowhere.txt"), &dangling).expect("symlink");
+        let file = write_temp(&dir, "notes.txt", b"text");
+        fs::create_dir(dir.path().join("folder.txt")).expect("mkdir");
+        let cases = [
+            (dangling, InputProblem::NotFound),
+            (file.join("a.txt"), InputProblem::NotFound),
+            (dir.path().join("folder.txt"), InputProblem::IsDirectory),
+        ];
+        for (path, want) in cases {
+            let error = read_document(&path, None).expect_err("unreadable");
+            let name = path.display().to_string();
+            assert!(error.to_string().starts_with(&name), "{error}");
+            assert_eq!(problem_of(Err(error)), want, "{name}");
+            assert!(want.is_usage_error());
         }
-        let problem = problem_of(read_document(&path, None));
+    }
+
+    /// A file that exists but cannot be read, for root too: /proc/self/mem is a regular file
+    /// whose first page (address 0) is never mapped, so reading it fails with EIO.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_that_fails_to_read_says_so_with_the_cause() {
+        let error = read_document(Path::new("/proc/self/mem"), None).expect_err("EIO");
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert!(
+            source.is_some_and(|s| s.contains("Input/output error")),
+            "{error:?}"
+        );
+        let problem = problem_of(Err(error));
+        assert_eq!(problem, InputProblem::ReadFailed);
+        assert!(!problem.is_usage_error());
+    }
+
+    /// What a read refused by permissions reports (root is never refused, so the refusal comes
+    /// from the reader here: the file system's answer is the same `io::Error` kind).
+    #[test]
+    fn a_read_refused_by_permissions_is_a_failure_not_a_usage_error() {
+        struct Refused;
+        impl Read for Refused {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::from(io::ErrorKind::PermissionDenied))
+            }
+        }
+        let error = read_from("secret.txt", Refused, None, None).expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "secret.txt: permission denied; check that you may read the file"
+        );
+        let problem = problem_of(Err(error));
         assert_eq!(problem, InputProblem::PermissionDenied);
         assert!(!problem.is_usage_error());
     }
