@@ -9,21 +9,98 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::Args;
 use precis::batch::{
     BatchPlan, BatchReport, BatchSummary, Destination, FolderBatch, RunIdentity, RunOptions, Shard,
     StopCause, StopFlag, WalkOptions, walk,
 };
 use precis::{LoadOptions, Summarizer, SummaryOptions};
 
-use super::args::{BatchArgs, OutputFormat};
+use super::common::{DEFAULT_BATCH_TOKENS, GenerationArgs, InputArgs, ModelArgs, OutputFormat};
 use super::progress::BatchProgress;
-use super::summarize::{load_options, summary_options};
 use super::{EXIT_FAILURE, UsageError};
 
 /// Exit status after a stop request (SIGINT, SIGTERM): 128 + SIGINT, as shells report Ctrl-C.
 const EXIT_STOPPED: u8 = 130;
 
 const STDOUT_NAME: &str = "<stdout>";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 all done, 1 some files failed (listed at the end), \
+                        2 usage error, 130 stopped by Ctrl-C or SIGTERM (rerun to resume)."
+)]
+pub struct BatchArgs {
+    /// Folder of articles, walked recursively (symbolic links followed, loops skipped).
+    #[arg(
+        value_name = "IN_DIR",
+        required_unless_present = "input_jsonl",
+        conflicts_with = "input_jsonl"
+    )]
+    pub in_dir: Option<PathBuf>,
+
+    /// Output folder: OUT_DIR/<path>.summary.txt per article plus precis-manifest.jsonl; `-`
+    /// writes JSON lines to standard output instead.
+    #[arg(
+        short,
+        long,
+        value_name = "OUT_DIR",
+        required_unless_present_any = ["jsonl", "input_jsonl"]
+    )]
+    pub output: Option<PathBuf>,
+
+    /// Write one JSON line per article to standard output (the same as `-o -`).
+    #[arg(long, conflicts_with = "output")]
+    pub jsonl: bool,
+
+    /// Read `{"id": ..., "text": ...}` lines from FILE (`-` for standard input) instead of a
+    /// folder; results go to standard output as JSON lines.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["hidden", "extensions", "globs", "shard", "force", "format"])]
+    pub input_jsonl: Option<PathBuf>,
+
+    /// Also walk files and folders whose name starts with a dot.
+    #[arg(long)]
+    pub hidden: bool,
+
+    /// File extensions to summarise, repeatable or comma-separated [default: txt,md,html,htm].
+    #[arg(long = "ext", value_name = "EXT", value_delimiter = ',')]
+    pub extensions: Vec<String>,
+
+    /// Only files matching this glob too (repeatable): `*.md` matches names at any depth,
+    /// `2024/**/*.md` whole relative paths.
+    #[arg(long = "glob", value_name = "GLOB")]
+    pub globs: Vec<String>,
+
+    /// Summary file type in OUT_DIR: text (<path>.summary.txt) or json (<path>.summary.json).
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+
+    /// Most padded input tokens (rows × longest row) per model batch; bounds memory.
+    #[arg(long, value_name = "TOKENS", default_value_t = DEFAULT_BATCH_TOKENS)]
+    pub batch_tokens: usize,
+
+    /// Articles read and summarised together; a stop request is answered after the round.
+    #[arg(long, value_name = "N", default_value_t = precis::batch::DEFAULT_DOCS_PER_ROUND)]
+    pub docs_per_round: usize,
+
+    /// Summarise again the files an earlier run finished with the same model and options.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Process only shard I of N (I from 0), e.g. `--shard $SLURM_ARRAY_TASK_ID/4`; every
+    /// file belongs to exactly one shard.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    #[command(flatten)]
+    pub generation: GenerationArgs,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+}
 
 pub fn run(args: BatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let config = BatchConfig::from_args(args, quiet)?;
@@ -97,25 +174,18 @@ enum Output {
 
 impl BatchConfig {
     fn from_args(args: BatchArgs, quiet: bool) -> anyhow::Result<BatchConfig> {
-        let mut options = summary_options(&args.generation, &args.input)?;
-        options.batch_tokens = Some(args.batch_tokens);
-        options.validate()?;
+        let options = args
+            .input
+            .summary_options(&args.generation, Some(args.batch_tokens))?;
         let run = RunOptions {
             docs_per_round: args.docs_per_round,
             max_bytes: args.input.max_bytes,
         };
-        if run.docs_per_round == 0 {
-            return Err(precis::Error::InvalidOption {
-                option: "--docs-per-round",
-                value: "0".into(),
-                expected: "must be at least 1".into(),
-            }
-            .into());
-        }
+        run.validate()?;
         let output = output(&args)?;
         let input = input(&args)?;
         Ok(BatchConfig {
-            load: load_options(&args.model, quiet)?,
+            load: args.model.load_options(quiet)?,
             options,
             run,
             input,

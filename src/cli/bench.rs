@@ -20,8 +20,7 @@ use precis::models::{self, Seq2Seq};
 use serde::Serialize;
 use tokenizers::Tokenizer;
 
-use super::args::{ModelArgs, OutputFormat};
-use super::summarize::load_options;
+use super::common::{ModelArgs, OutputFormat};
 
 /// Seed of the synthetic input ids; `scripts/bench.py` draws the same ids from it.
 pub const INPUT_SEED: u64 = 0x5EED_0001;
@@ -122,7 +121,7 @@ fn at_least(option: &'static str, value: usize, min: usize, why: &str) -> precis
 
 pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let shape = Shape::from_args(&args)?;
-    let load = load_options(&args.model, quiet)?;
+    let load = args.model.load_options(quiet)?;
     // Finding (or downloading) the files is not part of the timed load.
     let files = loading::resolve(&load.model, &load.hub)?;
     let started = Instant::now();
@@ -174,7 +173,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             .quantization
             .map_or(loaded.dtype.as_str(), |q| q.as_str())
             .to_string(),
-        threads: args.model.threads.or_else(default_threads),
+        threads: candle_core::utils::get_num_threads(),
         shape,
         input_checksum: checksum(&rows),
         load_ms,
@@ -363,7 +362,8 @@ struct Report {
     /// The CPU kernel path (`avx512`, `avx2`, ...) on the CPU; `None` on a GPU.
     cpu_kernels: Option<String>,
     dtype: String,
-    threads: Option<usize>,
+    /// The CPU threads of the tensor kernels (`--threads`, else the physical cores).
+    threads: usize,
     #[serde(flatten)]
     shape: Shape,
     input_checksum: u64,
@@ -383,7 +383,6 @@ impl Report {
             1 => "greedy".to_string(),
             n => format!("beam search ({n} beams)"),
         };
-        let threads = self.threads.map_or("?".to_string(), |t| t.to_string());
         let kernels = self
             .cpu_kernels
             .as_ref()
@@ -398,7 +397,7 @@ impl Report {
             )
         };
         format!(
-            "model       {} ({}, {:.1}M parameters) on {} {}{kernels}, {threads} threads\n\
+            "model       {} ({}, {:.1}M parameters) on {} {}{kernels}, {} threads\n\
              inputs      batch {} x {} tokens, {} new tokens, {search}\n\
              runs        {} timed (+{} warm-up), medians:\n{}{}{}peak RSS    {rss:>10}\n",
             self.model,
@@ -406,6 +405,7 @@ impl Report {
             self.parameters as f64 / 1e6,
             self.device,
             self.dtype,
+            self.threads,
             s.batch,
             s.input_tokens,
             s.new_tokens,
@@ -416,11 +416,6 @@ impl Report {
             line("total", &self.total_ms, "ms"),
         )
     }
-}
-
-/// The CPU threads the kernels use when `--threads` is not given (set by `load_options`).
-fn default_threads() -> Option<usize> {
-    Some(candle_core::utils::get_num_threads())
 }
 
 /// Peak resident set size in KiB (`VmHWM` in `/proc/self/status`); `None` off Linux.

@@ -17,10 +17,9 @@ use precis::eval::data::{self, Fields, Pair, Problem, Records, Wanted};
 use precis::eval::{BootstrapOptions, RougeOptions};
 
 use super::UsageError;
-use super::args::{GenerationArgs, InputArgs, ModelArgs, OutputFormat};
+use super::common::{DEFAULT_BATCH_TOKENS, GenerationArgs, InputArgs, ModelArgs, OutputFormat};
 use super::eval_output::{self, Report, VariantReport};
 use super::eval_summarize::{self, ModelVariants};
-use super::summarize::{load_options, summary_options};
 
 #[derive(Debug, Args)]
 #[command(
@@ -336,8 +335,8 @@ fn variants(args: &EvalArgs, quiet: bool) -> anyhow::Result<Vec<ModelVariants>> 
             for merge in &merges {
                 let mut input = args.input.clone();
                 input.merge = merge.clone();
-                let mut options = summary_options(&args.generation, &input)?;
-                options.batch_tokens = Some(super::args::DEFAULT_BATCH_TOKENS);
+                let options =
+                    input.summary_options(&args.generation, Some(DEFAULT_BATCH_TOKENS))?;
                 // The model, and the values that differ between variants: `t5-small q8 concat`.
                 let label = model_label(model);
                 let mut name = vec![label.as_str()];
@@ -349,7 +348,7 @@ fn variants(args: &EvalArgs, quiet: bool) -> anyhow::Result<Vec<ModelVariants>> 
                 }
                 runs.push((name.join(" "), options));
             }
-            let load = load_options(&model_args, quiet)?;
+            let load = model_args.load_options(quiet)?;
             variants.push(ModelVariants { load, runs });
         }
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use precis::eval::{Aggregate, BootstrapOptions, DocResult, RougeOptions, RougeType, aggregate};
 use serde::Serialize;
 
-use super::args::OutputFormat;
+use super::common::OutputFormat;
 use super::output::write_stdout;
 use precis::eval::data::Problem;
 

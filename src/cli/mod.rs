@@ -1,13 +1,15 @@
-//! Command-line front end: parse flags, run one command, turn errors into a one-line message
-//! and an exit status (0 ok, 1 failure, 2 usage: a bad option or a path that names no input;
+//! Command-line front end: parse flags, size the thread pools, run one command, turn errors
+//! into a one-line message and an exit status (0 ok, 1 failure, 2 usage: a bad option or a path that names no input;
 //! `precis batch` also exits 130 when stopped by a signal).
 
 mod args;
 mod batch;
 mod bench;
+mod common;
 mod eval;
 mod eval_output;
 mod eval_summarize;
+mod models;
 mod output;
 mod progress;
 mod summarize;
@@ -35,13 +37,13 @@ pub fn run() -> ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
-    let result = match cli.command {
+    let result = size_thread_pools(cli.command.threads()).and_then(|()| match cli.command {
         Command::Summarize(args) => summarize::run(args, cli.quiet),
         Command::Batch(args) => batch::run(args, cli.quiet),
-        Command::Models => output::list_models(),
+        Command::Models => models::run(),
         Command::Bench(args) => bench::run(args, cli.quiet),
         Command::Eval(args) => eval::run(args, cli.quiet),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(err) => {
@@ -49,6 +51,33 @@ pub fn run() -> ExitCode {
             ExitCode::from(exit_status(&err))
         }
     }
+}
+
+/// Sizes the tensor kernels' thread pools: `--threads`, else one thread per physical core.
+///
+/// candle's CPU kernels and the rayon pool read `RAYON_NUM_THREADS` when they first run, which
+/// is later than this: here, right after parsing, no other thread exists yet.
+fn size_thread_pools(threads: Option<usize>) -> anyhow::Result<()> {
+    let threads = match threads {
+        Some(0) => {
+            return Err(precis::Error::InvalidOption {
+                option: "--threads",
+                value: "0".into(),
+                expected: "must be at least 1".into(),
+            }
+            .into());
+        }
+        Some(threads) => threads,
+        // An explicit RAYON_NUM_THREADS in the environment is left as it is.
+        None if std::env::var_os("RAYON_NUM_THREADS").is_some() => return Ok(()),
+        // Physical cores, as candle counts them: rayon's own default is every logical CPU, and
+        // two hyper-threads of one core only fight over its vector units and memory bandwidth.
+        None => candle_core::utils::get_num_threads(),
+    };
+    // SAFETY: the process has one thread here (see above), so nothing reads the environment
+    // concurrently.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    Ok(())
 }
 
 /// A mistake in how precis was called that clap cannot see (flags that do not go together

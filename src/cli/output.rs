@@ -1,13 +1,11 @@
-//! Printing summaries (plain text or one JSON object per input) and the model catalogue.
+//! Printing summaries: plain text, or one JSON object per input.
 
 use std::io::{self, Write};
-use std::process::ExitCode;
 
-use precis::loading::catalogue::Catalogue;
 use precis::{Summarizer, Summary, device};
 use serde::Serialize;
 
-use super::args::OutputFormat;
+use super::common::OutputFormat;
 
 /// The JSON record of one summarised input.
 #[derive(Serialize)]
@@ -88,25 +86,4 @@ pub(super) fn write_stdout(text: &str) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// `precis models`: the presets `--model` accepts.
-pub fn list_models() -> anyhow::Result<ExitCode> {
-    let mut text = format!(
-        "{:<24} {:<36} {:>7} {:>7} {:>9}  {}\n",
-        "NAME", "REPO", "WINDOW", "PARAMS", "DOWNLOAD", "DESCRIPTION"
-    );
-    for preset in Catalogue::all()? {
-        text.push_str(&format!(
-            "{:<24} {:<36} {:>7} {:>6}M {:>6} MB  {}\n",
-            preset.name,
-            preset.repo,
-            preset.window,
-            preset.parameters_millions,
-            preset.download_mb,
-            preset.description
-        ));
-    }
-    write_stdout(&text)?;
-    Ok(ExitCode::SUCCESS)
 }
