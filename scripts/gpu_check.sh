@@ -1,46 +1,187 @@
 #!/usr/bin/env bash
-# One-call GPU check, for a machine with an NVIDIA GPU and a CUDA build of precis
-# (scripts/build_cuda.sh): the fixture models must give the same summaries on CUDA (f32) as on
-# the CPU, bf16 must run, and the benchmark reports GPU speed. Writes its results to
-# ${OUT:-gpu-check}/. Exits non-zero on any mismatch.
-set -euo pipefail
+# Device check of every loadable fixture model (tests/fixtures/*/ with config.json and weights).
+#
+#   scripts/gpu_check.sh              on a machine with an NVIDIA GPU and a CUDA build of precis
+#                                     (scripts/build_cuda.sh): everything below, plus CUDA f32
+#                                     summaries identical to the CPU's (one by one and batched),
+#                                     CUDA bf16 and f16 runs, and a GPU benchmark if bench models
+#                                     exist under target/bench-models/
+#   scripts/gpu_check.sh --cpu-only   no GPU needed (run by .ci/run): on the CPU, `precis batch`
+#                                     (chunks and articles in shared padded batches) gives the
+#                                     summaries of one `precis summarize` per article, greedy and
+#                                     beam-4, in f32; bf16 and f16 summarise every article
+#
+# Every fixture folder is checked; a folder without weights (the tokenizer-only *-spiece ones)
+# is listed as skipped. Any mismatch or failed run sets a non-zero exit status; the last line
+# is one summary. Binary: $PRECIS_BIN (default target/release/precis). Results and the texts
+# that differ go to ${OUT:-gpu-check}/.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+
+cpu_only=0
+case "${1:-}" in
+    --cpu-only) cpu_only=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--cpu-only]" >&2; exit 2 ;;
+esac
 bin="${PRECIS_BIN:-target/release/precis}"
 out="${OUT:-gpu-check}"
-mkdir -p "$out"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+if [ ! -x "$bin" ]; then
+    echo "gpu_check: no precis binary at $bin (build it, or set PRECIS_BIN)" >&2
+    exit 2
+fi
+rm -rf "$out/articles" "$out/runs"
+mkdir -p "$out/articles" "$out/runs"
+log="$out/parity.txt"
+: > "$log"
+export HF_HUB_OFFLINE=1
 
-status=0
-article="$out/article.txt"
+# Two articles: a short one, and one several times longer than every fixture's window at
+# --chunk-tokens 64, so that chunking, batched chunk summaries and the reduce merge all run.
 printf '%s\n' "The harbour town voted on Tuesday to rebuild its old stone pier, which storms" \
     "damaged last winter. Fishermen said the repairs would let larger boats land their" \
-    "catch again, and the council expects the work to finish before the summer." > "$article"
-for model in tests/fixtures/*/; do
-    [ -f "$model/config.json" ] || continue
+    "catch again, and the council expects the work to finish before the summer." \
+    > "$out/articles/short.txt"
+for i in 1 2 3 4 5 6; do
+    printf '%s\n\n' "Paragraph $i. The ferry company added an evening crossing to the island after a" \
+        "busy spring. Residents had asked for later boats so that nurses could finish their" \
+        "shifts in town, and shop owners hope the change brings visitors who stay for dinner."
+done > "$out/articles/long.txt"
+common=(--quiet --chunk-tokens 64 --max-new-tokens 12 --min-length 4)
+
+checks=0
+failures=()
+pass() { checks=$((checks + 1)); echo "ok: $*" >> "$log"; }
+fail() { checks=$((checks + 1)); failures+=("$*"); echo "FAILED: $*" | tee -a "$log" >&2; }
+
+# summarize DEVICE DTYPE MODEL BEAMS ARTICLE: the summary on stdout; non-zero status on failure.
+summarize() {
+    "$bin" summarize "${common[@]}" --device "$1" --dtype "$2" --model "$3" --num-beams "$4" "$5"
+}
+
+# batch DEVICE DTYPE MODEL BEAMS DIR: every article in one `precis batch` run into DIR.
+batch() {
+    "$bin" batch "$out/articles" -o "$5" "${common[@]}" --device "$1" --dtype "$2" \
+        --model "$3" --num-beams "$4" > /dev/null
+}
+
+# written DIR ARTICLE: the summary `precis batch` wrote for ARTICLE, or a marker that cannot
+# equal a summary when it wrote none.
+written() {
+    local file="$1/$2.txt.summary.txt"
+    if [ -f "$file" ]; then cat "$file"; else echo "<no $file>"; fi
+}
+
+# same NAME A B: records whether the texts A and B are identical.
+same() {
+    if [ "$2" == "$3" ]; then
+        pass "$1"
+    else
+        fail "$1"
+        printf '  a: %s\n  b: %s\n' "$2" "$3" >> "$log"
+    fi
+}
+
+# check_model MODEL: every check for one fixture folder.
+check_model() {
+    local model="$1" name beams article base ref got dtype
     name="$(basename "$model")"
     for beams in 1 4; do
-        cpu="$("$bin" summarize --quiet --device cpu --num-beams "$beams" --model "$model" "$article")"
-        gpu="$("$bin" summarize --quiet --device cuda --dtype f32 --num-beams "$beams" --model "$model" "$article")"
-        if [ "$cpu" == "$gpu" ]; then
-            echo "parity ok: $name beams=$beams" | tee -a "$out/parity.txt"
-        else
-            echo "PARITY MISMATCH: $name beams=$beams" | tee -a "$out/parity.txt"
-            printf 'cpu: %s\ngpu: %s\n' "$cpu" "$gpu" >> "$out/parity.txt"
-            status=1
+        base="$out/runs/$name-beams$beams"
+        # CPU f32, one by one and batched: the reference every other run is compared with.
+        if ! batch cpu f32 "$model" "$beams" "$base-cpu-batch" 2>> "$log"; then
+            fail "$name beams=$beams: cpu f32 batch run"
+            continue
+        fi
+        for article in "$out"/articles/*.txt; do
+            article="$(basename "$article" .txt)"
+            if ! ref="$(summarize cpu f32 "$model" "$beams" "$out/articles/$article.txt" 2>> "$log")"; then
+                fail "$name beams=$beams $article: cpu f32 run"
+                continue
+            fi
+            same "$name beams=$beams $article: cpu f32 batch = one by one" \
+                "$ref" "$(written "$base-cpu-batch" "$article")"
+            if [ "$cpu_only" == 0 ]; then
+                if got="$(summarize cuda f32 "$model" "$beams" "$out/articles/$article.txt" 2>> "$log")"; then
+                    same "$name beams=$beams $article: cuda f32 = cpu f32" "$ref" "$got"
+                else
+                    fail "$name beams=$beams $article: cuda f32 run"
+                fi
+            fi
+        done
+        if [ "$cpu_only" == 0 ]; then
+            if batch cuda f32 "$model" "$beams" "$base-cuda-batch" 2>> "$log"; then
+                for article in "$out"/articles/*.txt; do
+                    article="$(basename "$article" .txt)"
+                    same "$name beams=$beams $article: cuda f32 batch = cpu f32 batch" \
+                        "$(written "$base-cpu-batch" "$article")" \
+                        "$(written "$base-cuda-batch" "$article")"
+                done
+            else
+                fail "$name beams=$beams: cuda f32 batch run"
+            fi
         fi
     done
-    "$bin" summarize --quiet --device cuda --dtype bf16 --model "$model" "$article" > /dev/null \
-        && echo "bf16 ok: $name" | tee -a "$out/parity.txt"
-done
+    # Half precision runs and summarises (random models round differently in 16 bits, so the
+    # text is not compared; tests/dtypes.rs bounds their logits against f32).
+    local devices=(cpu)
+    [ "$cpu_only" == 0 ] && devices+=(cuda)
+    for device in "${devices[@]}"; do
+        for dtype in bf16 f16; do
+            if got="$(summarize "$device" "$dtype" "$model" 4 "$out/articles/long.txt" 2>> "$log")" \
+                && [ -n "$got" ]; then
+                pass "$name $device $dtype summarises"
+            else
+                fail "$name $device $dtype summarises"
+            fi
+        done
+    done
+}
 
-if "$bin" bench --help > /dev/null 2>&1 && [ -d target/bench-models ]; then
+has_weights() {
+    local file
+    for file in "$1"/*.safetensors "$1"/pytorch_model.bin; do
+        [ -f "$file" ] && return 0
+    done
+    return 1
+}
+
+if [ "$cpu_only" == 0 ]; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt" \
+        || fail "nvidia-smi"
+fi
+models=0
+skipped=()
+for model in tests/fixtures/*/; do
+    model="${model%/}"
+    [ -f "$model/config.json" ] || continue
+    if ! has_weights "$model"; then
+        skipped+=("$(basename "$model")")
+        continue
+    fi
+    models=$((models + 1))
+    check_model "$model"
+done
+[ "$models" -gt 0 ] || fail "no loadable fixture under tests/fixtures"
+
+if [ "$cpu_only" == 0 ] && [ -d target/bench-models ]; then
     for model in target/bench-models/*/; do
         for batch in 1 8 32; do
             for beams in 1 4; do
                 "$bin" bench --device cuda --model "$model" --batch "$batch" --num-beams "$beams" \
-                    --format json | tee -a "$out/bench.jsonl"
+                    --format json >> "$out/bench.jsonl" \
+                    || fail "bench $(basename "$model") batch=$batch beams=$beams"
             done
         done
     done
 fi
-exit $status
+
+mode=$([ "$cpu_only" == 1 ] && echo "cpu-only" || echo "gpu")
+note="${skipped[*]:+ (skipped, no weights: ${skipped[*]})}"
+if [ "${#failures[@]}" -eq 0 ]; then
+    echo "gpu_check $mode: ok, $checks checks on $models fixture models$note"
+    exit 0
+fi
+echo "gpu_check $mode: ${#failures[@]} of $checks checks FAILED on $models fixture models$note:" \
+    "$(printf '%s; ' "${failures[@]}")"
+exit 1
