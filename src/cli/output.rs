@@ -2,7 +2,8 @@
 
 use std::io::{self, Write};
 
-use precis::{Summarizer, Summary, device};
+use precis::text::{self, Document};
+use precis::{ChunkSummary, Summarizer, Summary, device};
 use serde::Serialize;
 
 use super::common::OutputFormat;
@@ -20,8 +21,34 @@ struct Record<'a> {
     seconds: f64,
     tokens_per_second: f64,
     chunk_count: usize,
-    chunks: &'a [precis::ChunkSummary],
+    /// What the chunks' `chars` ranges count: "input" (the input's characters as given) or
+    /// "cleaned_text" (HTML, whose cleaned text is then in `cleaned_text`).
+    chunk_chars_of: &'static str,
+    chunks: Vec<ChunkSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cleaned_text: Option<&'a str>,
     merge_passes: &'a [precis::MergePass],
+}
+
+/// The summary's chunks with their ranges in the input as given where cleaning kept a
+/// correspondence (plain text, Markdown); else (HTML) in the cleaned text, which is returned
+/// to go in the record.
+fn located_chunks<'a>(
+    document: &Document,
+    cleaned: &'a str,
+    summary: &Summary,
+) -> (Vec<ChunkSummary>, Option<&'a str>) {
+    let ranges: Vec<(usize, usize)> = summary.chunks.iter().map(|c| c.chars).collect();
+    let mut chunks = summary.chunks.clone();
+    match text::source_ranges(document, &ranges) {
+        Some(mapped) => {
+            for (chunk, chars) in chunks.iter_mut().zip(mapped) {
+                chunk.chars = chars;
+            }
+            (chunks, None)
+        }
+        None => (chunks, Some(cleaned)),
+    }
 }
 
 pub struct Printer {
@@ -39,13 +66,16 @@ impl Printer {
         }
     }
 
-    /// Prints one summary; `Ok(false)` when stdout is closed and printing should stop.
+    /// Prints the summary of `document` (whose cleaned text the model read was `cleaned`);
+    /// `Ok(false)` when stdout is closed and printing should stop.
     pub fn print(
         &mut self,
-        source: &str,
+        document: &Document,
+        cleaned: &str,
         summarizer: &Summarizer,
         summary: &Summary,
     ) -> io::Result<bool> {
+        let source = document.name.as_str();
         let text = match self.format {
             OutputFormat::Text if self.several => {
                 let gap = if self.printed > 0 { "\n" } else { "" };
@@ -53,6 +83,7 @@ impl Printer {
             }
             OutputFormat::Text => format!("{}\n", summary.text),
             OutputFormat::Json => {
+                let (chunks, cleaned_text) = located_chunks(document, cleaned, summary);
                 let record = Record {
                     source,
                     summary: &summary.text,
@@ -64,7 +95,13 @@ impl Printer {
                     seconds: summary.seconds,
                     tokens_per_second: summary.output_tokens as f64 / summary.seconds.max(1e-9),
                     chunk_count: summary.chunks.len(),
-                    chunks: &summary.chunks,
+                    chunk_chars_of: if cleaned_text.is_some() {
+                        "cleaned_text"
+                    } else {
+                        "input"
+                    },
+                    chunks,
+                    cleaned_text,
                     merge_passes: &summary.merge_passes,
                 };
                 format!(

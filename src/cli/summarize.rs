@@ -47,7 +47,7 @@ pub fn run(args: SummarizeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             .summarize_with_progress(text, &options, &mut |event| progress.update(event))
             .with_context(|| format!("{}: summarising failed", document.name))?;
         progress.finish();
-        if !printer.print(&document.name, &summarizer, &summary)? {
+        if !printer.print(document, text, &summarizer, &summary)? {
             break; // stdout was closed (e.g. piped into `head`): not an error.
         }
     }

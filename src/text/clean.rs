@@ -9,15 +9,19 @@
 //! - Markdown is rendered to text with `pulldown-cmark`: heading `#`s, emphasis markers, link URLs,
 //!   images, raw HTML and YAML front matter are dropped; every block (paragraph, heading, list
 //!   item, table row, code block) ends in a paragraph break. Code is kept as text.
-//! - Plain text is only normalised.
+//! - Plain text is only normalised (see `normalize`).
+//!
+//! For plain text and Markdown, [`source_ranges`] maps positions in the cleaned text back to the
+//! input as given.
 
-use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
 
 use html2text::render::TrivialDecorator;
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
-use unicode_normalization::UnicodeNormalization;
 
 use super::input::{Document, Format};
+use super::normalize::{Normalizer, PARAGRAPH_BREAK, Sink, normalize};
 use crate::{Error, Result};
 
 /// Elements whose content is site furniture rather than the article.
@@ -27,16 +31,72 @@ const HIDDEN_HTML: &str = "nav, header, footer, aside { display: none; }";
 /// line cannot split a sentence. (Its buffers do not grow with the width.)
 const HTML_LINE_WIDTH: usize = 1 << 20;
 
-const PARAGRAPH_BREAK: &str = "\n\n";
-
 /// The cleaned text of a document; may be empty when the markup held no text.
 pub fn clean(document: &Document) -> Result<String> {
-    let text = match document.format {
-        Format::Plain => Cow::Borrowed(document.text.as_str()),
-        Format::Markdown => Cow::Owned(markdown_to_text(&document.text)),
-        Format::Html => Cow::Owned(html_to_text(&document.name, &document.text)?),
-    };
-    Ok(normalize(&text))
+    match document.format {
+        Format::Html => Ok(normalize(&html_to_text(&document.name, &document.text)?)),
+        Format::Plain | Format::Markdown => Ok(clean_traced(document, String::new())),
+    }
+}
+
+/// Where character ranges of the cleaned text (`clean(document)`) lie in the document's own
+/// text, in characters: each range widened to whole input characters (a composed "é" from
+/// "e" + U+0301 maps to both), with the whitespace, markup and control characters that
+/// cleaning removed inside it. `None` for HTML, whose text html2text renders without telling
+/// where each character came from.
+pub fn source_ranges(
+    document: &Document,
+    ranges: &[(usize, usize)],
+) -> Option<Vec<(usize, usize)>> {
+    if document.format == Format::Html {
+        return None;
+    }
+    let mut wanted = HashMap::new();
+    for &(start, end) in ranges {
+        wanted.insert(start, 0..0);
+        wanted.insert(end.saturating_sub(1), 0..0);
+    }
+    let found = clean_traced(document, Tracer { at: 0, wanted }).wanted;
+    let source = |index: usize| found.get(&index).cloned().unwrap_or(0..0);
+    let mapped = ranges
+        .iter()
+        .map(|&(start, end)| {
+            let last = source(end.saturating_sub(1));
+            (source(start).start, last.end.max(source(start).start))
+        })
+        .collect();
+    Some(mapped)
+}
+
+/// Records the sources of the output characters at the wanted indices.
+struct Tracer {
+    at: usize,
+    wanted: HashMap<usize, Range<usize>>,
+}
+
+impl Sink for Tracer {
+    const WANTS_SOURCES: bool = true;
+    fn push(&mut self, _: char, source: Range<usize>) {
+        if let Some(slot) = self.wanted.get_mut(&self.at) {
+            *slot = source;
+        }
+        self.at += 1;
+    }
+}
+
+/// Plain text or Markdown cleaned into `sink`, each character with its source characters.
+fn clean_traced<S: Sink>(document: &Document, sink: S) -> S {
+    let mut normalizer = Normalizer::new(sink);
+    match document.format {
+        Format::Markdown => markdown_to_text(&document.text, &mut normalizer),
+        _ if S::WANTS_SOURCES => {
+            for (i, c) in document.text.chars().enumerate() {
+                normalizer.push(c, i..i + 1);
+            }
+        }
+        _ => normalizer.push_str(&document.text, 0..0),
+    }
+    normalizer.finish()
 }
 
 /// Renders HTML as unwrapped, undecorated text with blank lines between blocks.
@@ -60,16 +120,19 @@ pub fn html_to_text(source_name: &str, html: &str) -> Result<String> {
         .map_err(html_error)
 }
 
-/// Renders CommonMark (with tables, footnotes and front matter recognised) as plain text.
-pub fn markdown_to_text(markdown: &str) -> String {
+/// Renders CommonMark (with tables, footnotes and front matter recognised) as plain text into
+/// `out`, each piece with the Markdown characters it came from.
+fn markdown_to_text<S: Sink>(markdown: &str, out: &mut Normalizer<S>) {
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS;
-    let mut text = String::with_capacity(markdown.len());
+    let mut chars = CharIndex::default();
     // Inside an image or front matter, text is not prose: count how deep we are in either.
     let mut skipped_depth = 0usize;
-    for event in Parser::new_ext(markdown, options) {
+    for (event, bytes) in Parser::new_ext(markdown, options).into_offset_iter() {
+        // Separators need no source: the normaliser places each at the next word's start.
+        let here = 0..0;
         match event {
             Event::Start(Tag::Image { .. } | Tag::MetadataBlock(_)) => skipped_depth += 1,
             Event::End(TagEnd::Image | TagEnd::MetadataBlock(_)) => {
@@ -77,17 +140,63 @@ pub fn markdown_to_text(markdown: &str) -> String {
             }
             _ if skipped_depth > 0 => {}
             Event::Text(t) | Event::Code(t) | Event::InlineMath(t) | Event::DisplayMath(t) => {
-                text.push_str(&t)
+                push_traced(markdown, &t, bytes, &mut chars, out)
             }
-            Event::SoftBreak => text.push(' '),
-            Event::HardBreak => text.push('\n'),
-            Event::Rule => text.push_str(PARAGRAPH_BREAK),
-            Event::End(TagEnd::TableCell) => text.push(' '),
-            Event::End(end) if ends_block(&end) => text.push_str(PARAGRAPH_BREAK),
+            Event::SoftBreak => out.push(' ', here),
+            Event::HardBreak => out.push('\n', here),
+            Event::Rule => out.push_str(PARAGRAPH_BREAK, here),
+            Event::End(TagEnd::TableCell) => out.push(' ', here),
+            Event::End(end) if ends_block(&end) => out.push_str(PARAGRAPH_BREAK, here),
             _ => {}
         }
     }
-    text
+}
+
+/// The text of one Markdown event, from the source bytes `bytes`: character by character where
+/// the text appears verbatim there, else every character from the whole span (an entity, an
+/// escape).
+fn push_traced<S: Sink>(
+    markdown: &str,
+    text: &str,
+    bytes: Range<usize>,
+    chars: &mut CharIndex,
+    out: &mut Normalizer<S>,
+) {
+    if !S::WANTS_SOURCES {
+        return out.push_str(text, 0..0);
+    }
+    match markdown[bytes.clone()].find(text) {
+        Some(offset) => {
+            let first = chars.of(markdown, bytes.start + offset);
+            for (i, c) in text.chars().enumerate() {
+                out.push(c, first + i..first + i + 1);
+            }
+        }
+        None => {
+            let span = chars.of(markdown, bytes.start)..chars.of(markdown, bytes.end);
+            out.push_str(text, span);
+        }
+    }
+}
+
+/// Character index of byte offsets, counted from the last offset asked (Markdown events come
+/// nearly in source order, so the counting stays about linear in the text).
+#[derive(Default)]
+struct CharIndex {
+    byte: usize,
+    char: usize,
+}
+
+impl CharIndex {
+    fn of(&mut self, text: &str, byte: usize) -> usize {
+        if byte >= self.byte {
+            self.char += text[self.byte..byte].chars().count();
+        } else {
+            self.char -= text[byte..self.byte].chars().count();
+        }
+        self.byte = byte;
+        self.char
+    }
 }
 
 fn ends_block(end: &TagEnd) -> bool {
@@ -105,56 +214,6 @@ fn ends_block(end: &TagEnd) -> bool {
             | TagEnd::TableHead
             | TagEnd::TableRow
     )
-}
-
-/// NFC; CRLF, CR and Unicode line separators to LF; other control characters dropped; runs of
-/// horizontal whitespace to one space; lines trimmed; any blank-line run to one blank line;
-/// the whole trimmed. The result has only `\n` and `\n\n` as line breaks.
-pub fn normalize(text: &str) -> String {
-    let unified = unify_line_breaks(text);
-    let mut out = String::with_capacity(unified.len());
-    let mut blank_lines_pending = false;
-    for line in unified.split('\n') {
-        let mut words = line.split_whitespace().peekable();
-        if words.peek().is_none() {
-            blank_lines_pending = true;
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(if blank_lines_pending {
-                PARAGRAPH_BREAK
-            } else {
-                "\n"
-            });
-        }
-        blank_lines_pending = false;
-        for (i, word) in words.enumerate() {
-            if i > 0 {
-                out.push(' ');
-            }
-            out.push_str(word);
-        }
-    }
-    out
-}
-
-/// NFC-normalised text whose only line break is `\n` and which has no control characters
-/// besides `\n` and `\t`.
-fn unify_line_breaks(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.nfc().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' if chars.peek() == Some(&'\n') => {}
-            // Vertical tab, form feed and NEL end a line in the texts that use them.
-            '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' => out.push('\n'),
-            '\u{2029}' => out.push_str(PARAGRAPH_BREAK),
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -228,5 +287,73 @@ mod tests {
     fn plain_text_is_only_normalized() {
         let text = clean(&doc(Format::Plain, "# not a heading\r\n<b>kept</b>")).expect("plain");
         assert_eq!(text, "# not a heading\n<b>kept</b>");
+    }
+
+    /// The input text of each cleaned range, as `source_ranges` maps it.
+    fn sources(document: &Document, ranges: &[(usize, usize)]) -> Vec<String> {
+        let chars: Vec<char> = document.text.chars().collect();
+        source_ranges(document, ranges)
+            .expect("plain text and Markdown map")
+            .into_iter()
+            .map(|(start, end)| chars[start..end].iter().collect())
+            .collect()
+    }
+
+    #[test]
+    fn plain_text_ranges_map_back_past_removed_whitespace() {
+        let document = doc(
+            Format::Plain,
+            "\n   First  one.\r\n\r\n\tSecond\u{7} one.  ",
+        );
+        let cleaned = clean(&document).unwrap();
+        assert_eq!(cleaned, "First one.\n\nSecond one.");
+        // "First one." is chars 0..10 of the cleaned text, "Second one." 12..23.
+        assert_eq!(
+            sources(&document, &[(0, 10), (12, 23), (0, 23)]),
+            [
+                "First  one.",
+                "Second\u{7} one.",
+                "First  one.\r\n\r\n\tSecond\u{7} one."
+            ]
+        );
+    }
+
+    #[test]
+    fn composed_characters_map_to_all_their_input_characters() {
+        let document = doc(Format::Plain, "  cafe\u{301} au lait");
+        assert_eq!(clean(&document).unwrap(), "caf\u{e9} au lait");
+        assert_eq!(
+            sources(&document, &[(3, 4), (0, 4)]),
+            ["e\u{301}", "cafe\u{301}"]
+        );
+    }
+
+    #[test]
+    fn markdown_ranges_map_back_to_the_markdown_source() {
+        let markdown = "# Title here\n\nSome *emphasis*   and &amp; a [link](https://e.x/).\n";
+        let document = doc(Format::Markdown, markdown);
+        let cleaned = clean(&document).unwrap();
+        assert_eq!(cleaned, "Title here\n\nSome emphasis and & a link.");
+        let range = |needle: &str| {
+            let start = cleaned.find(needle).unwrap();
+            let chars = |b: usize| cleaned[..b].chars().count();
+            (chars(start), chars(start + needle.len()))
+        };
+        assert_eq!(
+            sources(
+                &document,
+                &[range("Title here"), range("Some emphasis and & a link.")]
+            ),
+            [
+                "Title here",
+                "Some *emphasis*   and &amp; a [link](https://e.x/)."
+            ]
+        );
+    }
+
+    #[test]
+    fn html_ranges_are_not_mapped() {
+        let document = doc(Format::Html, "<p>One.</p>");
+        assert_eq!(source_ranges(&document, &[(0, 4)]), None);
     }
 }

@@ -4,13 +4,14 @@
 pub mod chunk;
 pub mod clean;
 pub mod input;
+mod normalize;
 pub mod sentences;
 
 #[cfg(test)]
 mod chunk_props;
 
 pub use chunk::{Chunk, chunk};
-pub use clean::clean;
+pub use clean::{clean, source_ranges};
 pub use input::{Document, Format, InputProblem, STDIN_NAME, read_document, read_from};
 pub use sentences::sentence_ranges;
 
