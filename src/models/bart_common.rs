@@ -394,8 +394,9 @@ fn clamp_half(xs: &Tensor, policy: HalfClamp) -> Result<Tensor> {
     let needed = match policy {
         HalfClamp::Always => true,
         HalfClamp::WhenInfinite => {
+            // transformers: `not torch.isfinite(hidden_states).all()`.
             let peak = xs.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F32)?;
-            peak.to_scalar::<f32>()?.is_infinite()
+            !peak.to_scalar::<f32>()?.is_finite()
         }
     };
     if needed {

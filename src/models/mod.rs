@@ -118,17 +118,18 @@ pub fn check_quantizable(
 }
 
 /// Quantizes an already loaded `model` (loaded in `dtype` on `device`) after checking that it
-/// can be. [`from_config_with`] does the same while loading, with less memory.
+/// can be; returns how many projections were quantized and how many stayed dense.
+/// [`from_config_with`] does the same while loading, with less memory.
 pub fn quantize(
     model: &mut dyn Seq2Seq,
     device: &candle_core::Device,
     dtype: candle_core::DType,
     quantization: Quantization,
-) -> crate::Result<()> {
+) -> crate::Result<(usize, usize)> {
     check_quantizable(device, dtype, quantization)?;
     let (quantized, dense) = model.quantize(quantization)?;
     tracing::info!("{quantization}: {quantized} projections quantized, {dense} left in float32");
-    Ok(())
+    Ok((quantized, dense))
 }
 
 /// Build the model a checkpoint's `config.json` describes, by its `model_type`.

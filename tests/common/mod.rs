@@ -134,6 +134,17 @@ pub fn load_model(model: &str) -> Box<dyn Seq2Seq> {
     models::from_config(&config(model), weights(&fixture_dir(model))).unwrap()
 }
 
+/// Runs `net` on a fixed short input: the encoder output and the first decoder step's logits.
+pub fn first_step(net: &dyn Seq2Seq) -> (Tensor, Vec<f32>) {
+    let ids = Tensor::new(&[[5u32, 17, 42, 8, 1]], &Device::Cpu).unwrap();
+    let mask = Tensor::ones((1, 5), DType::U32, &Device::Cpu).unwrap();
+    let hidden = net.encode(&ids, &mask).unwrap();
+    let mut state = net.start_decoding(&hidden, &mask).unwrap();
+    let start = Tensor::new(&[[net.spec().decoder_start_token_id]], &Device::Cpu).unwrap();
+    let logits = net.decode_step(&start, &mut state).unwrap();
+    (hidden, logits.flatten_all().unwrap().to_vec1().unwrap())
+}
+
 /// A fixture folder's files, found the way `--model <folder>` finds them (never the network).
 pub fn model_files(model: &str) -> ModelFiles {
     let mut hub = HubSettings::from_vars(|_| None);
@@ -189,5 +200,63 @@ pub fn rerun_on_other_kernel_paths(this_test: &str) {
             .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
             .sum::<usize>();
         assert!(passed > 0, "no test ran with {}", report());
+    }
+}
+
+/// Set to 1 to rewrite the snapshot files the tests compare with (see `assert_snapshot`).
+pub const BLESS_VAR: &str = "PRECIS_BLESS";
+
+/// Compares `value` with the committed snapshot `tests/fixtures/snapshots/<name>.json`: precis's
+/// own output, kept so that any change to it shows up in review. After a deliberate change,
+/// `PRECIS_BLESS=1 cargo test --test <file>` rewrites the snapshots from the current output
+/// (review and commit the diff).
+pub fn assert_snapshot(name: &str, value: &Value) {
+    let path = repo_root()
+        .join("tests/fixtures/snapshots")
+        .join(format!("{name}.json"));
+    if std::env::var(BLESS_VAR).as_deref() == Ok("1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let text = serde_json::to_string_pretty(value).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+        eprintln!("blessed {}", path.display());
+        return;
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read snapshot {} ({e}); create it with {BLESS_VAR}=1",
+            path.display()
+        )
+    });
+    let want: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("bad snapshot {}: {e}", path.display()));
+    if let Some(difference) = first_difference("", value, &want) {
+        panic!(
+            "output differs from snapshot {}: {difference}\nIf the change is intended, rerun with \
+             {BLESS_VAR}=1 and commit the new snapshot.",
+            path.display()
+        );
+    }
+}
+
+/// Where `got` and `want` first differ, as a JSON path with both values.
+fn first_difference(path: &str, got: &Value, want: &Value) -> Option<String> {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            let keys: std::collections::BTreeSet<&String> = g.keys().chain(w.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let (g, w) = (
+                    g.get(k).unwrap_or(&Value::Null),
+                    w.get(k).unwrap_or(&Value::Null),
+                );
+                first_difference(&format!("{path}.{k}"), g, w)
+            })
+        }
+        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => g
+            .iter()
+            .zip(w)
+            .enumerate()
+            .find_map(|(i, (g, w))| first_difference(&format!("{path}[{i}]"), g, w)),
+        _ if got == want => None,
+        _ => Some(format!("at {path}: got {got}, snapshot has {want}")),
     }
 }
