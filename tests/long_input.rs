@@ -1,15 +1,22 @@
 //! Long articles end to end on the tiny fixture models: chunking, batched chunk summaries,
 //! reduce and concat merging, HTML, CJK and one endless line, with T5's SentencePiece and BART's
 //! byte-level BPE tokenizers.
+//!
+//! Chunk boundaries, chunk summaries and merged abstracts are compared with committed snapshots
+//! (`tests/fixtures/snapshots/long-<model>.json`), so that any change to chunking or merging
+//! shows up in review; after an intended change, `PRECIS_BLESS=1 cargo test --test long_input`
+//! rewrites them.
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
 
 use common::*;
 use precis::generation::GenerationOverrides;
-use precis::merge::{self, MergeStrategy};
+use precis::merge::MergeStrategy;
 use precis::{Summarizer, SummaryOptions};
+use serde_json::json;
 
 const SENTENCES: [&str; 12] = [
     "The ferry company added an evening crossing to the island after a busy spring.",
@@ -58,29 +65,104 @@ fn options(chunk_tokens: usize) -> SummaryOptions {
     }
 }
 
-/// Chunks stay within `limit` tokens, follow each other through the text and cover its end.
+/// Chunks stay within `limit` tokens and cover the text: the first starts at its first
+/// non-space character, the last ends at its end, and between two chunks (which may overlap by
+/// the repeated sentences) only whitespace is left out.
 fn assert_chunks_cover(summary: &precis::Summary, text: &str, limit: usize) {
-    let chars = text.chars().count();
-    let mut previous_start = 0;
-    for chunk in &summary.chunks {
-        assert!(
-            chunk.chars.0 >= previous_start
-                && chunk.chars.1 <= chars
-                && chunk.chars.0 < chunk.chars.1
-        );
+    let chars: Vec<char> = text.chars().collect();
+    let chunks = &summary.chunks;
+    for chunk in chunks {
+        assert!(chunk.chars.0 < chunk.chars.1 && chunk.chars.1 <= chars.len());
         assert!(
             chunk.tokens <= limit,
-            "chunk of {} tokens exceeds the limit",
+            "chunk of {} tokens exceeds {limit}",
             chunk.tokens
         );
-        previous_start = chunk.chars.0;
     }
+    for pair in chunks.windows(2) {
+        let (end, next) = (pair[0].chars.1, pair[1].chars.0);
+        assert!(
+            pair[0].chars.0 < next,
+            "chunks follow each other: {:?}",
+            pair[1].chars
+        );
+        if next > end {
+            let gap: String = chars[end..next].iter().collect();
+            assert!(gap.trim().is_empty(), "text lost between chunks: {gap:?}");
+        }
+    }
+    let first_word = chars.iter().position(|c| !c.is_whitespace()).unwrap();
+    let last_word = chars.iter().rposition(|c| !c.is_whitespace()).unwrap();
     assert_eq!(
-        summary.chunks.last().unwrap().chars.1,
-        chars,
-        "the end of the text is covered"
+        chunks[0].chars.0, first_word,
+        "the first chunk starts at the first word"
+    );
+    assert_eq!(
+        chunks.last().unwrap().chars.1,
+        last_word + 1,
+        "the last chunk ends the text"
     );
 }
+
+/// What a snapshot records of a summary: every chunk (its range as "start..end", so that each
+/// chunk is a few lines of a review diff) and the merged abstract.
+fn snapshot_of(summary: &precis::Summary) -> serde_json::Value {
+    json!({
+        "chunks": summary.chunks.iter().map(|c| json!({
+            "chars": format!("{}..{}", c.chars.0, c.chars.1),
+            "tokens": c.tokens,
+            "summary": c.summary,
+        })).collect::<Vec<_>>(),
+        "merge_passes": summary
+            .merge_passes
+            .iter()
+            .map(|p| format!("{} -> {}", p.inputs, p.outputs))
+            .collect::<Vec<_>>(),
+        "input_tokens": summary.input_tokens,
+        "output_tokens": summary.output_tokens,
+        "summary": summary.text,
+    })
+}
+
+/// A ten-paragraph article in 60-token chunks, merged both ways, against the snapshot. Greedy
+/// search: the fewest decisions that float rounding on another CPU could flip.
+fn chunking_and_merging_match_the_snapshot(model: &str) {
+    let summarizer = summarizer(model);
+    let text = article(10);
+    let mut opts = options(60);
+    opts.generation.num_beams = Some(1);
+    let reduced = summarizer.summarize(&text, &opts).unwrap();
+    opts.merge = MergeStrategy::Concat;
+    let concat = summarizer.summarize(&text, &opts).unwrap();
+    assert!(
+        reduced.chunks.len() > 3,
+        "{model}: {} chunks",
+        reduced.chunks.len()
+    );
+    assert_chunks_cover(&reduced, &text, 60);
+    assert_eq!(reduced.merge_passes.last().unwrap().outputs, 1);
+    assert!(concat.merge_passes.is_empty(), "concat has no reduce pass");
+    let summaries = |s: &precis::Summary| {
+        s.chunks
+            .iter()
+            .map(|c| c.summary.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        summaries(&reduced),
+        summaries(&concat),
+        "the map pass does not depend on the merge"
+    );
+    let snapshot = json!({
+        "article": "tests/long_input.rs article(10)",
+        "options": {"chunk_tokens": 60, "max_new_tokens": 12, "min_length": 6, "num_beams": 1},
+        "reduce": snapshot_of(&reduced),
+        "concat": snapshot_of(&concat),
+    });
+    assert_snapshot(&format!("long-{model}"), &snapshot);
+}
+
+fixture_model_tests!(chunking_and_merging_match_the_snapshot => chunking_and_merging_match_the_snapshot);
 
 #[test]
 fn a_long_article_is_chunked_summarised_and_reduced_to_one_abstract() {
@@ -167,27 +249,6 @@ fn bart_splits_cjk_text_into_byte_level_chunks() {
 }
 
 #[test]
-fn concat_joins_chunk_summaries_without_a_reduce_pass() {
-    let summarizer = t5();
-    let text = article(8);
-    let mut opts = options(60);
-    opts.merge = MergeStrategy::Concat;
-    let concat = summarizer.summarize(&text, &opts).unwrap();
-    assert!(concat.merge_passes.is_empty());
-    let chunk_summaries: Vec<String> = concat.chunks.iter().map(|c| c.summary.clone()).collect();
-    assert_eq!(concat.text, merge::concat(&chunk_summaries));
-
-    opts.merge = MergeStrategy::Reduce;
-    let reduced = summarizer.summarize(&text, &opts).unwrap();
-    let reduced_chunks: Vec<String> = reduced.chunks.iter().map(|c| c.summary.clone()).collect();
-    assert_eq!(
-        reduced_chunks, chunk_summaries,
-        "the map pass does not depend on the merge"
-    );
-    assert!(!reduced.merge_passes.is_empty());
-}
-
-#[test]
 fn batched_chunk_summaries_equal_one_by_one() {
     let summarizer = t5();
     let text = article(10);
@@ -210,14 +271,21 @@ fn batched_chunk_summaries_equal_one_by_one() {
 
 #[test]
 fn a_text_within_the_window_is_summarised_once() {
-    let summarizer = t5();
-    let text = article(1);
-    let summary = summarizer
-        .summarize(&text, &SummaryOptions::default())
-        .unwrap();
+    let golden = golden("t5-tiny");
+    let case = &golden["pipeline"]["cases"][0];
+    let text = case["text"].as_str().unwrap();
+    let summary = t5().summarize(text, &SummaryOptions::default()).unwrap();
     assert_eq!(summary.chunks.len(), 1);
     assert!(summary.merge_passes.is_empty());
-    assert_eq!(summary.chunks[0].summary, summary.text);
+    let chunk = &summary.chunks[0];
+    assert_eq!(
+        chunk.chars,
+        (0, text.chars().count()),
+        "the one chunk is the whole text"
+    );
+    // What transformers' pipeline gave for this text.
+    assert_eq!(chunk.summary, case["summary"].as_str().unwrap().trim());
+    assert_eq!(summary.text, chunk.summary);
 }
 
 #[test]
@@ -232,17 +300,23 @@ fn several_documents_share_batches_and_match_single_calls() {
     }
 }
 
+/// Text without a space or punctuation is one pre-token for every tokenizer: the chunker must
+/// cut inside it. Byte-level BPE (BART) spells each CJK character as up to three byte tokens, so
+/// this text is far over the limit (T5's SentencePiece vocabulary has no CJK pieces: the whole
+/// run would be one `<unk>`).
 #[test]
 fn cjk_text_without_spaces_stays_within_the_limit() {
-    let summarizer = t5();
+    let bart = summarizer("bart-tiny");
     let text = "东京的天气今天很好我们去公园散步然后在河边吃午饭".repeat(40);
-    let summary = summarizer.summarize(&text, &options(48)).unwrap();
-    assert!(summary.chunks.iter().all(|c| c.tokens <= 48));
-    // T5's SentencePiece vocabulary has few CJK pieces (unknown runs fuse into one token), so
-    // only a tokenizer that yields many tokens here must split the text.
-    if summary.input_tokens > 48 {
-        assert!(summary.chunks.len() > 1);
-    }
+    let summary = bart.summarize(&text, &options(48)).unwrap();
+    assert!(
+        summary.input_tokens > 10 * 48,
+        "{} tokens",
+        summary.input_tokens
+    );
+    assert!(summary.chunks.len() > 10, "{} chunks", summary.chunks.len());
+    assert_chunks_cover(&summary, &text, 48);
+    assert_eq!(summary.merge_passes.last().unwrap().outputs, 1);
 }
 
 #[test]
