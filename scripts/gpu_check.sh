@@ -6,10 +6,11 @@
 #                                     summaries identical to the CPU's (one by one and batched),
 #                                     CUDA bf16 and f16 runs, and a GPU benchmark if bench models
 #                                     exist under target/bench-models/
-#   scripts/gpu_check.sh --cpu-only   no GPU needed (run by .ci/run): on the CPU, `precis batch`
-#                                     (chunks and articles in shared padded batches) gives the
-#                                     summaries of one `precis summarize` per article, greedy and
-#                                     beam-4, in f32; bf16 and f16 summarise every article
+#   scripts/gpu_check.sh --cpu-only   no GPU needed (run by .ci/run): on the CPU, in f32, greedy
+#                                     and beam-4, `precis batch` (chunks and articles in shared
+#                                     padded batches) and every CPU kernel path the CPU supports
+#                                     (PRECIS_CPU_KERNELS) give the summaries of one default
+#                                     `precis summarize` per article; bf16 and f16 summarise
 #
 # Every fixture folder is checked; a folder without weights (the tokenizer-only *-spiece ones)
 # is listed as skipped. Any mismatch or failed run sets a non-zero exit status; the last line
@@ -101,6 +102,14 @@ check_model() {
             fi
             same "$name beams=$beams $article: cpu f32 batch = one by one" \
                 "$ref" "$(written "$base-cpu-batch" "$article")"
+            for path in "${kernel_paths[@]}"; do
+                if got="$(PRECIS_CPU_KERNELS="$path" summarize cpu f32 "$model" "$beams" \
+                    "$out/articles/$article.txt" 2>> "$log")"; then
+                    same "$name beams=$beams $article: cpu kernels $path = default" "$ref" "$got"
+                else
+                    fail "$name beams=$beams $article: cpu kernels $path run"
+                fi
+            done
             if [ "$cpu_only" == 0 ]; then
                 if got="$(summarize cuda f32 "$model" "$beams" "$out/articles/$article.txt" 2>> "$log")"; then
                     same "$name beams=$beams $article: cuda f32 = cpu f32" "$ref" "$got"
@@ -150,6 +159,23 @@ if [ "$cpu_only" == 0 ]; then
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt" \
         || fail "nvidia-smi"
 fi
+# The CPU kernel paths this CPU can run (PRECIS_CPU_KERNELS; an error naming the variable
+# means the CPU lacks that instruction set).
+kernel_paths=()
+unsupported=()
+probe="tests/fixtures/t5-tiny"
+for path in avx512 avx2-vnni avx2 portable; do
+    if PRECIS_CPU_KERNELS="$path" summarize cpu f32 "$probe" 1 "$out/articles/short.txt" \
+        > /dev/null 2> "$out/probe.txt"; then
+        kernel_paths+=("$path")
+    elif grep -q PRECIS_CPU_KERNELS "$out/probe.txt"; then
+        unsupported+=("$path")
+    else
+        fail "cpu kernels $path: $(tail -1 "$out/probe.txt")"
+    fi
+done
+[ "${#kernel_paths[@]}" -gt 0 ] || fail "no CPU kernel path runs"
+
 models=0
 skipped=()
 for model in tests/fixtures/*/; do
@@ -177,7 +203,8 @@ if [ "$cpu_only" == 0 ] && [ -d target/bench-models ]; then
 fi
 
 mode=$([ "$cpu_only" == 1 ] && echo "cpu-only" || echo "gpu")
-note="${skipped[*]:+ (skipped, no weights: ${skipped[*]})}"
+note="; kernel paths ${kernel_paths[*]:-none}${unsupported[*]:+ (CPU lacks ${unsupported[*]})}"
+note="$note${skipped[*]:+; skipped, no weights: ${skipped[*]}}"
 if [ "${#failures[@]}" -eq 0 ]; then
     echo "gpu_check $mode: ok, $checks checks on $models fixture models$note"
     exit 0
