@@ -27,7 +27,7 @@ impl FromStr for DeviceChoice {
 
     fn from_str(value: &str) -> Result<Self> {
         let invalid = || Error::InvalidOption {
-            option: "--device",
+            option: "device",
             value: value.to_string(),
             expected: DEVICE_VALUES.to_string(),
         };
@@ -125,7 +125,7 @@ pub fn parse_dtype(value: &str) -> Result<DType> {
         "f16" | "float16" => Ok(DType::F16),
         "bf16" | "bfloat16" => Ok(DType::BF16),
         _ => Err(Error::InvalidOption {
-            option: "--dtype",
+            option: "dtype",
             value: value.to_string(),
             expected: DTYPE_VALUES.to_string(),
         }),
@@ -162,13 +162,13 @@ mod tests {
                 matches!(
                     err,
                     Error::InvalidOption {
-                        option: "--device",
+                        option: "device",
                         ..
                     }
                 ),
                 "{bad}"
             );
-            assert!(message.contains("--device"), "{message}");
+            assert!(message.contains("device"), "{message}");
             assert!(
                 message.contains("cuda:N") && message.contains("metal"),
                 "{message}"
@@ -228,7 +228,7 @@ mod tests {
         assert!(matches!(
             err,
             Error::InvalidOption {
-                option: "--dtype",
+                option: "dtype",
                 ..
             }
         ));

@@ -1,7 +1,16 @@
 //! The library's one error type. Every variant says what went wrong and with what, and keeps
-//! the underlying error as its source instead of flattening it into a string.
+//! the underlying error as its source instead of flattening it into a string. [`Error::fault`]
+//! says whose the error is, which a front end turns into an exit status or an HTTP status.
+//!
+//! Messages name settings as the library calls them (`max_input_tokens`); a front end that
+//! calls a setting something else (the CLI's `--max-input-tokens`) shows
+//! [`Error::message_naming`] instead of the plain message.
 
 use std::path::PathBuf;
+
+mod input_problem;
+
+pub use input_problem::InputProblem;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -30,23 +39,15 @@ pub enum Error {
         hint: String,
     },
 
-    #[error("cannot download model '{model}' from the Hugging Face Hub: {problem}")]
-    Download { model: String, problem: String },
-
     #[error("unsupported model architecture '{0}'")]
     UnsupportedArchitecture(String),
 
-    #[error("invalid value for {option}: {value} ({expected})")]
+    /// A setting given a value out of its bounds. `option` is the setting's library name.
+    #[error("{}", invalid_value(option, value, expected))]
     InvalidOption {
         option: &'static str,
         value: String,
         expected: String,
-    },
-
-    #[error("{source_name}: {problem}")]
-    BadInput {
-        source_name: String,
-        problem: String,
     },
 
     #[error("device '{0}' is not available: {1}")]
@@ -57,7 +58,7 @@ pub enum Error {
     #[error("{source_name}: {problem}")]
     Input {
         source_name: String,
-        problem: crate::text::InputProblem,
+        problem: InputProblem,
         #[source]
         source: Option<std::io::Error>,
     },
@@ -209,7 +210,7 @@ pub enum Error {
         problem: &'static str,
     },
 
-    #[error("invalid value for --glob: '{pattern}'")]
+    #[error("{}", invalid_value(GLOB_SETTING, &format!("'{pattern}'"), GLOB_EXPECTED))]
     Glob {
         pattern: String,
         #[source]
@@ -299,8 +300,175 @@ pub enum Error {
     },
 }
 
+/// The setting a bad glob pattern was given for.
+const GLOB_SETTING: &str = "globs";
+const GLOB_EXPECTED: &str = "a glob such as *.md or 2024/**/*.txt";
+
+fn invalid_value(setting: &str, value: &str, expected: &str) -> String {
+    format!("invalid value for {setting}: {value} ({expected})")
+}
+
+/// Whose an error is: what a front end needs to pick an exit status or an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// How precis was asked: a setting out of its bounds, a model, path or folder that names
+    /// nothing usable. The CLI exits 2; a server answers 4xx.
+    Usage,
+    /// The text given cannot be summarised (empty, binary, not UTF-8, too large). The CLI
+    /// reports the input and exits 1 after the others; a server answers 4xx.
+    Input,
+    /// Anything else: a model that will not load, a device, a disk, a bug. The CLI exits 1; a
+    /// server answers 5xx.
+    Internal,
+}
+
+impl Error {
+    /// Whose this error is (see [`Fault`]).
+    pub fn fault(&self) -> Fault {
+        match self {
+            Error::Input { problem, .. } if problem.is_usage_error() => Fault::Usage,
+            Error::Input { .. } | Error::HtmlToText { .. } => Fault::Input,
+            // A folder that is not there or is a file: the argument is wrong.
+            Error::InputDir { source, .. }
+                if source
+                    .as_ref()
+                    .is_none_or(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                Fault::Usage
+            }
+            Error::InvalidOption { .. }
+            | Error::UnknownModel { .. }
+            | Error::NotAModelFolder { .. }
+            | Error::OverlappingDirs { .. }
+            | Error::Glob { .. } => Fault::Usage,
+            _ => Fault::Internal,
+        }
+    }
+
+    /// A mistake in how precis was asked (CLI exit status 2).
+    pub fn is_usage(&self) -> bool {
+        self.fault() == Fault::Usage
+    }
+
+    /// The caller's error, usage or input, as opposed to precis's (HTTP 4xx rather than 5xx).
+    pub fn is_callers(&self) -> bool {
+        self.fault() != Fault::Internal
+    }
+
+    /// The setting this error says was given a bad value, by its library name.
+    pub fn setting(&self) -> Option<&'static str> {
+        match self {
+            Error::InvalidOption { option, .. } => Some(option),
+            Error::Glob { .. } => Some(GLOB_SETTING),
+            _ => None,
+        }
+    }
+
+    /// The message, with [`Error::setting`] called `name` (a command-line flag, a request
+    /// field); the plain message for an error about no setting.
+    pub fn message_naming(&self, name: &str) -> String {
+        match self {
+            Error::InvalidOption {
+                value, expected, ..
+            } => invalid_value(name, value, expected),
+            Error::Glob { pattern, .. } => {
+                invalid_value(name, &format!("'{pattern}'"), GLOB_EXPECTED)
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 impl From<tokenizers::Error> for Error {
     fn from(e: tokenizers::Error) -> Self {
         Error::Tokenizer(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(problem: InputProblem) -> Error {
+        Error::Input {
+            source_name: "a.txt".into(),
+            problem,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn faults_split_the_callers_mistakes_from_precis_failures() {
+        let invalid = Error::InvalidOption {
+            option: "num_beams",
+            value: "0".into(),
+            expected: "at least 1".into(),
+        };
+        assert_eq!(invalid.fault(), Fault::Usage);
+        assert!(invalid.is_usage() && invalid.is_callers());
+        assert_eq!(input(InputProblem::NotFound).fault(), Fault::Usage);
+        assert_eq!(input(InputProblem::IsDirectory).fault(), Fault::Usage);
+        let empty = input(InputProblem::Empty);
+        assert_eq!(empty.fault(), Fault::Input);
+        assert!(!empty.is_usage() && empty.is_callers());
+        let missing_dir = Error::InputDir {
+            path: "in".into(),
+            problem: "does not exist",
+            source: Some(std::io::ErrorKind::NotFound.into()),
+        };
+        assert!(missing_dir.is_usage());
+        let unreadable_dir = Error::InputDir {
+            path: "in".into(),
+            problem: "cannot be read",
+            source: Some(std::io::ErrorKind::PermissionDenied.into()),
+        };
+        assert_eq!(unreadable_dir.fault(), Fault::Internal);
+        let unknown = Error::UnknownModel {
+            given: "t5-smal".into(),
+            presets: "t5-small".into(),
+        };
+        assert!(unknown.is_usage());
+        let weights = Error::ModelWeights {
+            model: "m".into(),
+            source: candle_core::Error::Msg("missing tensor".into()),
+        };
+        assert_eq!(weights.fault(), Fault::Internal);
+        assert!(!weights.is_callers());
+    }
+
+    #[test]
+    fn messages_name_the_setting_and_front_ends_may_rename_it() {
+        let err = Error::InvalidOption {
+            option: "max_input_tokens",
+            value: "2".into(),
+            expected: "must be at least 4".into(),
+        };
+        assert_eq!(err.setting(), Some("max_input_tokens"));
+        assert_eq!(
+            err.to_string(),
+            "invalid value for max_input_tokens: 2 (must be at least 4)"
+        );
+        assert_eq!(
+            err.message_naming("--max-input-tokens"),
+            "invalid value for --max-input-tokens: 2 (must be at least 4)"
+        );
+        let glob = globset::Glob::new("a[").unwrap_err();
+        let err = Error::Glob {
+            pattern: "a[".into(),
+            source: glob,
+        };
+        assert_eq!(err.setting(), Some("globs"));
+        assert!(
+            err.message_naming("--glob")
+                .starts_with("invalid value for --glob: 'a['")
+        );
+        let other = Error::SummaryCount {
+            expected: 2,
+            got: 1,
+        };
+        assert_eq!(
+            (other.setting(), other.message_naming("x")),
+            (None, other.to_string())
+        );
     }
 }

@@ -15,7 +15,7 @@ pub mod models;
 pub mod summarizer;
 pub mod text;
 
-pub use error::{Error, Result};
+pub use error::{Error, Fault, Result};
 pub use models::Quantization;
 pub use summarizer::{
     ChunkSummary, LoadOptions, MergePass, OutputOptions, Pass, PassOutput, PendingSummary,

@@ -29,7 +29,7 @@ impl std::str::FromStr for MergeStrategy {
             "reduce" => Ok(Self::Reduce),
             "concat" => Ok(Self::Concat),
             _ => Err(crate::Error::InvalidOption {
-                option: "--merge",
+                option: "merge",
                 value: value.to_string(),
                 expected: "one of: reduce, concat".to_string(),
             }),
@@ -163,7 +163,7 @@ mod tests {
         );
         let err = "mean".parse::<MergeStrategy>().unwrap_err().to_string();
         assert!(
-            err.contains("--merge") && err.contains("mean") && err.contains("reduce"),
+            err.contains("merge") && err.contains("mean") && err.contains("reduce"),
             "{err}"
         );
     }

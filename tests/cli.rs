@@ -439,7 +439,7 @@ fn invalid_option_values_name_the_option_the_bound_and_the_value() {
     let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());
     let file = file.to_str().unwrap();
     let cases: [(&[&str], &[&str]); 9] = [
-        (&["--num-beams", "0"], &["num_beams", "0", "at least 1"]),
+        (&["--num-beams", "0"], &["--num-beams", "0", "at least 1"]),
         (&["--device", "tpu"], &["--device", "tpu", "cpu"]),
         (&["--dtype", "f8"], &["--dtype", "f8", "bf16"]),
         (&["--merge", "mean"], &["--merge", "mean", "reduce"]),

@@ -38,7 +38,7 @@ impl RunOptions {
     pub fn validate(&self) -> Result<()> {
         if self.docs_per_round == 0 {
             return Err(Error::InvalidOption {
-                option: "--docs-per-round",
+                option: "docs_per_round",
                 value: "0".into(),
                 expected: "at least 1".into(),
             });
@@ -101,11 +101,6 @@ impl BatchReport {
     /// Generated tokens per second of this run.
     pub fn tokens_per_second(&self) -> f64 {
         per_second(self.output_tokens, self.elapsed)
-    }
-
-    /// Input tokens read by the model per second of this run.
-    pub fn input_tokens_per_second(&self) -> f64 {
-        per_second(self.input_tokens, self.elapsed)
     }
 
     pub fn has_failures(&self) -> bool {

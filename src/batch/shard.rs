@@ -91,7 +91,7 @@ pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
 
 fn invalid(value: String, expected: String) -> Error {
     Error::InvalidOption {
-        option: "--shard",
+        option: "shard",
         value,
         expected,
     }
@@ -123,16 +123,16 @@ mod tests {
         let message = |value: &str| Shard::parse(value).expect_err(value).to_string();
         assert_eq!(
             message("4/4"),
-            "invalid value for --shard: 4/4 \
+            "invalid value for shard: 4/4 \
              (the index I counts from 0 and must be at most N-1 = 3)"
         );
         assert_eq!(
             message("0/0"),
-            "invalid value for --shard: 0/0 (the shard count N must be at least 1)"
+            "invalid value for shard: 0/0 (the shard count N must be at least 1)"
         );
         for bad in ["3", "a/4", "1/-4", "1/4/5", "", "-1/4"] {
             let text = message(bad);
-            assert!(text.starts_with("invalid value for --shard"), "{text}");
+            assert!(text.starts_with("invalid value for shard"), "{text}");
             assert!(text.contains("I counting from 0"), "{text}");
         }
     }

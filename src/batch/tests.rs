@@ -20,10 +20,10 @@ impl Fake {
         self.rounds.push(texts.len());
         let summaries = texts.iter().map(|text| {
             if text.contains("FAIL") {
-                let problem = "the model refused".to_string();
-                return Err(Error::BadInput {
+                return Err(Error::Input {
                     source_name: "fake".into(),
-                    problem,
+                    problem: crate::text::InputProblem::Empty,
+                    source: None,
                 });
             }
             let words: Vec<&str> = text.split_whitespace().collect();
@@ -177,7 +177,10 @@ fn writes_summaries_and_manifest_rows_and_goes_on_after_bad_files() {
     );
     let refused = rows.iter().find(|r| r.path == "refused.txt").expect("row");
     assert_eq!(refused.status, Status::Failed);
-    assert_eq!(refused.error.as_deref(), Some("fake: the model refused"));
+    assert_eq!(
+        refused.error.as_deref(),
+        Some("fake: is empty or only whitespace; nothing to summarise")
+    );
 }
 
 #[test]

@@ -347,7 +347,7 @@ fn normalised_extensions(extensions: &[String]) -> Result<Vec<String>> {
         .collect();
     if normalised.is_empty() || normalised.iter().any(|e| e.is_empty() || e.contains('/')) {
         return Err(Error::InvalidOption {
-            option: "--ext",
+            option: "extensions",
             value: extensions.join(","),
             expected: "one or more file extensions such as txt,md,html".into(),
         });

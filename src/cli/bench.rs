@@ -73,15 +73,15 @@ struct Shape {
 impl Shape {
     fn from_args(args: &BenchArgs) -> precis::Result<Self> {
         at_least(
-            "--input-tokens",
+            "input_tokens",
             args.input_tokens,
             2,
             "a token and the final EOS",
         )?;
-        at_least("--new-tokens", args.new_tokens, 1, "")?;
-        at_least("--num-beams", args.num_beams, 1, "")?;
-        at_least("--batch", args.batch, 1, "")?;
-        at_least("--runs", args.runs, 1, "")?;
+        at_least("new_tokens", args.new_tokens, 1, "")?;
+        at_least("num_beams", args.num_beams, 1, "")?;
+        at_least("batch", args.batch, 1, "")?;
+        at_least("runs", args.runs, 1, "")?;
         Ok(Self {
             batch: args.batch,
             input_tokens: args.input_tokens,
@@ -499,9 +499,9 @@ mod tests {
 
     #[test]
     fn shape_errors_name_the_option_and_bound() {
-        let err = at_least("--input-tokens", 1, 2, "a token and the final EOS").unwrap_err();
+        let err = at_least("input_tokens", 1, 2, "a token and the final EOS").unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("--input-tokens") && message.contains("at least 2"));
+        assert!(message.contains("input_tokens") && message.contains("at least 2"));
         assert!(matches!(err, precis::Error::InvalidOption { .. }));
     }
 }

@@ -61,7 +61,7 @@ fn size_thread_pools(threads: Option<usize>) -> anyhow::Result<()> {
     let threads = match threads {
         Some(0) => {
             return Err(precis::Error::InvalidOption {
-                option: "--threads",
+                option: "threads",
                 value: "0".into(),
                 expected: "must be at least 1".into(),
             }
@@ -91,7 +91,7 @@ pub struct UsageError(pub String);
 fn one_line(err: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in err.chain() {
-        let text = cause.to_string();
+        let text = describe(cause);
         if line.contains(&text) {
             continue;
         }
@@ -103,26 +103,37 @@ fn one_line(err: &anyhow::Error) -> String {
     line
 }
 
-/// 2 for mistakes in how precis was called, 1 for everything that went wrong after that.
+/// One cause as the command line shows it: a library error about a setting names the flag
+/// that sets it.
+fn describe(cause: &(dyn std::error::Error + 'static)) -> String {
+    match cause.downcast_ref::<precis::Error>() {
+        Some(err) => match err.setting() {
+            Some(setting) => err.message_naming(&flag(setting)),
+            None => err.to_string(),
+        },
+        None => cause.to_string(),
+    }
+}
+
+/// The flag that sets the library setting `setting`; an environment variable (upper case) is
+/// set by its own name.
+fn flag(setting: &str) -> String {
+    match setting {
+        "extensions" => "--ext".to_string(),
+        "globs" => "--glob".to_string(),
+        variable if variable.chars().any(|c| c.is_ascii_uppercase()) => variable.to_string(),
+        other => format!("--{}", other.replace('_', "-")),
+    }
+}
+
+/// 2 for mistakes in how precis was called (the library says which of its errors are), 1 for
+/// everything that went wrong after that.
 fn exit_status(err: &anyhow::Error) -> u8 {
-    use precis::Error;
     let usage = err.chain().any(|cause| {
-        if cause.is::<UsageError>() {
-            return true;
-        }
-        match cause.downcast_ref::<Error>() {
-            Some(Error::Input { problem, .. }) => problem.is_usage_error(),
-            // A folder that is not there or is a file: the argument is wrong.
-            Some(Error::InputDir { source, .. }) => source
-                .as_ref()
-                .is_none_or(|e| e.kind() == std::io::ErrorKind::NotFound),
-            Some(Error::InvalidOption { .. })
-            | Some(Error::UnknownModel { .. })
-            | Some(Error::NotAModelFolder { .. })
-            | Some(Error::OverlappingDirs { .. })
-            | Some(Error::Glob { .. }) => true,
-            _ => false,
-        }
+        cause.is::<UsageError>()
+            || cause
+                .downcast_ref::<precis::Error>()
+                .is_some_and(precis::Error::is_usage)
     });
     if usage { EXIT_USAGE } else { EXIT_FAILURE }
 }
@@ -142,4 +153,39 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_writer(std::io::stderr)
         .without_time()
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_shown_as_the_flags_that_set_them() {
+        for (setting, expected) in [
+            ("max_input_tokens", "--max-input-tokens"),
+            ("num_beams", "--num-beams"),
+            ("device", "--device"),
+            ("extensions", "--ext"),
+            ("globs", "--glob"),
+            ("PRECIS_CPU_KERNELS", "PRECIS_CPU_KERNELS"),
+        ] {
+            assert_eq!(flag(setting), expected);
+        }
+        let err = anyhow::Error::new(precis::Error::InvalidOption {
+            option: "max_input_tokens",
+            value: "2".into(),
+            expected: "must be at least 4".into(),
+        })
+        .context("cannot summarise");
+        assert_eq!(
+            one_line(&err),
+            "cannot summarise: invalid value for --max-input-tokens: 2 (must be at least 4)"
+        );
+        assert_eq!(exit_status(&err), EXIT_USAGE);
+        let failure = anyhow::Error::new(precis::Error::SummaryCount {
+            expected: 2,
+            got: 1,
+        });
+        assert_eq!(exit_status(&failure), EXIT_FAILURE);
+    }
 }

@@ -57,7 +57,7 @@ impl std::str::FromStr for EarlyStopping {
             "false" | "heuristic" => Ok(Self::Heuristic),
             "never" => Ok(Self::Never),
             _ => Err(invalid(
-                "--early-stopping",
+                "early_stopping",
                 value,
                 "one of: true, false, never",
             )),
@@ -276,7 +276,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("--early-stopping") && err.contains("sometimes") && err.contains("never"),
+            err.contains("early_stopping") && err.contains("sometimes") && err.contains("never"),
             "{err}"
         );
         let read = |json: &str| serde_json::from_str::<EarlyStopping>(json);

@@ -72,7 +72,7 @@ impl std::str::FromStr for Quantization {
         match name.to_ascii_lowercase().as_str() {
             "q8" | "q8_0" | "int8" => Ok(Quantization::Q8),
             _ => Err(crate::Error::InvalidOption {
-                option: "--quantize",
+                option: "quantize",
                 value: name.to_string(),
                 expected: "q8 (the only quantization precis has)".into(),
             }),
@@ -104,10 +104,10 @@ pub fn check_quantizable(
 ) -> crate::Result<()> {
     if !device.is_cpu() || dtype != candle_core::DType::F32 {
         return Err(crate::Error::InvalidOption {
-            option: "--quantize",
+            option: "quantize",
             value: quantization.to_string(),
             expected: format!(
-                "a float32 model on the CPU (this one is {} on {}); on a GPU use --dtype bf16 \
+                "a float32 model on the CPU (this one is {} on {}); on a GPU load bf16 \
                  or f16 instead",
                 dtype.as_str(),
                 crate::device::describe(device)

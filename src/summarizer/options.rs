@@ -89,16 +89,16 @@ impl SummaryOptions {
         probe.validate()?;
         if let Some(tokens) = self.max_input_tokens {
             // The window must hold at least one content token plus the special tokens.
-            at_least("--max-input-tokens", tokens, 4)?;
+            at_least("max_input_tokens", tokens, 4)?;
         }
         if let Some(tokens) = self.chunk_tokens {
-            at_least("--chunk-tokens", tokens, 1)?;
+            at_least("chunk_tokens", tokens, 1)?;
         }
         if let Some(size) = self.batch_size {
-            at_least("--batch-size", size, 1)?;
+            at_least("batch_size", size, 1)?;
         }
         if let Some(tokens) = self.batch_tokens {
-            at_least("--batch-tokens", tokens, 1)?;
+            at_least("batch_tokens", tokens, 1)?;
         }
         Ok(())
     }
@@ -311,7 +311,7 @@ mod tests {
         };
         let err = options.validate().unwrap_err().to_string();
         assert!(
-            err.contains("--batch-size") && err.contains("at least 1"),
+            err.contains("batch_size") && err.contains("at least 1"),
             "{err}"
         );
     }

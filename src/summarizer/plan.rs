@@ -104,7 +104,7 @@ impl<'a> SummaryPlan<'a> {
         let overhead = prefix_tokens + summarizer.special_tokens();
         if window <= overhead {
             return Err(Error::InvalidOption {
-                option: "--max-input-tokens",
+                option: "max_input_tokens",
                 value: window.to_string(),
                 expected: format!(
                     "must exceed the {overhead} tokens taken by the prefix and special tokens"
@@ -152,9 +152,10 @@ impl<'a> SummaryPlan<'a> {
     /// text within the window, one per chunk otherwise.
     pub fn start(&self, number: usize, text: &str) -> Result<(PendingSummary, Vec<Pass>)> {
         if text.trim().is_empty() {
-            return Err(Error::BadInput {
+            return Err(Error::Input {
                 source_name: format!("text {number}"),
-                problem: "the text is empty; give an article with some words in it".into(),
+                problem: crate::text::InputProblem::Empty,
+                source: None,
             });
         }
         let offsets = self.summarizer.token_offsets(text)?;

@@ -46,7 +46,7 @@ pub fn chunk(
 ) -> Result<Vec<Chunk>> {
     if max_tokens == 0 {
         return Err(Error::InvalidOption {
-            option: "max_tokens",
+            option: "chunk_tokens",
             value: max_tokens.to_string(),
             expected: "at least 1 token per chunk".to_string(),
         });
@@ -308,7 +308,7 @@ mod tests {
         assert!(matches!(
             err,
             Error::InvalidOption {
-                option: "max_tokens",
+                option: "chunk_tokens",
                 ..
             }
         ));

@@ -10,9 +10,10 @@ pub mod sentences;
 #[cfg(test)]
 mod chunk_props;
 
+pub use crate::error::InputProblem;
 pub use chunk::{Chunk, chunk};
 pub use clean::{clean, source_ranges};
-pub use input::{Document, Format, InputProblem, STDIN_NAME, read_document, read_from};
+pub use input::{Document, Format, STDIN_NAME, read_document, read_from};
 pub use sentences::sentence_ranges;
 
 use crate::{Error, Result};

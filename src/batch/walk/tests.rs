@@ -83,7 +83,7 @@ fn selects_by_extension_ignoring_case_and_dots() {
     options.extensions = vec![];
     let err = walk(&options, None).expect_err("no extension");
     assert!(
-        err.to_string().starts_with("invalid value for --ext"),
+        err.to_string().starts_with("invalid value for extensions"),
         "{err}"
     );
 }
@@ -117,7 +117,10 @@ fn bad_glob_names_the_option_and_pattern() {
     let mut options = WalkOptions::new(dir.path());
     options.globs = vec!["a[".into()];
     let err = walk(&options, None).expect_err("bad glob");
-    assert_eq!(err.to_string(), "invalid value for --glob: 'a['");
+    assert_eq!(
+        err.to_string(),
+        "invalid value for globs: 'a[' (a glob such as *.md or 2024/**/*.txt)"
+    );
     assert!(std::error::Error::source(&err).is_some());
 }
 
