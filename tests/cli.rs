@@ -216,8 +216,7 @@ fn bench_reports_medians_for_the_asked_shape() {
     let model = model();
     let bench = |extra: &[&str]| -> Output {
         let mut args = vec!["-q", "bench", "--model", &model, "--input-tokens", "12"];
-        // A warm-up and a few steps: the decode rate is generate minus a separately timed
-        // encoder, so a cold first run of 3 tokens could measure nothing.
+        // A warm-up and a few decoder steps, timed apart from the encoder in the same run.
         args.extend_from_slice(&["--new-tokens", "8", "--runs", "2", "--warmup", "1"]);
         args.extend_from_slice(extra);
         run(&args)
@@ -231,6 +230,15 @@ fn bench_reports_medians_for_the_asked_shape() {
     for field in ["encoder_ms", "decode_tokens_per_s", "total_ms"] {
         let median = report[field]["median"].as_f64().unwrap();
         assert!(median > 0.0 && median.is_finite(), "{field}: {report}");
+    }
+    // The phases are timed apart within each call: they do not overlap.
+    for run in report["runs"].as_array().unwrap() {
+        let ms = |field: &str| run[field].as_f64().unwrap();
+        assert!(ms("encoder_ms") > 0.0 && ms("decode_ms") > 0.0, "{run}");
+        assert!(
+            ms("encoder_ms") + ms("decode_ms") <= ms("generate_ms"),
+            "{run}"
+        );
     }
     // The same ids every time: scripts/bench.py checks other engines against this checksum.
     let again: serde_json::Value =

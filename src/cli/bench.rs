@@ -1,9 +1,10 @@
 //! `precis bench`: time a model's encoder and decoder on synthetic inputs of a fixed size.
 //!
-//! Each run times `Seq2Seq::encode` alone, then a whole `generate` call over the same batch
-//! (encoder, cross-attention keys/values and `--new-tokens` decoder steps). Decode time is the
-//! difference of the two, so it includes `start_decoding` and every logits processor and search
-//! step. EOS is suppressed (`min_new_tokens = max_new_tokens`), as transformers does, so every
+//! Each run is one `generate_with_stats` call over the batch, which times its two phases apart,
+//! synchronising the device after each: the encoder (with the decoder's cross-attention keys
+//! and values, computed once per input) and the `--new-tokens` decoder steps (with every logits
+//! processor and search step). The decode rate is output tokens over the second phase alone.
+//! EOS is suppressed (`min_new_tokens = max_new_tokens`), as transformers does, so every
 //! run decodes exactly `--new-tokens` tokens whatever the weights are. `scripts/bench.py`
 //! compares the result with transformers and CTranslate2 on the same input ids.
 
@@ -135,7 +136,6 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let config = shape.generation_config();
     let timer = Timer {
         model: loaded.model.as_ref(),
-        device,
         ids: &ids,
         mask: &mask,
         config: &config,
@@ -149,10 +149,11 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         let timing = timer.run()?;
         if !quiet {
             eprintln!(
-                "run {}/{}: encoder {:.1} ms, generate {:.1} ms",
+                "run {}/{}: encoder {:.1} ms, decode {:.1} ms, generate {:.1} ms",
                 i + 1,
                 shape.runs,
                 timing.encoder_ms,
+                timing.decode_ms,
                 timing.generate_ms
             );
         }
@@ -270,25 +271,28 @@ fn input_tensors(rows: &[Vec<u32>], device: &Device) -> candle_core::Result<(Ten
 /// One configured model and batch, timed run after run.
 struct Timer<'a> {
     model: &'a dyn Seq2Seq,
-    device: &'a Device,
     ids: &'a Tensor,
     mask: &'a Tensor,
     config: &'a GenerationConfig,
     new_tokens: usize,
 }
 
+/// One run's phases, all from the same `generate_with_stats` call.
 #[derive(Debug, Clone, Copy, Serialize)]
 struct RunTiming {
+    /// The encoder and the cross-attention keys and values.
     encoder_ms: f64,
+    /// The decoder steps.
+    decode_ms: f64,
+    /// The whole call.
     generate_ms: f64,
 }
 
 impl RunTiming {
     /// Output tokens (batch × new tokens; beams are not counted) per second of decoding.
-    /// NaN (JSON null) when the run was too short to tell decoding from the encoder's timing
-    /// noise: the separately timed encoder took as long as the whole `generate` call.
+    /// NaN (JSON null) only for a clock that did not move during the decoder steps.
     fn decode_tokens_per_s(&self, shape: &Shape) -> f64 {
-        let decode_s = (self.generate_ms - self.encoder_ms) / 1000.0;
+        let decode_s = self.decode_ms / 1000.0;
         if decode_s <= 0.0 {
             return f64::NAN;
         }
@@ -299,14 +303,8 @@ impl RunTiming {
 impl Timer<'_> {
     fn run(&self) -> anyhow::Result<RunTiming> {
         let started = Instant::now();
-        let encoded = self.model.encode(self.ids, self.mask)?;
-        self.device.synchronize()?;
-        let encoder_ms = millis(started.elapsed().as_secs_f64());
-        drop(encoded);
-
-        let started = Instant::now();
-        let sequences = generation::generate(self.model, self.ids, self.mask, self.config)?;
-        self.device.synchronize()?;
+        let (sequences, stats) =
+            generation::generate_with_stats(self.model, self.ids, self.mask, self.config)?;
         let generate_ms = millis(started.elapsed().as_secs_f64());
         // The decoder start token plus exactly the new tokens, or the numbers mean nothing.
         if let Some(bad) = sequences.iter().find(|s| s.len() != self.new_tokens + 1) {
@@ -317,7 +315,8 @@ impl Timer<'_> {
             );
         }
         Ok(RunTiming {
-            encoder_ms,
+            encoder_ms: millis(stats.encode.as_secs_f64()),
+            decode_ms: millis(stats.decode.as_secs_f64()),
             generate_ms,
         })
     }
@@ -475,7 +474,7 @@ mod tests {
     }
 
     #[test]
-    fn decode_rate_counts_output_tokens_over_generate_minus_encoder_time() {
+    fn decode_rate_counts_output_tokens_over_the_decoder_steps_time() {
         let shape = Shape {
             batch: 2,
             input_tokens: 8,
@@ -484,17 +483,20 @@ mod tests {
             runs: 1,
             warmup: 0,
         };
+        // 2 rows × 10 tokens in 500 ms of decoder steps; neither the encoder nor the whole
+        // call's time enters the rate.
         let run = RunTiming {
             encoder_ms: 100.0,
-            generate_ms: 600.0,
+            decode_ms: 500.0,
+            generate_ms: 650.0,
         };
         assert_eq!(run.decode_tokens_per_s(&shape), 40.0);
-        // A cold standalone encoder can outlast a short warm generate: no rate, not 1e16.
-        let too_short = RunTiming {
-            encoder_ms: 250.0,
-            generate_ms: 240.0,
+        // A clock that did not move: no rate, not infinity.
+        let unmeasured = RunTiming {
+            decode_ms: 0.0,
+            ..run
         };
-        assert!(too_short.decode_tokens_per_s(&shape).is_nan());
+        assert!(unmeasured.decode_tokens_per_s(&shape).is_nan());
     }
 
     #[test]

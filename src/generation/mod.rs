@@ -26,6 +26,8 @@ mod parity;
 #[cfg(test)]
 mod tests;
 
+use std::time::{Duration, Instant};
+
 use candle_core::{Device, Shape, Tensor};
 
 pub use config::{EarlyStopping, GenerationConfig, Sampling};
@@ -36,13 +38,18 @@ pub use processors::{LogitsProcessor, ProcessorList};
 use crate::models::Seq2Seq;
 use crate::{Error, Result};
 
-/// Work done by one `generate` call.
+/// Work done by one [`generate_with_stats`] call, and how long each phase took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GenerationStats {
     /// Decoder steps run (each one token for every live row).
     pub steps: usize,
     /// Decoder rows of the first step: batch size × beams.
     pub rows: usize,
+    /// Admitting the batch: the encoder, the decoder's cross-attention keys and values, and
+    /// their copies for the beams.
+    pub encode: Duration,
+    /// The decoder steps, with every logits processor and search step.
+    pub decode: Duration,
 }
 
 /// Generate one sequence per input row. Each starts with the decoder start token and ends with
@@ -55,25 +62,53 @@ pub fn generate(
     attention_mask: &Tensor,
     config: &GenerationConfig,
 ) -> Result<Vec<Vec<u32>>> {
-    generate_with_stats(model, input_ids, attention_mask, config).map(|(sequences, _)| sequences)
+    let (mut engine, batch) = start(model, input_ids, attention_mask, config)?;
+    Ok(run_to_completion(&mut engine, batch)?.0)
 }
 
-/// [`generate`], also reporting how much decoding it took.
+/// [`generate`], also reporting how much decoding it took and how long the encoder and the
+/// decoder steps of this one run took. The device is synchronised after each phase, so the
+/// durations hold the work an accelerator had queued, not only the time to queue it.
 pub fn generate_with_stats(
     model: &dyn Seq2Seq,
     input_ids: &Tensor,
     attention_mask: &Tensor,
     config: &GenerationConfig,
 ) -> Result<(Vec<Vec<u32>>, GenerationStats)> {
+    let device = input_ids.device();
+    let started = Instant::now();
+    let (mut engine, batch) = start(model, input_ids, attention_mask, config)?;
+    device.synchronize()?;
+    let encode = started.elapsed();
+    let rows = engine.rows();
+    let started = Instant::now();
+    let (outputs, steps) = run_to_completion(&mut engine, batch)?;
+    device.synchronize()?;
+    let decode = started.elapsed();
+    let stats = GenerationStats {
+        steps,
+        rows,
+        encode,
+        decode,
+    };
+    Ok((outputs, stats))
+}
+
+/// An engine with every row of the batch admitted under `config` (the encoder has run), as
+/// sequences `0..batch`; and `batch`.
+fn start<'a>(
+    model: &'a dyn Seq2Seq,
+    input_ids: &Tensor,
+    attention_mask: &Tensor,
+    config: &GenerationConfig,
+) -> Result<(Engine<'a>, usize)> {
     let batch = check_inputs(input_ids, attention_mask)?;
     let sequences = (0..batch as SequenceId)
         .map(|id| (id, config.clone()))
         .collect();
     let mut engine = Engine::new(model);
     engine.admit(input_ids, attention_mask, sequences, false)?;
-    let rows = engine.rows();
-    let (outputs, steps) = run_to_completion(&mut engine, batch)?;
-    Ok((outputs, GenerationStats { steps, rows }))
+    Ok((engine, batch))
 }
 
 /// Steps `engine` until its sequences, with ids `0..count`, are all done; returns their tokens

@@ -1,6 +1,8 @@
 //! End-to-end tests of `generate` on the mock model: batching, lengths, EOS, the search modes,
 //! and beam search checked against exhaustive search where beam search is provably exhaustive.
 
+use std::time::Duration;
+
 use candle_core::{Device, Tensor};
 
 use super::config::{EarlyStopping, GenerationConfig, Sampling};
@@ -296,6 +298,68 @@ fn stats_count_steps_and_rows() {
     let (_, stats) = generate_with_stats(&model, &ids, &mask, &config).expect("beam search");
     assert_eq!(stats.rows, 8);
     assert!(stats.steps >= 1 && stats.steps <= 3);
+}
+
+/// [`MockModel`] slowed down: `encode` in the encoder, `step` in every decoder step.
+struct Slow {
+    inner: MockModel,
+    encode: Duration,
+    step: Duration,
+}
+
+impl Seq2Seq for Slow {
+    fn spec(&self) -> &crate::models::DecoderSpec {
+        self.inner.spec()
+    }
+
+    fn encode(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        std::thread::sleep(self.encode);
+        self.inner.encode(ids, mask)
+    }
+
+    fn start_decoding(
+        &self,
+        hidden: &Tensor,
+        mask: &Tensor,
+    ) -> candle_core::Result<crate::models::DecoderState> {
+        self.inner.start_decoding(hidden, mask)
+    }
+
+    fn decode_step(
+        &self,
+        tokens: &Tensor,
+        state: &mut crate::models::DecoderState,
+    ) -> candle_core::Result<Tensor> {
+        std::thread::sleep(self.step);
+        self.inner.decode_step(tokens, state)
+    }
+
+    fn quantize(&mut self, q: crate::models::Quantization) -> candle_core::Result<(usize, usize)> {
+        self.inner.quantize(q)
+    }
+}
+
+#[test]
+fn stats_time_the_encoder_and_the_decoder_steps_apart() {
+    let model = Slow {
+        inner: MockModel::hashed(4, 12, -1.0),
+        encode: Duration::from_millis(300),
+        step: Duration::from_millis(2),
+    };
+    let (ids, mask) = batch(&inputs());
+    let config = GenerationConfig {
+        max_new_tokens: Some(4),
+        min_new_tokens: Some(4),
+        ..GenerationConfig::default()
+    };
+    let (_, stats) = generate_with_stats(&model, &ids, &mask, &config).expect("greedy");
+    assert_eq!(stats.steps, 4);
+    // Sleeps last at least as long as asked: both phases hold their own sleeps...
+    assert!(stats.encode >= model.encode, "{stats:?}");
+    assert!(stats.decode >= model.step * 4, "{stats:?}");
+    // ...and the decoder steps do not hold the encoder's (the bench's decode rate would be
+    // off by the whole encoder).
+    assert!(stats.decode < model.encode, "{stats:?}");
 }
 
 #[test]
