@@ -378,6 +378,44 @@ fn options_override_model_defaults() {
     assert_eq!(exact["output_tokens"].as_u64().unwrap(), 11, "{exact}");
 }
 
+/// The sampling flags reach the sampler: `--top-k 1` leaves only the best token (so sampling
+/// gives greedy search's summary), a seed fixes the draws, `--do-sample=false` searches as if
+/// the flag were absent, and an out-of-range value is a usage error naming it.
+#[test]
+fn sampling_flags_reach_the_sampler() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "article.txt", ARTICLE.as_bytes());
+    let model = model();
+    let run_with = |extra: &[&str]| -> Output {
+        let lengths = ["--max-new-tokens", "12", "--min-length", "0"];
+        let args = [&["summarize", "--model", &model][..], &lengths, extra];
+        let mut args = args.concat();
+        args.push(file.to_str().unwrap());
+        precis().args(&args).output().unwrap()
+    };
+    let summary = |extra: &[&str]| -> String {
+        let output = run_with(extra);
+        assert!(output.status.success(), "{extra:?}: {}", stderr(&output));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let greedy = summary(&["--num-beams", "1"]);
+    // The bare flag takes no value, so the file may follow it.
+    assert_eq!(
+        summary(&["--top-k", "1", "--seed", "5", "--do-sample"]),
+        greedy
+    );
+    let hot = |seed: &str| summary(&["--do-sample", "--temperature", "50", "--seed", seed]);
+    assert_eq!(hot("1"), hot("1"));
+    assert_ne!(hot("1"), hot("2"), "the seed decides the draws");
+    assert_ne!(hot("1"), greedy);
+    assert_eq!(summary(&["--do-sample=false"]), summary(&[]));
+    assert_fails(
+        &run_with(&["--do-sample", "--top-p", "1.5"]),
+        2,
+        &["--top-p", "1.5", "[0, 1]"],
+    );
+}
+
 #[test]
 fn empty_and_whitespace_inputs_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -47,12 +47,13 @@ fn configs() -> Vec<GenerationConfig> {
             ..Default::default()
         },
         GenerationConfig {
-            sampling: Some(Sampling {
+            do_sample: true,
+            sampling: Sampling {
                 temperature: 0.8,
-                top_k: Some(20),
-                top_p: None,
+                top_k: 20,
+                top_p: 1.0,
                 seed: 9,
-            }),
+            },
             max_new_tokens: Some(10),
             min_new_tokens: Some(7),
             repetition_penalty: 1.3,
@@ -62,7 +63,7 @@ fn configs() -> Vec<GenerationConfig> {
 }
 
 fn beam_width(config: &GenerationConfig) -> usize {
-    if config.sampling.is_some() {
+    if config.do_sample {
         1
     } else {
         config.num_beams

@@ -3,7 +3,7 @@
 //! options here, once; the commands only use the options.
 
 use clap::{Args, ValueEnum};
-use precis::generation::{GenerationOverrides, Sampling};
+use precis::generation::{GenerationOverrides, SamplingOverrides};
 use precis::loading::HubSettings;
 use precis::merge::MergeStrategy;
 use precis::{LoadOptions, SummaryOptions, device};
@@ -86,25 +86,33 @@ pub struct GenerationArgs {
     #[arg(long)]
     pub repetition_penalty: Option<f32>,
 
-    /// Sample instead of searching (seeded, reproducible).
-    #[arg(long)]
-    pub do_sample: bool,
+    /// Sample instead of searching (seeded, reproducible); `--do-sample=false` searches even
+    /// when the model's settings sample [default: the model's, else false].
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub do_sample: Option<bool>,
 
-    /// Sampling temperature (with --do-sample).
+    /// Sampling temperature [default: the model's, else 1.0].
     #[arg(long)]
     pub temperature: Option<f64>,
 
-    /// Keep only the k most likely tokens when sampling.
+    /// Keep only the k most likely tokens when sampling, 0 for all [default: the model's,
+    /// else 50].
     #[arg(long)]
     pub top_k: Option<usize>,
 
-    /// Nucleus sampling probability mass.
+    /// Nucleus sampling probability mass, 1.0 for all [default: the model's, else 1.0].
     #[arg(long)]
     pub top_p: Option<f64>,
 
-    /// Random seed for sampling.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// Random seed for sampling [default: 42].
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// How long inputs are split and merged.
@@ -155,12 +163,15 @@ impl ModelArgs {
 impl GenerationArgs {
     /// The decoding flags given, as settings over the model's own.
     pub fn overrides(&self) -> precis::Result<GenerationOverrides> {
-        let sampling = self.do_sample.then(|| Sampling {
-            temperature: self.temperature.unwrap_or(1.0),
+        let sampling = SamplingOverrides {
+            do_sample: self.do_sample,
+            temperature: self.temperature,
             top_k: self.top_k,
             top_p: self.top_p,
             seed: self.seed,
-        });
+        };
+        // None when nothing is said, so that runs without sampling flags hash as they did.
+        let sampling = (sampling != SamplingOverrides::default()).then_some(sampling);
         Ok(GenerationOverrides {
             num_beams: self.num_beams,
             max_length: self.max_length,
@@ -253,14 +264,19 @@ mod tests {
         assert_eq!(o.early_stopping, Some(EarlyStopping::Never));
         assert_eq!(o.repetition_penalty, Some(1.2));
         let sampling = o.sampling.unwrap();
-        assert_eq!((sampling.temperature, sampling.top_k), (0.7, Some(9)));
-        assert_eq!((sampling.top_p, sampling.seed), (Some(0.8), 5));
-        // Without --do-sample the sampling flags change nothing.
-        let searched = summarize(&["--temperature", "0.7"])
-            .generation
-            .overrides()
-            .unwrap();
-        assert_eq!(searched, precis::generation::GenerationOverrides::default());
+        assert_eq!(sampling.do_sample, Some(true));
+        assert_eq!((sampling.temperature, sampling.top_k), (Some(0.7), Some(9)));
+        assert_eq!((sampling.top_p, sampling.seed), (Some(0.8), Some(5)));
+        // No sampling flag, no sampling settings: the model's own stay whole.
+        let nothing = summarize(&[]).generation.overrides().unwrap();
+        assert_eq!(nothing, precis::generation::GenerationOverrides::default());
+        // Without --do-sample a temperature is kept for a model whose settings sample, as
+        // transformers keeps it; `--do-sample=false` turns the model's sampling off.
+        let warm = summarize(&["--temperature", "0.7"]).generation.overrides();
+        let warm = warm.unwrap().sampling.unwrap();
+        assert_eq!((warm.do_sample, warm.temperature), (None, Some(0.7)));
+        let off = summarize(&["--do-sample=false"]).generation.overrides();
+        assert_eq!(off.unwrap().sampling.unwrap().do_sample, Some(false));
     }
 
     #[test]

@@ -65,18 +65,33 @@ impl std::str::FromStr for EarlyStopping {
     }
 }
 
-/// Multinomial sampling instead of greedy search (transformers' `do_sample=True`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The seed of a sampled row when the caller gives none (as `--seed` defaults).
+pub const DEFAULT_SEED: u64 = 42;
+
+/// How to sample when `do_sample` is on, with transformers' meanings and defaults
+/// (`GenerationConfig._get_default_generation_params`): temperature 1.0, top_k 50, top_p 1.0.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sampling {
+    /// Scores are divided by this; 1.0 changes nothing.
     pub temperature: f64,
-    /// Keep only the `k` most likely tokens; `None` keeps all.
-    pub top_k: Option<usize>,
-    /// Keep the smallest set of tokens whose probability reaches `p`; `None` keeps all.
-    pub top_p: Option<f64>,
+    /// Keep only the `top_k` most likely tokens (and any tied with the last); 0 keeps all.
+    pub top_k: usize,
+    /// Keep the most likely tokens whose probability reaches `top_p`; 1.0 keeps all.
+    pub top_p: f64,
     /// Every input row draws from its own generator seeded with this, so a row's output does not
     /// depend on what it is batched with.
     pub seed: u64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_k: 50,
+            top_p: 1.0,
+            seed: DEFAULT_SEED,
+        }
+    }
 }
 
 /// How to decode: search strategy, lengths and logits processors.
@@ -101,8 +116,10 @@ pub struct GenerationConfig {
     pub repetition_penalty: f32,
     pub forced_bos_token_id: Option<u32>,
     pub forced_eos_token_id: Option<u32>,
-    /// Sample instead of searching; requires `num_beams == 1`.
-    pub sampling: Option<Sampling>,
+    /// Sample instead of searching (transformers' `do_sample`); requires `num_beams == 1`.
+    pub do_sample: bool,
+    /// How to sample; kept when `do_sample` is off, as transformers keeps a model's settings.
+    pub sampling: Sampling,
 }
 
 impl Default for GenerationConfig {
@@ -121,7 +138,8 @@ impl Default for GenerationConfig {
             repetition_penalty: 1.0,
             forced_bos_token_id: None,
             forced_eos_token_id: None,
-            sampling: None,
+            do_sample: false,
+            sampling: Sampling::default(),
         }
     }
 }
@@ -155,8 +173,8 @@ impl GenerationConfig {
     pub fn validate(&self) -> Result<()> {
         self.validate_lengths()?;
         self.validate_search()?;
-        if let Some(sampling) = &self.sampling {
-            self.validate_sampling(sampling)?;
+        if self.do_sample {
+            self.validate_sampling(&self.sampling)?;
         }
         Ok(())
     }
@@ -223,17 +241,13 @@ impl GenerationConfig {
                 "a finite number greater than 0",
             ));
         }
-        if sampling.top_k == Some(0) {
+        // transformers' TopPLogitsWarper takes 0 too: only the most likely token is left.
+        if !(0.0..=1.0).contains(&sampling.top_p) {
             return Err(invalid(
-                "top_k",
-                0,
-                "at least 1 (leave unset to keep every token)",
+                "top_p",
+                sampling.top_p,
+                "in [0, 1] (1.0 keeps every token)",
             ));
-        }
-        if let Some(p) = sampling.top_p
-            && !(p > 0.0 && p <= 1.0)
-        {
-            return Err(invalid("top_p", p, "in (0, 1]"));
         }
         Ok(())
     }
@@ -246,9 +260,17 @@ mod tests {
     fn sampling() -> Sampling {
         Sampling {
             temperature: 0.7,
-            top_k: Some(50),
-            top_p: Some(0.9),
+            top_k: 50,
+            top_p: 0.9,
             seed: 42,
+        }
+    }
+
+    fn sampled(sampling: Sampling) -> GenerationConfig {
+        GenerationConfig {
+            do_sample: true,
+            sampling,
+            ..Default::default()
         }
     }
 
@@ -303,11 +325,13 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert!(GenerationConfig::default().validate().is_ok());
-        let sampled = GenerationConfig {
-            sampling: Some(sampling()),
-            ..Default::default()
-        };
-        assert!(sampled.validate().is_ok());
+        assert!(sampled(sampling()).validate().is_ok());
+        // transformers' defaults: temperature 1.0, top_k 50, top_p 1.0.
+        assert_eq!(
+            (Sampling::default().temperature, Sampling::default().top_k),
+            (1.0, 50)
+        );
+        assert_eq!(Sampling::default().top_p, 1.0);
     }
 
     #[test]
@@ -395,8 +419,7 @@ mod tests {
     fn rejects_sampling_with_beams() {
         let (option, msg) = rejected(GenerationConfig {
             num_beams: 4,
-            sampling: Some(sampling()),
-            ..Default::default()
+            ..sampled(sampling())
         });
         assert_eq!(option, "num_beams");
         assert!(msg.contains("not supported"), "{msg}");
@@ -405,41 +428,54 @@ mod tests {
     #[test]
     fn rejects_non_positive_temperature() {
         for temperature in [0.0, -0.5, f64::NAN] {
-            let (option, _) = rejected(GenerationConfig {
-                sampling: Some(Sampling {
-                    temperature,
-                    ..sampling()
-                }),
-                ..Default::default()
-            });
+            let (option, _) = rejected(sampled(Sampling {
+                temperature,
+                ..sampling()
+            }));
             assert_eq!(option, "temperature");
         }
     }
 
     #[test]
-    fn rejects_top_p_outside_unit_interval() {
-        for top_p in [0.0, 1.5, -0.1, f64::NAN] {
-            let (option, msg) = rejected(GenerationConfig {
-                sampling: Some(Sampling {
-                    top_p: Some(top_p),
-                    ..sampling()
-                }),
-                ..Default::default()
-            });
+    fn rejects_top_p_outside_unit_interval_and_takes_its_ends() {
+        for top_p in [1.5, -0.1, f64::NAN] {
+            let (option, msg) = rejected(sampled(Sampling {
+                top_p,
+                ..sampling()
+            }));
             assert_eq!(option, "top_p");
-            assert!(msg.contains("(0, 1]"), "{msg}");
+            assert!(msg.contains("[0, 1]"), "{msg}");
+        }
+        for top_p in [0.0, 1.0] {
+            let config = sampled(Sampling {
+                top_p,
+                ..sampling()
+            });
+            assert!(config.validate().is_ok(), "{top_p}");
         }
     }
 
+    /// A model's settings are kept while sampling is off and are checked only when used: a
+    /// generation_config.json may well say `"temperature": 0.0` next to `"do_sample": false`.
     #[test]
-    fn rejects_zero_top_k() {
-        let (option, _) = rejected(GenerationConfig {
-            sampling: Some(Sampling {
-                top_k: Some(0),
+    fn sampling_settings_are_checked_only_when_sampling() {
+        let config = GenerationConfig {
+            num_beams: 4,
+            sampling: Sampling {
+                temperature: 0.0,
+                top_p: 7.0,
                 ..sampling()
-            }),
+            },
             ..Default::default()
-        });
-        assert_eq!(option, "top_k");
+        };
+        assert!(config.validate().is_ok());
+        assert!(
+            sampled(Sampling {
+                top_k: 0,
+                ..sampling()
+            })
+            .validate()
+            .is_ok()
+        );
     }
 }

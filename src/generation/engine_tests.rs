@@ -16,8 +16,8 @@ use crate::models::{DecoderSpec, DecoderState, Quantization, Seq2Seq};
 fn configs() -> Vec<GenerationConfig> {
     let sampling = |seed| Sampling {
         temperature: 0.9,
-        top_k: Some(5),
-        top_p: Some(0.9),
+        top_k: 5,
+        top_p: 0.9,
         seed,
     };
     let beams = |num_beams, length_penalty, early_stopping| GenerationConfig {
@@ -40,12 +40,14 @@ fn configs() -> Vec<GenerationConfig> {
             ..Default::default()
         },
         GenerationConfig {
-            sampling: Some(sampling(3)),
+            do_sample: true,
+            sampling: sampling(3),
             max_length: 11,
             ..Default::default()
         },
         GenerationConfig {
-            sampling: Some(sampling(4)),
+            do_sample: true,
+            sampling: sampling(4),
             forced_bos_token_id: Some(7),
             max_length: 8,
             ..Default::default()
@@ -66,7 +68,7 @@ fn configs() -> Vec<GenerationConfig> {
 }
 
 fn beam_width(config: &GenerationConfig) -> usize {
-    if config.sampling.is_some() {
+    if config.do_sample {
         1
     } else {
         config.num_beams

@@ -51,19 +51,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn greedy_takes_the_first_best_and_sampling_stays_in_the_top_k() {
+    fn greedy_takes_the_first_best_and_sampling_draws_what_the_warpers_left() {
         let mut greedy = TokenSearch::new(0, None);
         assert_eq!(greedy.push_next(&[1.0, 3.0, 3.0]).ok(), Some(1));
         assert_eq!(greedy.tokens(), &[0, 1]);
         let sampling = Sampling {
-            temperature: 1.0,
-            top_k: Some(1),
-            top_p: None,
             seed: 5,
+            ..Sampling::default()
         };
         let mut sampled = TokenSearch::new(0, Some(&sampling));
+        let neg = f32::NEG_INFINITY;
         for _ in 0..5 {
-            assert_eq!(sampled.push_next(&[0.0, 0.1, 2.0]).ok(), Some(2));
+            assert_eq!(sampled.push_next(&[neg, neg, 2.0]).ok(), Some(2));
         }
         assert_eq!(sampled.into_tokens().len(), 6);
     }

@@ -16,6 +16,8 @@ pub mod processors;
 pub mod sampling;
 pub mod scores;
 pub mod sequence;
+pub mod torch_sort;
+pub mod warpers;
 
 #[cfg(test)]
 mod engine_tests;
@@ -30,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use candle_core::{Device, Shape, Tensor};
 
-pub use config::{EarlyStopping, GenerationConfig, Sampling};
+pub use config::{DEFAULT_SEED, EarlyStopping, GenerationConfig, Sampling};
 pub use engine::{Engine, SequenceId};
-pub use overrides::GenerationOverrides;
+pub use overrides::{GenerationOverrides, SamplingOverrides};
 pub use processors::{LogitsProcessor, ProcessorList};
 
 use crate::models::Seq2Seq;

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::config::{EarlyStopping, GenerationConfig, Sampling};
+use super::config::{EarlyStopping, GenerationConfig};
 
 /// Decoding settings over a base; `Default` changes nothing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -23,8 +23,44 @@ pub struct GenerationOverrides {
     pub no_repeat_ngram_size: Option<usize>,
     pub early_stopping: Option<EarlyStopping>,
     pub repetition_penalty: Option<f32>,
-    /// Sample instead of searching (one beam).
-    pub sampling: Option<Sampling>,
+    /// Sampling settings; `None` (the usual case) keeps all of the base's.
+    pub sampling: Option<SamplingOverrides>,
+}
+
+/// Sampling settings over a base, by transformers' names; each `None` keeps the base's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingOverrides {
+    /// Sample (`true`) or search (`false`). Sampling searches with one beam unless beams are
+    /// asked for too, which validation refuses (beam sampling is not supported).
+    pub do_sample: Option<bool>,
+    pub temperature: Option<f64>,
+    /// 0 keeps every token.
+    pub top_k: Option<usize>,
+    /// 1.0 keeps every token.
+    pub top_p: Option<f64>,
+    pub seed: Option<u64>,
+}
+
+impl SamplingOverrides {
+    fn apply(&self, config: &mut GenerationConfig) {
+        if let Some(do_sample) = self.do_sample {
+            config.do_sample = do_sample;
+        }
+        let sampling = &mut config.sampling;
+        if let Some(temperature) = self.temperature {
+            sampling.temperature = temperature;
+        }
+        if let Some(top_k) = self.top_k {
+            sampling.top_k = top_k;
+        }
+        if let Some(top_p) = self.top_p {
+            sampling.top_p = top_p;
+        }
+        if let Some(seed) = self.seed {
+            sampling.seed = seed;
+        }
+    }
 }
 
 impl GenerationOverrides {
@@ -57,7 +93,12 @@ impl GenerationOverrides {
             config.repetition_penalty = penalty;
         }
         if let Some(sampling) = &self.sampling {
-            config.sampling = Some(sampling.clone());
+            sampling.apply(&mut config);
+        }
+        // transformers would sample several beams (beam sampling), which precis does not do:
+        // beams that came with the base give way to one; beams asked for here are refused by
+        // `GenerationConfig::validate`.
+        if config.do_sample && self.num_beams.is_none() {
             config.num_beams = 1;
         }
         config
@@ -67,6 +108,7 @@ impl GenerationOverrides {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generation::Sampling;
 
     fn base() -> GenerationConfig {
         GenerationConfig {
@@ -121,33 +163,70 @@ mod tests {
     }
 
     #[test]
-    fn sampling_searches_with_one_beam() {
-        let sampling = Sampling {
-            temperature: 0.7,
-            top_k: Some(5),
-            top_p: None,
-            seed: 1,
-        };
+    fn sampling_searches_with_one_beam_over_the_base_settings() {
         let overrides = GenerationOverrides {
-            sampling: Some(sampling.clone()),
+            sampling: Some(SamplingOverrides {
+                do_sample: Some(true),
+                top_k: Some(5),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let config = overrides.apply(base());
-        assert_eq!((config.sampling, config.num_beams), (Some(sampling), 1));
+        assert!(config.do_sample);
+        assert_eq!(config.num_beams, 1);
+        let expected = Sampling {
+            top_k: 5,
+            ..Sampling::default()
+        };
+        assert_eq!(config.sampling, expected, "the rest stays the base's");
+
+        // Beams asked for are kept (and refused by validation); so is switching sampling off.
+        let beams = GenerationOverrides {
+            num_beams: Some(3),
+            ..overrides.clone()
+        };
+        assert_eq!(beams.apply(base()).num_beams, 3);
+        let sampling_base = GenerationConfig {
+            do_sample: true,
+            ..base()
+        };
+        assert_eq!(
+            GenerationOverrides::default()
+                .apply(sampling_base.clone())
+                .num_beams,
+            1
+        );
+        let off = GenerationOverrides {
+            sampling: Some(SamplingOverrides {
+                do_sample: Some(false),
+                seed: Some(9),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let searched = off.apply(sampling_base);
+        assert_eq!((searched.do_sample, searched.num_beams), (false, 4));
+        assert_eq!(searched.sampling.seed, 9);
     }
 
     #[test]
     fn reads_transformers_names_and_refuses_unknown_ones() {
         let overrides: GenerationOverrides = serde_json::from_value(serde_json::json!({
             "num_beams": 3, "early_stopping": true, "repetition_penalty": 1.2,
-            "sampling": {"temperature": 0.5, "top_k": null, "top_p": 0.9, "seed": 7}
+            "sampling": {"do_sample": true, "temperature": 0.5, "top_p": 0.9, "seed": 7}
         }))
         .unwrap();
         assert_eq!(overrides.num_beams, Some(3));
         assert_eq!(overrides.early_stopping, Some(EarlyStopping::Always));
         assert_eq!(overrides.repetition_penalty, Some(1.2));
-        assert_eq!(overrides.sampling.map(|s| s.seed), Some(7));
+        let sampling = overrides.sampling.unwrap();
+        assert_eq!((sampling.seed, sampling.top_k), (Some(7), None));
         let err = serde_json::from_value::<GenerationOverrides>(serde_json::json!({"beams": 3}));
         assert!(err.unwrap_err().to_string().contains("beams"));
+        let err = serde_json::from_value::<GenerationOverrides>(
+            serde_json::json!({"sampling": {"topk": 3}}),
+        );
+        assert!(err.unwrap_err().to_string().contains("topk"));
     }
 }

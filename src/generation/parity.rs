@@ -66,7 +66,8 @@ impl HfConfig {
             repetition_penalty: self.repetition_penalty.unwrap_or(1.0),
             forced_bos_token_id: self.forced_bos_token_id,
             forced_eos_token_id: self.forced_eos_token_id,
-            sampling: None,
+            do_sample: false,
+            sampling: Default::default(),
         }
     }
 }

@@ -126,7 +126,8 @@ fn force(scores: &mut [f32], token: u32) {
 }
 
 /// The processors a config asks for, in the order transformers' `_get_logits_processor` applies
-/// them: repetition penalty, no-repeat-ngram, min length, forced BOS, forced EOS. The order
+/// them: repetition penalty, no-repeat-ngram, min length, forced BOS, forced EOS, and when
+/// sampling the warpers (temperature, top-k, top-p; see [`super::warpers`]). The order
 /// matters where processors disagree: with `min_length == max_length` the min-length ban on EOS
 /// runs first and forced EOS then overrides it, so the last step still ends the sequence.
 #[derive(Debug, Default)]
@@ -163,6 +164,9 @@ impl ProcessorList {
                 max_length: config.effective_max_length(),
                 token,
             });
+        }
+        if config.do_sample {
+            super::warpers::push_warpers(&mut list, &config.sampling, config);
         }
         list
     }

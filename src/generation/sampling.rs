@@ -1,8 +1,10 @@
-//! Multinomial sampling through candle's `LogitsProcessor`, one seeded generator per input row.
+//! The multinomial draw of sampling, one seeded generator per input row.
 //!
-//! transformers' RNG (torch) cannot be reproduced, so sampled outputs are only deterministic for
-//! a given seed, not equal to Python's. The logits processors run first, as in transformers;
-//! candle then applies temperature, top-k and top-p.
+//! Everything that shapes the distribution runs before, as in transformers: the logits
+//! processors, then the warpers (temperature, top-k, top-p; see [`super::warpers`]), which leave
+//! removed tokens at -inf. What is left here is transformers' `softmax` + `torch.multinomial`.
+//! transformers' RNG (torch) cannot be reproduced, so sampled outputs are deterministic for a
+//! given seed, not equal to Python's; what matches is the distribution drawn from.
 
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{
@@ -20,27 +22,17 @@ pub struct RowSampler {
 
 impl RowSampler {
     pub fn new(sampling: &Sampling) -> Self {
+        // The warpers have already applied the temperature: draw from the softmax as it is.
+        let draw = CandleSampling::All { temperature: 1.0 };
         Self {
-            sampler: CandleSampler::from_sampling(sampling.seed, candle_strategy(sampling)),
+            sampler: CandleSampler::from_sampling(sampling.seed, draw),
         }
     }
 
-    /// The next token, drawn from `scores` (the logits processors already applied).
+    /// The next token, drawn from the softmax of `scores` (processors and warpers applied).
     pub fn sample(&mut self, scores: &[f32]) -> Result<u32> {
         let logits = Tensor::from_slice(scores, scores.len(), &Device::Cpu)?;
         Ok(self.sampler.sample(&logits)?)
-    }
-}
-
-/// Translate our options into candle's sampling strategy; `top_p == 1.0` keeps every token.
-fn candle_strategy(sampling: &Sampling) -> CandleSampling {
-    let temperature = sampling.temperature;
-    let top_p = sampling.top_p.filter(|&p| p < 1.0);
-    match (sampling.top_k, top_p) {
-        (None, None) => CandleSampling::All { temperature },
-        (Some(k), None) => CandleSampling::TopK { k, temperature },
-        (None, Some(p)) => CandleSampling::TopP { p, temperature },
-        (Some(k), Some(p)) => CandleSampling::TopKThenTopP { k, p, temperature },
     }
 }
 
@@ -48,45 +40,29 @@ fn candle_strategy(sampling: &Sampling) -> CandleSampling {
 mod tests {
     use super::*;
 
-    fn draws(seed: u64, top_k: Option<usize>, top_p: Option<f64>) -> Vec<u32> {
+    fn draws(seed: u64, scores: &[f32]) -> Vec<u32> {
         let sampling = Sampling {
-            temperature: 1.0,
-            top_k,
-            top_p,
             seed,
+            ..Sampling::default()
         };
         let mut sampler = RowSampler::new(&sampling);
         (0..40)
-            .map(|_| {
-                let scores = [1.0, 1.2, 0.8, 1.1, 0.9, 1.0];
-                sampler.sample(&scores).expect("sampling a valid row")
-            })
+            .map(|_| sampler.sample(scores).expect("sampling a valid row"))
             .collect()
     }
 
     #[test]
     fn same_seed_same_draws() {
-        assert_eq!(draws(7, None, None), draws(7, None, None));
-        assert_ne!(draws(7, None, None), draws(8, None, None));
+        let scores = [1.0, 1.2, 0.8, 1.1, 0.9, 1.0];
+        assert_eq!(draws(7, &scores), draws(7, &scores));
+        assert_ne!(draws(7, &scores), draws(8, &scores));
     }
 
     #[test]
-    fn top_k_limits_the_choices() {
-        let tokens = draws(3, Some(2), None);
+    fn removed_tokens_are_never_drawn_and_the_rest_are() {
+        let neg = f32::NEG_INFINITY;
+        let tokens = draws(3, &[neg, 0.0, neg, 0.0, neg]);
         assert!(tokens.iter().all(|&t| t == 1 || t == 3), "{tokens:?}");
-    }
-
-    #[test]
-    fn strategy_ignores_top_p_of_one() {
-        let sampling = Sampling {
-            temperature: 0.5,
-            top_k: None,
-            top_p: Some(1.0),
-            seed: 0,
-        };
-        assert_eq!(
-            candle_strategy(&sampling),
-            CandleSampling::All { temperature: 0.5 }
-        );
+        assert!(tokens.contains(&1) && tokens.contains(&3), "{tokens:?}");
     }
 }

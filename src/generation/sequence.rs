@@ -44,10 +44,11 @@ impl Sequence {
     /// A sequence decoding with `config` (already validated) for a model with `spec`: sampling
     /// or greedy search with one beam, beam search with more, as transformers chooses.
     pub fn new(config: &GenerationConfig, spec: &DecoderSpec) -> Self {
-        if config.sampling.is_none() && config.num_beams > 1 {
+        if !config.do_sample && config.num_beams > 1 {
             return Self::beam_search(config, spec);
         }
-        let search = TokenSearch::new(spec.decoder_start_token_id, config.sampling.as_ref());
+        let sampling = config.do_sample.then_some(&config.sampling);
+        let search = TokenSearch::new(spec.decoder_start_token_id, sampling);
         Self::with_search(config, spec, Search::Tokens(Box::new(search)))
     }
 

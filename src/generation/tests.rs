@@ -266,12 +266,13 @@ fn sampling_is_deterministic_per_seed_and_batch_independent() {
     let model = MockModel::hashed(3, 12, 0.25);
     let config = |seed| GenerationConfig {
         max_length: 9,
-        sampling: Some(Sampling {
+        do_sample: true,
+        sampling: Sampling {
             temperature: 1.0,
-            top_k: Some(6),
-            top_p: Some(0.95),
+            top_k: 6,
+            top_p: 0.95,
             seed,
-        }),
+        },
         ..Default::default()
     };
     let first = run(&model, &inputs(), &config(11));
@@ -444,12 +445,12 @@ fn greedy_matches_argmax_replay() {
         ..Default::default()
     };
     let sampled = GenerationConfig {
-        sampling: Some(Sampling {
-            temperature: 1.0,
-            top_k: None,
-            top_p: None,
+        do_sample: true,
+        sampling: Sampling {
+            top_k: 0,
             seed: 1,
-        }),
+            ..Sampling::default()
+        },
         ..forced.clone()
     };
     for config in [forced, sampled] {

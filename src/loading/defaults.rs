@@ -34,7 +34,9 @@ use serde_json::Value;
 use super::catalogue::Preset;
 use super::files::JsonFile;
 use crate::error::{Error, Result};
-use crate::generation::{EarlyStopping, GenerationConfig, GenerationOverrides};
+use crate::generation::{
+    EarlyStopping, GenerationConfig, GenerationOverrides, Sampling, SamplingOverrides,
+};
 
 /// `Text2TextGenerationPipeline._default_generation_config` of transformers 4.57.
 const PIPELINE_NUM_BEAMS: usize = 4;
@@ -53,7 +55,8 @@ pub struct SummarizationDefaults {
     pub prefix: String,
     /// Beams, lengths (transformers' meaning: `max_length` counts the decoder start token, and
     /// the pipeline's `max_new_tokens = 256` stays unless the model names its own `max_length`),
-    /// penalties and forced tokens. Never sampling.
+    /// penalties, forced tokens, and sampling (`do_sample`, `temperature`, `top_k`, `top_p`)
+    /// with the same precedence, transformers' defaults (off, 1.0, 50, 1.0) last.
     pub generation: GenerationConfig,
     /// First decoder token; `None` only for a config that names neither it nor `bos_token_id`.
     pub decoder_start_token_id: Option<u32>,
@@ -73,6 +76,9 @@ struct Level {
     prefix: Option<String>,
     #[serde(flatten)]
     generation: GenerationOverrides,
+    /// `do_sample`, `temperature`, `top_k`, `top_p`: top-level keys in transformers' files.
+    #[serde(flatten)]
+    sampling: SamplingOverrides,
     forced_bos_token_id: Option<u32>,
     #[serde(default, deserialize_with = "single_token_id")]
     forced_eos_token_id: Option<u32>,
@@ -104,9 +110,11 @@ impl TokenIds {
 /// The catalogue's settings sit where the checkpoint's missing task parameters would.
 impl From<&Preset> for Level {
     fn from(preset: &Preset) -> Self {
+        let mut generation = preset.generation.clone();
         Level {
             prefix: preset.prefix.clone(),
-            generation: preset.generation.clone(),
+            sampling: generation.sampling.take().unwrap_or_default(),
+            generation,
             ..Level::default()
         }
     }
@@ -212,8 +220,17 @@ impl Levels {
             repetition_penalty: first(&tuning, |l| l.generation.repetition_penalty).unwrap_or(1.0),
             forced_bos_token_id: first(&tuning, |l| l.forced_bos_token_id),
             forced_eos_token_id: first(&tuning, |l| l.forced_eos_token_id),
-            sampling: None,
+            do_sample: first(&tuning, |l| l.sampling.do_sample).unwrap_or(false),
+            sampling: sampling(&tuning),
         };
+        if generation.do_sample && generation.num_beams > 1 {
+            tracing::warn!(
+                "the model's settings ask for sampling with {} beams (transformers' beam \
+                 sampling), which precis does not do: it samples with one beam \
+                 (--do-sample=false searches instead)",
+                generation.num_beams
+            );
+        }
         SummarizationDefaults {
             prefix: first(&[&self.task, &catalogue, &self.config_top], |l| {
                 l.prefix.clone()
@@ -254,6 +271,17 @@ impl Levels {
                 FALLBACK_WINDOW
             }
         }
+    }
+}
+
+/// How to sample, each setting from the first level that names it, else transformers' default.
+fn sampling(tuning: &[&Level]) -> Sampling {
+    let default = Sampling::default();
+    Sampling {
+        temperature: first(tuning, |l| l.sampling.temperature).unwrap_or(default.temperature),
+        top_k: first(tuning, |l| l.sampling.top_k).unwrap_or(default.top_k),
+        top_p: first(tuning, |l| l.sampling.top_p).unwrap_or(default.top_p),
+        seed: default.seed,
     }
 }
 

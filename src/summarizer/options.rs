@@ -125,7 +125,7 @@ pub(crate) fn intermediate_config(last: &GenerationConfig, budget: usize) -> Gen
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generation::{EarlyStopping, Sampling};
+    use crate::generation::{EarlyStopping, SamplingOverrides};
 
     fn t5_defaults() -> SummarizationDefaults {
         SummarizationDefaults {
@@ -255,11 +255,12 @@ mod tests {
                 no_repeat_ngram_size: Some(3),
                 early_stopping: Some(EarlyStopping::Never),
                 repetition_penalty: Some(1.5),
-                sampling: Some(Sampling {
-                    temperature: 0.7,
+                sampling: Some(SamplingOverrides {
+                    do_sample: Some(true),
+                    temperature: Some(0.7),
                     top_k: Some(50),
                     top_p: None,
-                    seed: 42,
+                    seed: Some(42),
                 }),
             },
             max_input_tokens: Some(256),
@@ -276,7 +277,9 @@ mod tests {
                 "num_beams": 1, "max_length": 60, "max_new_tokens": 40, "min_length": 5,
                 "length_penalty": 0.5, "no_repeat_ngram_size": 3, "early_stopping": "never",
                 "repetition_penalty": 1.5,
-                "sampling": {"temperature": 0.7, "top_k": 50, "top_p": null, "seed": 42},
+                "sampling": {
+                    "do_sample": true, "temperature": 0.7, "top_k": 50, "top_p": null, "seed": 42
+                },
                 "max_input_tokens": 256, "chunk_tokens": 100, "chunk_overlap": 1,
                 "merge": "concat", "dtype": "f32", "quantize": "q8"
             })

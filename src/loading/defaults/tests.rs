@@ -2,6 +2,7 @@
 //! golden pipeline parameters.
 
 use super::*;
+use crate::generation::SamplingOverrides;
 use serde_json::json;
 
 /// t5-small's config.json and generation_config.json, trimmed to the keys that matter.
@@ -74,7 +75,8 @@ fn t5_gets_its_task_params_and_the_pipeline_token_cap() {
             repetition_penalty: 1.0,
             forced_bos_token_id: None,
             forced_eos_token_id: None,
-            sampling: None,
+            do_sample: false,
+            sampling: Sampling::default(),
         },
         decoder_start_token_id: Some(0),
         bos_token_id: None,
@@ -262,6 +264,74 @@ fn nothing_said_means_pipeline_then_global_defaults() {
     assert_eq!((d.decoder_start_token_id, d.pad_token_id), (None, None));
     assert!(d.eos_token_ids.is_empty());
     assert_eq!(d.window, FALLBACK_WINDOW);
+}
+
+/// `(do_sample, temperature, top_k, top_p)` of the merged defaults.
+fn sampling(d: &SummarizationDefaults) -> (bool, f64, usize, f64) {
+    let s = &d.generation.sampling;
+    (d.generation.do_sample, s.temperature, s.top_k, s.top_p)
+}
+
+/// The sampling keys follow the precedence of every other setting: task parameters, the
+/// catalogue, the model's generation config (generation_config.json, else config.json's top
+/// level, never both), then transformers' defaults: off, 1.0, 50, 1.0.
+#[test]
+fn sampling_keys_follow_the_same_precedence() {
+    assert_eq!(
+        sampling(&merge(&t5_config(), Some(&t5_generation()), None)),
+        (false, 1.0, 50, 1.0)
+    );
+    let generation = json!({
+        "do_sample": true, "temperature": 0.6, "top_k": 7, "top_p": 0.8, "eos_token_id": 1
+    });
+    let from_file = merge(&t5_config(), Some(&generation), None);
+    assert_eq!(sampling(&from_file), (true, 0.6, 7, 0.8));
+    // The pipeline's 4 beams stay in the defaults; applying options samples with one.
+    assert_eq!(from_file.generation.num_beams, 4);
+    let applied = GenerationOverrides::default().apply(from_file.generation.clone());
+    assert_eq!((applied.do_sample, applied.num_beams), (true, 1));
+    assert!(applied.validate().is_ok());
+
+    let mut bart = bart_config();
+    for (key, value) in [
+        ("do_sample", json!(true)),
+        ("top_k", json!(0)),
+        ("temperature", json!(2)),
+    ] {
+        bart[key] = value;
+    }
+    assert_eq!(sampling(&merge(&bart, None, None)), (true, 2.0, 0, 1.0));
+    let bare_generation = json!({"eos_token_id": 2, "decoder_start_token_id": 2});
+    assert_eq!(
+        sampling(&merge(&bart, Some(&bare_generation), None)),
+        (false, 1.0, 50, 1.0),
+        "with a generation_config.json, config.json's keys do not count"
+    );
+
+    let mut t5 = t5_config();
+    let task = &mut t5["task_specific_params"]["summarization"];
+    task["top_p"] = json!(0.5);
+    task["do_sample"] = json!(false);
+    assert_eq!(
+        sampling(&merge(&t5, Some(&generation), None)),
+        (false, 0.6, 7, 0.5)
+    );
+    let catalogue = GenerationOverrides {
+        sampling: Some(SamplingOverrides {
+            top_k: Some(3),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let preset = preset(512, "summarize: ", catalogue);
+    assert_eq!(
+        sampling(&merge(&t5_config(), Some(&generation), Some(&preset))),
+        (true, 0.6, 3, 0.8)
+    );
+    assert_eq!(
+        sampling(&merge(&t5, Some(&generation), Some(&preset))),
+        (false, 0.6, 3, 0.5)
+    );
 }
 
 #[test]
