@@ -150,8 +150,26 @@ fn linear_insert(v: &mut [usize], mut last: usize, less: &Less<'_>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// tests/fixtures/golden/warpers.json (scripts/warper_goldens.py): score vectors, torch's
+    /// sort order for some, transformers' kept sets for all.
+    pub(crate) fn golden_warpers() -> serde_json::Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/golden/warpers.json"
+        );
+        let text = std::fs::read_to_string(path).expect("golden warpers file");
+        serde_json::from_str(&text).expect("golden JSON")
+    }
+
+    /// The golden score vector `name`, float32; JSON `null` stands for -inf.
+    pub(crate) fn golden_vector(golden: &serde_json::Value, name: &str) -> Vec<f32> {
+        let values = golden["vectors"][name].as_array().expect("vector");
+        let value = |v: &serde_json::Value| v.as_f64().map_or(f32::NEG_INFINITY, |x| x as f32);
+        values.iter().map(value).collect()
+    }
 
     fn sorted(scores: &[f32], order: &[usize]) -> bool {
         order.windows(2).all(|w| scores[w[0]] <= scores[w[1]])
@@ -190,21 +208,11 @@ mod tests {
     /// reach the heapsort fallback.
     #[test]
     fn orders_ties_exactly_as_torch_does() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/golden/warpers.json"
-        );
-        let text = std::fs::read_to_string(path).expect("golden warpers file");
-        let golden: serde_json::Value = serde_json::from_str(&text).expect("golden JSON");
+        let golden = golden_warpers();
         let orders = golden["sort_orders"].as_object().expect("sort orders");
         assert!(orders.len() >= 5);
         for (name, want) in orders {
-            let row: Vec<f32> = golden["vectors"][name]
-                .as_array()
-                .expect("vector")
-                .iter()
-                .map(|v| v.as_f64().map_or(f32::NEG_INFINITY, |x| x as f32))
-                .collect();
+            let row = golden_vector(&golden, name);
             let want: Vec<usize> = serde_json::from_value(want.clone()).expect("order");
             assert_eq!(ascending_order(&row), want, "{name}");
         }

@@ -112,6 +112,7 @@ pub fn push_warpers(list: &mut ProcessorList, sampling: &Sampling, config: &Gene
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generation::torch_sort::tests::{golden_vector, golden_warpers};
 
     const NEG: f32 = f32::NEG_INFINITY;
 
@@ -230,17 +231,8 @@ mod tests {
     /// tokens kept, with the same float32 scores, for every setting and every vector.
     #[test]
     fn keeps_exactly_what_transformers_keeps() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/golden/warpers.json"
-        );
-        let text = std::fs::read_to_string(path).expect("golden warpers file");
-        let golden: serde_json::Value = serde_json::from_str(&text).expect("golden JSON");
-        let vector = |name: &str| -> Vec<f32> {
-            let values = golden["vectors"][name].as_array().expect("vector");
-            let value = |v: &serde_json::Value| v.as_f64().map_or(NEG, |x| x as f32);
-            values.iter().map(value).collect()
-        };
+        let golden = golden_warpers();
+        let vector = |name: &str| golden_vector(&golden, name);
         let cases = golden["cases"].as_array().expect("cases");
         assert!(cases.len() > 1000, "{} cases", cases.len());
         for case in cases {
