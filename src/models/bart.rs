@@ -11,14 +11,13 @@
 //! Pegasus. Old fairseq-converted configs carry `normalize_before` / `add_final_layer_norm`
 //! flags; transformers' BART ignores them (they belong to mBART), and so do we.
 
-use candle_core::{Result, Tensor};
+use candle_core::Result;
 use candle_nn::VarBuilder;
 
+use super::DecoderSpec;
 use super::bart_common::{
     EncoderDecoder, HalfClamp, Layout, NormPlacement, PositionTable, Positions, TokenDefaults,
 };
-use super::cache::DecoderState;
-use super::{DecoderSpec, Quantization, Seq2Seq};
 
 pub use super::bart_common::Config;
 
@@ -44,61 +43,28 @@ pub fn spec(cfg: &Config) -> DecoderSpec {
     cfg.spec_with(TOKEN_DEFAULTS)
 }
 
-/// A BART or DistilBART checkpoint with its language-modelling head.
-#[derive(Debug, Clone)]
-pub struct Bart {
-    inner: EncoderDecoder,
-}
-
 fn learned_positions(cfg: &Config, vb: VarBuilder) -> Result<PositionTable> {
     let rows = cfg.max_position_embeddings + POSITION_OFFSET;
     let table = vb.get((rows, cfg.d_model), "weight")?;
     Ok(PositionTable::new(table, POSITION_OFFSET))
 }
 
-impl Bart {
-    /// `vb` is the checkpoint's root: `model.shared.weight`, `model.encoder.layers.0...`,
-    /// `lm_head.weight`, `final_logits_bias`.
-    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        let positions = Positions {
-            encoder: learned_positions(cfg, vb.pp("model.encoder.embed_positions"))?,
-            decoder: learned_positions(cfg, vb.pp("model.decoder.embed_positions"))?,
-        };
-        let inner = EncoderDecoder::new(cfg, LAYOUT, positions, spec(cfg), vb)?;
-        Ok(Self { inner })
-    }
-}
-
-impl Seq2Seq for Bart {
-    fn spec(&self) -> &DecoderSpec {
-        self.inner.spec()
-    }
-
-    fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
-        self.inner.encode(input_ids, attention_mask)
-    }
-
-    fn start_decoding(
-        &self,
-        encoder_hidden: &Tensor,
-        attention_mask: &Tensor,
-    ) -> Result<DecoderState> {
-        self.inner.start_decoding(encoder_hidden, attention_mask)
-    }
-
-    fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
-        self.inner.decode_step(last_tokens, state)
-    }
-
-    fn quantize(&mut self, quantization: Quantization) -> Result<(usize, usize)> {
-        self.inner.quantize(quantization)
-    }
+/// A BART or DistilBART checkpoint with its language-modelling head. `vb` is the checkpoint's
+/// root: `model.shared.weight`, `model.encoder.layers.0...`, `lm_head.weight`,
+/// `final_logits_bias`.
+pub(crate) fn model(cfg: &Config, vb: VarBuilder) -> Result<EncoderDecoder> {
+    let positions = Positions {
+        encoder: learned_positions(cfg, vb.pp("model.encoder.embed_positions"))?,
+        decoder: learned_positions(cfg, vb.pp("model.decoder.embed_positions"))?,
+    };
+    EncoderDecoder::new(cfg, LAYOUT, positions, spec(cfg), vb)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
+    use crate::models::Seq2Seq;
+    use candle_core::{DType, Device, Tensor};
 
     #[test]
     fn positions_skip_the_two_reserved_rows() {
@@ -184,13 +150,13 @@ mod tests {
     #[test]
     fn missing_weights_are_an_error() {
         let vb = VarBuilder::from_tensors(Default::default(), DType::F32, &Device::Cpu);
-        assert!(Bart::new(&tiny_config(), vb).is_err());
+        assert!(model(&tiny_config(), vb).is_err());
     }
 
     #[test]
     fn shapes_flow_through_encode_and_decode() {
         let dev = Device::Cpu;
-        let bart = Bart::new(&tiny_config(), VarBuilder::zeros(DType::F32, &dev)).unwrap();
+        let bart = model(&tiny_config(), VarBuilder::zeros(DType::F32, &dev)).unwrap();
         let ids = Tensor::new(&[[0u32, 5, 2], [0, 2, 1]], &dev).unwrap();
         let mask = Tensor::new(&[[1u32, 1, 1], [1, 1, 0]], &dev).unwrap();
         let hidden = bart.encode(&ids, &mask).unwrap();

@@ -17,6 +17,8 @@ use super::tied::own_copy_or_shared;
 use serde::Deserialize;
 
 use super::cache::{DecoderState, padding_bias};
+pub(crate) use super::overflow::HalfClamp;
+use super::overflow::clamp_half;
 use super::{DecoderSpec, Quantization, Seq2Seq};
 
 /// transformers builds every norm here as `nn.LayerNorm(d_model)`, whose eps is fixed at 1e-5
@@ -126,15 +128,6 @@ pub(crate) enum NormPlacement {
     Post,
     /// Pegasus (and mBART): `x + sublayer(norm(x))`.
     Pre,
-}
-
-/// How transformers guards float16 encoder outputs against overflow. Other dtypes never clamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HalfClamp {
-    /// BART: only once a value has become infinite.
-    WhenInfinite,
-    /// Pegasus: after every encoder layer.
-    Always,
 }
 
 /// The architecture choices that separate BART from Pegasus.
@@ -385,27 +378,6 @@ impl DecoderLayer {
     }
 }
 
-/// transformers clamps float16 encoder outputs to the finite range to survive overflow.
-fn clamp_half(xs: &Tensor, policy: HalfClamp) -> Result<Tensor> {
-    if xs.dtype() != DType::F16 {
-        return Ok(xs.clone());
-    }
-    let max = f64::from(half::f16::MAX) - 1000.0;
-    let needed = match policy {
-        HalfClamp::Always => true,
-        HalfClamp::WhenInfinite => {
-            // transformers: `not torch.isfinite(hidden_states).all()`.
-            let peak = xs.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F32)?;
-            !peak.to_scalar::<f32>()?.is_finite()
-        }
-    };
-    if needed {
-        xs.clamp(-max, max)
-    } else {
-        Ok(xs.clone())
-    }
-}
-
 /// The token matrices of the encoder, the decoder and the output head, found under the names
 /// transformers may have saved them as.
 ///
@@ -616,12 +588,12 @@ impl Seq2Seq for EncoderDecoder {
         encoder_hidden: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<DecoderState> {
-        let cross_kv = self
-            .decoder_layers
-            .iter()
-            .map(|layer| layer.encoder_attn.project_kv(encoder_hidden))
-            .collect::<Result<Vec<_>>>()?;
-        DecoderState::new(cross_kv, attention_mask, encoder_hidden.dtype())
+        DecoderState::start(
+            &self.decoder_layers,
+            encoder_hidden,
+            attention_mask,
+            |layer, hidden| layer.encoder_attn.project_kv(hidden),
+        )
     }
 
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {

@@ -242,6 +242,21 @@ impl DecoderState {
     pub fn end_step(&mut self) {
         self.position += 1;
     }
+
+    /// [`Self::new`] over `encoder_hidden`, with every decoder layer's cross-attention keys
+    /// and values projected by `project_kv`: what each model's `start_decoding` does.
+    pub(crate) fn start<L>(
+        layers: &[L],
+        encoder_hidden: &Tensor,
+        attention_mask: &Tensor,
+        project_kv: impl Fn(&L, &Tensor) -> Result<(Tensor, Tensor)>,
+    ) -> Result<Self> {
+        let cross_kv = layers
+            .iter()
+            .map(|layer| project_kv(layer, encoder_hidden))
+            .collect::<Result<Vec<_>>>()?;
+        Self::new(cross_kv, attention_mask, encoder_hidden.dtype())
+    }
 }
 
 /// Per row of a `(batch, seq)` 0/1 mask: the positions up to and including its last 1.

@@ -10,6 +10,7 @@ mod bart_common;
 pub mod cache;
 mod kernels;
 mod linear;
+mod overflow;
 pub mod pegasus;
 pub mod t5;
 mod tied;
@@ -167,14 +168,14 @@ pub fn from_config_with(
                 quantize: quantization,
                 ..parse(config)?
             };
-            Box::new(bart::Bart::new(&cfg, vb)?)
+            Box::new(bart::model(&cfg, vb)?)
         }
         Some("pegasus") => {
             let cfg = bart_common::Config {
                 quantize: quantization,
                 ..parse(config)?
             };
-            Box::new(pegasus::Pegasus::new(&cfg, vb)?)
+            Box::new(pegasus::model(&cfg, vb)?)
         }
         other => {
             let name = other.unwrap_or("(no model_type)").to_string();

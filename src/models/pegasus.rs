@@ -12,11 +12,10 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::DecoderSpec;
 use super::bart_common::{
     EncoderDecoder, HalfClamp, Layout, NormPlacement, PositionTable, Positions, TokenDefaults,
 };
-use super::cache::DecoderState;
-use super::{DecoderSpec, Quantization, Seq2Seq};
 
 pub use super::bart_common::Config;
 
@@ -72,49 +71,15 @@ fn stack_positions(cfg: &Config, vb: VarBuilder) -> Result<PositionTable> {
     }
 }
 
-/// A Pegasus checkpoint with its language-modelling head.
-#[derive(Debug, Clone)]
-pub struct Pegasus {
-    inner: EncoderDecoder,
-}
-
-impl Pegasus {
-    /// `vb` is the checkpoint's root: `model.shared.weight`, `model.encoder.layers.0...`,
-    /// `final_logits_bias`, and optionally `model.encoder.embed_positions.weight`.
-    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        let positions = Positions {
-            encoder: stack_positions(cfg, vb.pp("model.encoder.embed_positions"))?,
-            decoder: stack_positions(cfg, vb.pp("model.decoder.embed_positions"))?,
-        };
-        let inner = EncoderDecoder::new(cfg, LAYOUT, positions, spec(cfg), vb)?;
-        Ok(Self { inner })
-    }
-}
-
-impl Seq2Seq for Pegasus {
-    fn spec(&self) -> &DecoderSpec {
-        self.inner.spec()
-    }
-
-    fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
-        self.inner.encode(input_ids, attention_mask)
-    }
-
-    fn start_decoding(
-        &self,
-        encoder_hidden: &Tensor,
-        attention_mask: &Tensor,
-    ) -> Result<DecoderState> {
-        self.inner.start_decoding(encoder_hidden, attention_mask)
-    }
-
-    fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
-        self.inner.decode_step(last_tokens, state)
-    }
-
-    fn quantize(&mut self, quantization: Quantization) -> Result<(usize, usize)> {
-        self.inner.quantize(quantization)
-    }
+/// A Pegasus checkpoint with its language-modelling head. `vb` is the checkpoint's root:
+/// `model.shared.weight`, `model.encoder.layers.0...`, `final_logits_bias`, and optionally
+/// `model.encoder.embed_positions.weight`.
+pub(crate) fn model(cfg: &Config, vb: VarBuilder) -> Result<EncoderDecoder> {
+    let positions = Positions {
+        encoder: stack_positions(cfg, vb.pp("model.encoder.embed_positions"))?,
+        decoder: stack_positions(cfg, vb.pp("model.decoder.embed_positions"))?,
+    };
+    EncoderDecoder::new(cfg, LAYOUT, positions, spec(cfg), vb)
 }
 
 #[cfg(test)]

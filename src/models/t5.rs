@@ -18,6 +18,7 @@ use super::cache::{DecoderState, padding_bias};
 use super::linear::{
     Linear, Projections, linear_no_bias, model_projections, quantize_all, quantized,
 };
+use super::overflow::{self, HalfClamp};
 use super::tied::own_copy_or_shared;
 use super::{DecoderSpec, Quantization, Seq2Seq};
 
@@ -369,18 +370,9 @@ impl DecoderBlock {
 
 /// T5 overflows float16 in its feed-forward outputs; transformers clamps hidden states after
 /// each sub-layer, to 1000 below float16's largest value once any is infinite (else to the
-/// largest value, which changes nothing finite), and so do we. Other dtypes pass through.
+/// largest value, which changes nothing finite), and so do we.
 fn clamp_half(xs: &Tensor) -> Result<Tensor> {
-    if xs.dtype() != DType::F16 {
-        return Ok(xs.clone());
-    }
-    let peak = xs.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F32)?;
-    if peak.to_scalar::<f32>()?.is_infinite() {
-        let max = f64::from(half::f16::MAX) - 1000.0;
-        xs.clamp(-max, max)
-    } else {
-        Ok(xs.clone())
-    }
+    overflow::clamp_half(xs, HalfClamp::WhenInfinite)
 }
 
 /// A T5 or T5 v1.1 / FLAN-T5 checkpoint.
@@ -562,12 +554,12 @@ impl Seq2Seq for T5 {
         encoder_hidden: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<DecoderState> {
-        let cross_kv = self
-            .decoder_blocks
-            .iter()
-            .map(|block| block.cross_attention.project_kv(encoder_hidden))
-            .collect::<Result<Vec<_>>>()?;
-        DecoderState::new(cross_kv, attention_mask, encoder_hidden.dtype())
+        DecoderState::start(
+            &self.decoder_blocks,
+            encoder_hidden,
+            attention_mask,
+            |block, hidden| block.cross_attention.project_kv(hidden),
+        )
     }
 
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
@@ -669,28 +661,5 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(cfg.feed_forward().unwrap(), (false, Activation::GeluTanh));
-    }
-
-    #[test]
-    fn half_clamp_touches_finite_values_only_once_one_is_infinite() {
-        let half = |values: &[f32]| {
-            Tensor::new(values, &Device::Cpu)
-                .unwrap()
-                .to_dtype(DType::F16)
-                .unwrap()
-        };
-        let read = |t: Tensor| t.to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
-        // transformers clamps to f16::MAX (a no-op) while everything is finite ...
-        assert_eq!(
-            read(clamp_half(&half(&[65504.0, -1.5])).unwrap()),
-            [65504.0, -1.5]
-        );
-        // ... and to 1000 below it once anything overflowed.
-        let clamped = read(clamp_half(&half(&[f32::INFINITY, 65504.0, -1.5])).unwrap());
-        let bound = half::f16::from_f64(64504.0).to_f32(); // 64512: the nearest f16
-        assert_eq!(clamped, [bound, bound, -1.5]);
-        // Other dtypes pass through.
-        let big = Tensor::new(&[1e6f32], &Device::Cpu).unwrap();
-        assert_eq!(read(clamp_half(&big).unwrap()), [1e6]);
     }
 }
