@@ -50,6 +50,15 @@ pub enum Error {
         expected: String,
     },
 
+    /// A decoding setting of the model's own (its generation_config.json, config.json, task
+    /// parameters or catalogue entry) that generation cannot use, and that no option replaced.
+    #[error("{}", model_setting(option, value, expected, option))]
+    ModelSetting {
+        option: &'static str,
+        value: String,
+        expected: String,
+    },
+
     #[error("device '{0}' is not available: {1}")]
     Device(String, String),
 
@@ -308,6 +317,13 @@ fn invalid_value(setting: &str, value: &str, expected: &str) -> String {
     format!("invalid value for {setting}: {value} ({expected})")
 }
 
+fn model_setting(setting: &str, value: &str, expected: &str, replaced_by: &str) -> String {
+    format!(
+        "the model's own {setting} is {value}, which cannot be used ({expected}); \
+         {replaced_by} replaces it"
+    )
+}
+
 /// Whose an error is: what a front end needs to pick an exit status or an HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -337,6 +353,7 @@ impl Error {
                 Fault::Usage
             }
             Error::InvalidOption { .. }
+            | Error::ModelSetting { .. }
             | Error::UnknownModel { .. }
             | Error::NotAModelFolder { .. }
             | Error::OverlappingDirs { .. }
@@ -358,7 +375,9 @@ impl Error {
     /// The setting this error says was given a bad value, by its library name.
     pub fn setting(&self) -> Option<&'static str> {
         match self {
-            Error::InvalidOption { option, .. } => Some(option),
+            Error::InvalidOption { option, .. } | Error::ModelSetting { option, .. } => {
+                Some(option)
+            }
             Error::Glob { .. } => Some(GLOB_SETTING),
             _ => None,
         }
@@ -371,6 +390,11 @@ impl Error {
             Error::InvalidOption {
                 value, expected, ..
             } => invalid_value(name, value, expected),
+            Error::ModelSetting {
+                option,
+                value,
+                expected,
+            } => model_setting(option, value, expected, name),
             Error::Glob { pattern, .. } => {
                 invalid_value(name, &format!("'{pattern}'"), GLOB_EXPECTED)
             }
@@ -451,6 +475,20 @@ mod tests {
         assert_eq!(
             err.message_naming("--max-input-tokens"),
             "invalid value for --max-input-tokens: 2 (must be at least 4)"
+        );
+        let model = Error::ModelSetting {
+            option: "temperature",
+            value: "0".into(),
+            expected: "a finite number greater than 0".into(),
+        };
+        assert_eq!(
+            (model.setting(), model.fault()),
+            (Some("temperature"), Fault::Usage)
+        );
+        assert_eq!(
+            model.message_naming("--temperature"),
+            "the model's own temperature is 0, which cannot be used (a finite number greater \
+             than 0); --temperature replaces it"
         );
         let glob = globset::Glob::new("a[").unwrap_err();
         let err = Error::Glob {

@@ -178,3 +178,55 @@ fn the_models_own_sampling_settings_apply_when_none_are_given() {
         assert_eq!(distinct(&first_tokens(&summarizer, narrow)), top_1);
     }
 }
+
+/// A sampling setting of the model's own that cannot be used is an error saying so (not naming
+/// an option the caller never gave), and an option that replaces it, or turns sampling off,
+/// makes the model usable.
+#[test]
+fn an_unusable_sampling_setting_of_the_model_is_blamed_on_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = json!({"do_sample": true, "temperature": 0.0});
+    let summarizer = fixture_with(dir.path(), "generation_config.json", &keys);
+    let text = case()["text"].as_str().unwrap().to_string();
+    let with = |sampling: SamplingOverrides| SummaryOptions {
+        generation: GenerationOverrides {
+            max_new_tokens: Some(2),
+            sampling: Some(sampling),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let err = summarizer
+        .summarize(&text, &with(SamplingOverrides::default()))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            precis::Error::ModelSetting {
+                option: "temperature",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_usage());
+    assert!(
+        err.to_string().contains("model's own temperature is 0"),
+        "{err}"
+    );
+    for fix in [
+        SamplingOverrides {
+            temperature: Some(0.7),
+            ..Default::default()
+        },
+        SamplingOverrides {
+            do_sample: Some(false),
+            ..Default::default()
+        },
+    ] {
+        assert!(
+            summarizer.summarize(&text, &with(fix.clone())).is_ok(),
+            "{fix:?}"
+        );
+    }
+}

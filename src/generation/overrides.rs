@@ -64,6 +64,15 @@ impl SamplingOverrides {
 }
 
 impl GenerationOverrides {
+    /// Whether these overrides give `option` (a setting's library name, as in
+    /// [`crate::Error::InvalidOption`]) a value, rather than leaving the base's.
+    pub fn sets(&self, option: &str) -> bool {
+        // The serde names are the settings' names, so no list here can fall out of step.
+        let value = serde_json::to_value(self).unwrap_or_default();
+        let given = |v: &serde_json::Value| v.get(option).is_some_and(|v| !v.is_null());
+        given(&value) || given(&value["sampling"])
+    }
+
     /// `base` with every setting given here put over it.
     pub fn apply(&self, mut config: GenerationConfig) -> GenerationConfig {
         if let Some(max_length) = self.max_length {
@@ -208,6 +217,23 @@ mod tests {
         let searched = off.apply(sampling_base);
         assert_eq!((searched.do_sample, searched.num_beams), (false, 4));
         assert_eq!(searched.sampling.seed, 9);
+    }
+
+    #[test]
+    fn knows_which_settings_it_gives() {
+        let overrides = GenerationOverrides {
+            num_beams: Some(2),
+            sampling: Some(SamplingOverrides {
+                temperature: Some(0.5),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(overrides.sets("num_beams") && overrides.sets("temperature"));
+        for option in ["min_length", "top_p", "do_sample", "no_such_setting"] {
+            assert!(!overrides.sets(option), "{option}");
+        }
+        assert!(!GenerationOverrides::default().sets("temperature"));
     }
 
     #[test]

@@ -92,6 +92,23 @@ impl PendingSummary {
     }
 }
 
+/// An out-of-bounds setting that `options` (checked on their own already) did not give came
+/// from the model's files: say so, rather than name an option the caller never used.
+fn blame_the_model(err: Error, options: &SummaryOptions) -> Error {
+    match err {
+        Error::InvalidOption {
+            option,
+            value,
+            expected,
+        } if !options.generation.sets(option) => Error::ModelSetting {
+            option,
+            value,
+            expected,
+        },
+        other => other,
+    }
+}
+
 impl<'a> SummaryPlan<'a> {
     /// Checks that the window leaves room for content and works out the pass settings.
     pub fn new(summarizer: &'a Summarizer, options: &'a SummaryOptions) -> Result<Self> {
@@ -113,7 +130,8 @@ impl<'a> SummaryPlan<'a> {
         }
         let budget = window - overhead;
         let last = options.generation_config(&loaded.defaults);
-        last.validate()?;
+        last.validate()
+            .map_err(|err| blame_the_model(err, options))?;
         let intermediate = intermediate_config(&last, budget);
         Ok(Self {
             summarizer,
