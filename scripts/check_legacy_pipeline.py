@@ -25,27 +25,14 @@ from pathlib import Path
 import torch
 import transformers
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from legacy_pipeline import GLOBAL_GENERATION_DEFAULTS  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "fixtures" / "golden"
 
 torch.set_num_threads(2)
 warnings.filterwarnings("ignore")
-
-
-# GenerationConfig() defaults of the parameters make_fixtures.py records (GLOBAL_GENERATION_DEFAULTS
-# there; not imported, as that module needs transformers 5).
-TRACKED = {
-    "early_stopping": False,
-    "forced_bos_token_id": None,
-    "forced_eos_token_id": None,
-    "length_penalty": 1.0,
-    "max_length": 20,
-    "max_new_tokens": None,
-    "min_length": 0,
-    "no_repeat_ngram_size": 0,
-    "num_beams": 1,
-    "repetition_penalty": 1.0,
-}
 
 
 def main() -> int:
@@ -76,8 +63,8 @@ def main() -> int:
         gen = pipe.generation_config
         # Every tracked parameter, so a setting the emulation left out (say a forced BOS token
         # from a legacy config key) shows up as a mismatch too.
-        used = {k: getattr(gen, k) for k in TRACKED}
-        want = {k: section["effective_params"].get(k, default) for k, default in TRACKED.items()}
+        used = {k: getattr(gen, k) for k in GLOBAL_GENERATION_DEFAULTS}
+        want = {k: section["effective_params"].get(k, default) for k, default in GLOBAL_GENERATION_DEFAULTS.items()}
         print(f"{path.name}: transformers {transformers.__version__}, prefix={pipe.prefix!r}")
         print(f"  pipeline generation_config (diff): {gen.to_diff_dict()}")
         # 4.57 keeps prefix None when neither the task nor the config names one (used as "").

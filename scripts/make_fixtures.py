@@ -29,8 +29,8 @@ import copy
 import io
 import json
 import math
+import os
 import shutil
-import statistics
 import sys
 import tempfile
 import warnings
@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import sentencepiece
-import tokenizers
 import torch
 import transformers
 from safetensors.torch import save_file
@@ -47,8 +46,6 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers, normalizers
 from transformers import (
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
-    LogitsProcessor,
-    LogitsProcessorList,
     T5Config,
     T5ForConditionalGeneration,
     T5Tokenizer,
@@ -56,19 +53,21 @@ from transformers import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixture_texts import (  # noqa: E402
-    CASES,
     MULTILINGUAL_STRINGS,
     TOKENIZATION_STRINGS,
     TRAINING_EXTRA,
     training_corpus,
 )
 import bart_fixtures as bf  # noqa: E402
+from golden_outputs import Golden, quality  # noqa: E402
+from legacy_pipeline import T5_WINDOW  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 GOLDEN = FIXTURES / "golden"
 
-torch.set_num_threads(2)
+# Two threads (this machine's cores); FIXTURE_THREADS=1 when several builds share the cores.
+torch.set_num_threads(int(os.environ.get("FIXTURE_THREADS", "2")))
 transformers.logging.set_verbosity_error()
 warnings.filterwarnings("ignore")
 
@@ -104,89 +103,6 @@ T5_TASK_SPECIFIC_PARAMS = {
         "prefix": "translate English to Romanian: ",
     },
 }
-
-# Legacy summarization pipeline (transformers <= 4.57, removed in 5.x: see `Golden.pipeline`).
-# Its generation config: the pipeline default GenerationConfig(max_new_tokens=256, num_beams=4),
-# merged with the model's generation config, then task_specific_params["summarization"] applied on
-# top (without "prefix", which became the text prefix); see `legacy_pipeline_settings`. Verified by
-# scripts/check_legacy_pipeline.py.
-LEGACY_PIPELINE_DEFAULTS = {"max_new_tokens": 256, "num_beams": 4}
-DECODE_KWARGS = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
-
-# GenerationConfig() defaults of the parameters the pipeline emulation tracks.
-GLOBAL_GENERATION_DEFAULTS = {
-    "early_stopping": False,
-    "forced_bos_token_id": None,
-    "forced_eos_token_id": None,
-    "length_penalty": 1.0,
-    "max_length": 20,
-    "max_new_tokens": None,
-    "min_length": 0,
-    "no_repeat_ngram_size": 0,
-    "num_beams": 1,
-    "repetition_penalty": 1.0,
-}
-
-# transformers 4.57 config-class defaults that end up in the generation config of a checkpoint
-# without generation_config.json (GenerationConfig.from_model_config reads every attribute of the
-# model config, class defaults included): BartConfig(forced_eos_token_id=2),
-# PegasusConfig(forced_eos_token_id=1). transformers 5 builds that generation config from the keys
-# of config.json only (plus the force_bos_token_to_be_generated conversion).
-LEGACY_CONFIG_CLASS_DEFAULTS = {
-    "t5": {},
-    "bart": {"bos_token_id": 0, "forced_eos_token_id": 2},
-    "pegasus": {"forced_eos_token_id": 1},
-}
-
-T5_WINDOW = 512  # n_positions / tokenizer model_max_length of t5-small
-
-
-def legacy_model_generation_config(model_dir: Path) -> dict:
-    """The model's generation config as transformers 4.57 loaded it: generation_config.json when
-    the checkpoint has one, else built from the model config, class defaults included. 4.57's
-    BartConfig also turned the old `force_bos_token_to_be_generated: true` of the CNN checkpoints
-    (sshleifer/distilbart-cnn-*) into forced_bos_token_id = bos_token_id (5.24's GenerationConfig
-    still does that, but drops the class defaults)."""
-    generation_file = model_dir / "generation_config.json"
-    if generation_file.exists():
-        return json.loads(generation_file.read_text(encoding="utf-8"))
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    model_type = config["model_type"]
-    settings = {**LEGACY_CONFIG_CLASS_DEFAULTS[model_type], **{k: v for k, v in config.items() if v is not None}}
-    if model_type == "bart" and settings.get("forced_bos_token_id") is None:
-        if config.get("force_bos_token_to_be_generated", False):
-            settings["forced_bos_token_id"] = settings["bos_token_id"]
-    return settings
-
-
-def legacy_pipeline_settings(model_dir: Path) -> tuple[str, dict]:
-    """(prefix, generate() parameters) of transformers 4.57's summarization pipeline for the
-    checkpoint in model_dir (4.57 pipelines/base.py, Pipeline.__init__):
-      1. `_prepare_generation_config(GenerationConfig(max_new_tokens=256, num_beams=4),
-         use_model_defaults=True)`: a model value replaces a pipeline value only where the pipeline's
-         is still the global default (so num_beams stays 4 whatever the model says);
-      2. max_new_tokens=256 is dropped when the result has a max_length other than 20;
-      3. task_specific_params["summarization"] is applied on top; its "prefix" (else config.prefix)
-         becomes the text prefix."""
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    model = legacy_model_generation_config(model_dir)
-    effective = dict(LEGACY_PIPELINE_DEFAULTS)
-    for key, default in GLOBAL_GENERATION_DEFAULTS.items():
-        value = model.get(key)
-        if value is not None and value != default and effective.get(key, default) == default:
-            effective[key] = value
-    if effective.get("max_new_tokens") == LEGACY_PIPELINE_DEFAULTS["max_new_tokens"]:
-        if effective.get("max_length", GLOBAL_GENERATION_DEFAULTS["max_length"]) != 20:
-            del effective["max_new_tokens"]
-    task = dict((config.get("task_specific_params") or {}).get("summarization", {}))
-    prefix = task.pop("prefix") if "prefix" in task else (config.get("prefix") or "")
-    effective.update(task)
-    return prefix, effective
-
-
-def model_window(model_dir: Path) -> int:
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    return config.get("max_position_embeddings") or config.get("n_positions") or T5_WINDOW
 
 
 # ============================================================================================
@@ -866,477 +782,22 @@ def write_model_dir(spec: ModelSpec, out_dir: Path) -> None:
         bf.write_vocab_merges_twin(out_dir, out_dir.parent / spec.vocab_merges_twin)
 
 
-# ============================================================================================
-# Margins: how far each recorded decision is from flipping
-# ============================================================================================
-
-class GreedyMarginRecorder(LogitsProcessor):
-    """Appended after transformers' own processors: records top1 - top2 of the processed scores
-    (what argmax sees) for every row that has not finished yet."""
-
-    def __init__(self, eos_token_id: int):
-        self.eos = eos_token_id
-        self.margins: list[float] = []
-
-    def __call__(self, input_ids, scores):
-        top = torch.topk(scores.double(), 2, dim=-1).values
-        for row in range(input_ids.shape[0]):
-            if (input_ids[row, 1:] == self.eos).any():
-                continue
-            gap = (top[row, 0] - top[row, 1]).item()
-            if math.isfinite(gap):
-                self.margins.append(gap)
-        return scores
-
-
-class BeamMarginRecorder:
-    """Wraps transformers 5's vectorised beam-search helpers on one model instance and records the
-    gap at every decision that determines the output:
-      * which `num_beams` unfinished candidates keep running (gap between the last one kept and the
-        best unfinished one dropped);
-      * whether an EOS candidate lands inside the top `num_beams` (gap at that rank boundary);
-      * which finished hypotheses stay in the pool (gap at rank num_beams of the merged pool, scores
-        after length penalty);
-      * the early-stopping heuristic comparison (best possible running score vs worst finished),
-        when early_stopping is not True;
-      * the final choice (best vs second-best finished hypothesis).
-    Batch items whose search is already over are skipped."""
-
-    def __init__(self, model, eos_token_id: int, max_length: int):
-        self.model = model
-        self.eos = eos_token_id
-        self.max_length = max_length
-        self.margins: list[float] = []
-        self.done = None  # per batch item: search over (set after each step)
-        self.last_beam_scores = None
-        self.last_beam_lens = None
-        self.length_penalty = 1.0
-
-    def _add(self, gap: float) -> None:
-        if math.isfinite(gap) and abs(gap) < 1e8:
-            self.margins.append(abs(gap))
-
-    def _add_normalized(self, a: tuple, b: tuple, lp: float) -> None:
-        """Gap between two length-normalised scores (score, length), expressed in log-prob units:
-        how much one hypothesis' summed log-probs must move to swap the two."""
-        (sa, la), (sb, lb) = a, b
-        self._add((sa - sb) * min(la**lp, lb**lp))
-
-    def __enter__(self):
-        model, rec = self.model, self
-        orig_topk = model._get_top_k_continuations
-        orig_update = model._update_finished_beams
-        orig_heur = model._check_early_stop_heuristic
-
-        def topk_wrapper(**kw):
-            scores = kw["accumulated_log_probs"].double()
-            nb, k = kw["num_beams"], kw["beams_to_keep"]
-            vocab = scores.shape[-1] // nb
-            cur_len = kw["cur_len"]
-            vals, idx = torch.topk(scores, k + 1, dim=-1)
-            for b in range(scores.shape[0]):
-                if rec.done is not None and rec.done[b]:
-                    continue
-                v = [x if x > -1e8 else -math.inf for x in vals[b].tolist()]
-                finished = [(i % vocab) == rec.eos or cur_len + 1 >= rec.max_length for i in idx[b].tolist()]
-                if finished[nb - 1] or finished[nb]:
-                    rec._add(v[nb - 1] - v[nb])
-                unfinished = [r for r in range(k + 1) if not finished[r]]
-                if len(unfinished) >= nb + 1:
-                    rec._add(v[unfinished[nb - 1]] - v[unfinished[nb]])
-                elif len(unfinished) == nb:  # the next unfinished one is beyond rank k+1
-                    rec._add(v[unfinished[nb - 1]] - v[k])
-            return orig_topk(**kw)
-
-        def update_wrapper(**kw):
-            nb = kw["num_beams"]
-            lp = kw["length_penalty"]
-            length = kw["cur_len"] + 1 - kw["decoder_prompt_len"]
-            new = kw["topk_log_probs"].double() / (length**lp)
-            eligible = kw["next_token_hits_stopping_criteria"] & kw["top_num_beam_mask"][None, :]
-            eligible = eligible & kw["is_early_stop_heuristic_unsatisfied"]
-            if kw["early_stopping"] is True:
-                eligible = eligible & ~torch.all(kw["is_sent_finished"], dim=-1, keepdim=True)
-            old = kw["beam_scores"].double()
-            old_lens = (kw["beam_indices"] != -1).sum(-1)
-            for b in range(old.shape[0]):
-                if rec.done is not None and rec.done[b]:
-                    continue
-                pool = [(s, int(n)) for s, n in zip(old[b].tolist(), old_lens[b].tolist()) if s > -1e8]
-                pool += [(s, length) for s in new[b][eligible[b]].tolist()]
-                pool.sort(key=lambda x: x[0], reverse=True)
-                if len(pool) > nb and eligible[b].any():
-                    rec._add_normalized(pool[nb - 1], pool[nb], lp)
-            result = orig_update(**kw)
-            rec.last_beam_scores = result[1].double().clone()
-            rec.last_beam_lens = (result[2] != -1).sum(-1)
-            rec.length_penalty = lp
-            return result
-
-        def heur_wrapper(**kw):
-            es, lp = kw["early_stopping"], kw["length_penalty"]
-            if es is not True:
-                if es == "never" and lp > 0.0:
-                    length = kw["max_length"] - kw["decoder_prompt_len"]
-                else:
-                    length = kw["cur_len"] - kw["decoder_prompt_len"]
-                best = kw["running_beam_scores"][:, 0].double() / (length**lp)
-                worst, worst_at = kw["beam_scores"].double().min(dim=1)
-                all_finished = kw["is_sent_finished"].all(dim=1)
-                for b in range(best.shape[0]):
-                    if (rec.done is None or not rec.done[b]) and all_finished[b]:
-                        worst_len = int(rec.last_beam_lens[b, worst_at[b]])
-                        rec._add_normalized((best[b].item(), length), (worst[b].item(), worst_len), lp)
-            result = orig_heur(**kw)
-            done = ~result[:, 0]
-            if es is True:
-                done = done | kw["is_sent_finished"].all(dim=1)
-            rec.done = done.tolist()
-            return result
-
-        model._get_top_k_continuations = topk_wrapper
-        model._update_finished_beams = update_wrapper
-        model._check_early_stop_heuristic = heur_wrapper
-        return self
-
-    def __exit__(self, *exc):
-        for name in ("_get_top_k_continuations", "_update_finished_beams", "_check_early_stop_heuristic"):
-            self.model.__dict__.pop(name, None)
-        if exc[0] is None and self.last_beam_scores is not None:
-            for scores, lens in zip(self.last_beam_scores.tolist(), self.last_beam_lens.tolist()):
-                pool = sorted(((s, n) for s, n in zip(scores, lens) if s > -1e8), key=lambda x: x[0], reverse=True)
-                if len(pool) >= 2:
-                    self._add_normalized(pool[0], pool[1], self.length_penalty)
-        return False
-
-
-def margin_summary(margins: list[float]) -> dict:
-    if not margins:
-        return {"min": None, "median": None, "n": 0}
-    return {"min": min(margins), "median": statistics.median(margins), "n": len(margins)}
-
-
-# ============================================================================================
-# Golden outputs
-# ============================================================================================
-
-def float_list(t: torch.Tensor) -> list[float]:
-    return [float(x) for x in t.reshape(-1).tolist()]
-
-
-def effective_max_length(params: dict) -> int:
-    if "max_new_tokens" in params:
-        return 1 + params["max_new_tokens"]
-    return params.get("max_length", 20 + 1)
-
-
-def run_generate(model, enc: dict, params: dict, eos: int) -> tuple[list[list[int]], dict]:
-    """Call generate() with exactly `params`, recording decision margins."""
-    num_beams = params.get("num_beams", 1)
-    if num_beams == 1:
-        rec = GreedyMarginRecorder(eos)
-        with torch.no_grad():
-            out = model.generate(**enc, **params, logits_processor=LogitsProcessorList([rec]))
-        margins = rec.margins
-    else:
-        with BeamMarginRecorder(model, eos, effective_max_length(params)) as rec, torch.no_grad():
-            out = model.generate(**enc, **params)
-        margins = rec.margins
-    return out.tolist(), margin_summary(margins)
-
-
-def strip_after_eos(row: list[int], eos: int) -> list[int]:
-    for i in range(1, len(row)):
-        if row[i] == eos:
-            return row[: i + 1]
-    return row
-
-
-class Golden:
-    def __init__(self, spec: ModelSpec, model_dir: Path):
-        self.spec = spec
-        self.model_dir = model_dir
-        self.tok = AutoTokenizer.from_pretrained(str(model_dir))
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(str(model_dir)).eval()
-        self.eos = self.model.config.eos_token_id
-        self.prefix = spec.summarization.get("prefix", "")
-        self.texts = dict(CASES)
-        self.greedy_params = {
-            "num_beams": 1,
-            "min_length": spec.summarization["min_length"],
-            "max_length": spec.summarization["max_length"],
-            "no_repeat_ngram_size": spec.summarization["no_repeat_ngram_size"],
-        }
-        self.beam_params = {k: v for k, v in spec.summarization.items() if k != "prefix"}
-        self.generate_cases: list[dict] = []
-        self.by_name: dict[str, dict] = {}
-        self.report: list[str] = []
-
-    # --- helpers ------------------------------------------------------------------------
-    def encode(self, texts: list[str]) -> dict:
-        return self.tok([self.prefix + t for t in texts], padding=True, return_tensors="pt")
-
-    def add_case(self, name: str, kind: str, texts: list[str], params: dict) -> dict:
-        enc = self.encode(texts)
-        output_ids, margins = run_generate(self.model, enc, params, self.eos)
-        case = {
-            "case": name,
-            "kind": kind,
-            "params": params,
-            "input_ids": enc["input_ids"].tolist(),
-            "attention_mask": enc["attention_mask"].tolist(),
-            "output_ids": output_ids,
-            "margins": margins,
-        }
-        self.generate_cases.append(case)
-        self.by_name[name] = case
-        return case
-
-    # --- sections -----------------------------------------------------------------------
-    def tokenization(self) -> list[dict]:
-        raw = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-        twin = None
-        if self.spec.vocab_merges_twin:
-            twin = AutoTokenizer.from_pretrained(str(self.model_dir.parent / self.spec.vocab_merges_twin))
-        strings = self.spec.tokenization_strings
-        out = []
-        for text in strings + [t for _, t in CASES]:
-            ids = self.tok(text)["input_ids"]
-            if raw.encode(text).ids != ids:
-                raise SystemExit(f"tokenizers and transformers disagree on {text!r}")
-            dec_hf = self.tok.decode(ids, **DECODE_KWARGS)
-            dec_raw = raw.decode(ids, skip_special_tokens=True)
-            if dec_hf != dec_raw:
-                raise SystemExit(f"decode differs for {text!r}: {dec_hf!r} vs {dec_raw!r}")
-            if twin is not None:
-                # transformers reading the vocab.json + merges.txt twin must agree with tokenizer.json.
-                if twin(text)["input_ids"] != ids or twin.decode(ids, **DECODE_KWARGS) != dec_hf:
-                    raise SystemExit(f"{self.spec.vocab_merges_twin} disagrees with tokenizer.json on {text!r}")
-            if text in strings:
-                out.append({"text": text, "ids": ids})
-        return out
-
-    def encoder(self) -> list[dict]:
-        out = []
-        for name, text in CASES:
-            enc = self.encode([text])
-            with torch.no_grad():
-                hidden = self.model.get_encoder()(**enc).last_hidden_state
-            out.append(
-                {
-                    "case": name,
-                    "input_ids": enc["input_ids"][0].tolist(),
-                    "sum": hidden.double().sum().item(),
-                    "abs_sum": hidden.double().abs().sum().item(),
-                    "head": float_list(hidden.reshape(-1)[:16]),
-                }
-            )
-        return out
-
-    def per_text_cases(self) -> None:
-        for name, text in CASES:
-            self.add_case(f"{name}/greedy", "greedy", [text], dict(self.greedy_params))
-            self.add_case(f"{name}/beam", "beam", [text], dict(self.beam_params))
-
-    def variants(self) -> None:
-        g, b = self.greedy_params, self.beam_params
-        without = lambda p, *keys: {k: v for k, v in p.items() if k not in keys}  # noqa: E731
-        specs = [
-            # (variant, kind, base kind, params)
-            ("early_stopping_false", "beam", "beam", {**b, "early_stopping": False}),
-            ("early_stopping_never", "beam", "beam", {**b, "early_stopping": "never"}),
-            ("length_penalty_0.5", "beam", "beam", {**b, "length_penalty": 0.5}),
-            ("length_penalty_-1.0", "beam", "beam", {**b, "length_penalty": -1.0}),
-            ("num_beams_2", "beam", "beam", {**b, "num_beams": 2}),
-            ("num_beams_3", "beam", "beam", {**b, "num_beams": 3}),
-            ("repetition_penalty_1.3", "beam", "beam", {**b, "repetition_penalty": 1.3}),
-            ("repetition_penalty_1.3", "greedy", "greedy", {**g, "repetition_penalty": 1.3}),
-            ("no_repeat_ngram_size_0", "greedy", "greedy", {**g, "no_repeat_ngram_size": 0}),
-            ("no_repeat_ngram_size_2", "greedy", "greedy", {**g, "no_repeat_ngram_size": 2}),
-            ("no_repeat_ngram_size_0", "beam", "beam", {**b, "no_repeat_ngram_size": 0}),
-            ("no_repeat_ngram_size_2", "beam", "beam", {**b, "no_repeat_ngram_size": 2}),
-            ("max_new_tokens_20", "greedy", "greedy", {**without(g, "max_length"), "max_new_tokens": 20}),
-            ("max_new_tokens_20", "beam", "beam", {**without(b, "max_length"), "max_new_tokens": 20}),
-            ("min_length_0", "greedy", "greedy", {**g, "min_length": 0}),
-            ("min_length_0", "beam", "beam", {**b, "min_length": 0}),
-            ("max_length_short", "greedy", "greedy", None),
-            ("max_length_short", "beam", "beam", None),
-        ]
-        for variant, kind, base_kind, params in specs:
-            chosen = None
-            for text_name in self.spec.variant_texts:
-                base = self.by_name[f"{text_name}/{base_kind}"]
-                p = params
-                if p is None:  # max_length below the natural (base) length
-                    natural = len(strip_after_eos(base["output_ids"][0], self.eos))
-                    p = {**(g if kind == "greedy" else b), "max_length": max(natural // 2, 8)}
-                enc = self.encode([self.texts[text_name]])
-                output_ids, _ = run_generate(self.model, enc, p, self.eos)
-                if output_ids != base["output_ids"]:
-                    chosen = (text_name, p)
-                    break
-            if chosen is None:
-                text_name = self.spec.variant_texts[0]
-                p = params
-                self.report.append(f"variant {kind}/{variant}: no change vs base on any of {self.spec.variant_texts}")
-                chosen = (text_name, p)
-            else:
-                self.report.append(f"variant {kind}/{variant}: differs from {chosen[0]}/{base_kind}")
-            text_name, p = chosen
-            self.add_case(f"{text_name}/{kind}/{variant}", kind, [self.texts[text_name]], p)
-
-    def batches(self) -> None:
-        names = self.spec.batch_texts
-        texts = [self.texts[n] for n in names]
-        for kind, params in (("greedy", self.greedy_params), ("beam", self.beam_params)):
-            case = self.add_case(f"batch[{','.join(names)}]/{kind}", f"batch-{kind}", texts, dict(params))
-            for row, name in zip(case["output_ids"], names):
-                single = self.by_name[f"{name}/{kind}"]["output_ids"][0]
-                if strip_after_eos(row, self.eos) != single:
-                    raise SystemExit(
-                        f"{self.spec.name}: batched {kind} row for {name} differs from the single run:\n"
-                        f"  batch : {row}\n  single: {single}"
-                    )
-                tail = row[len(single):]
-                self.report.append(f"batch {kind} row {name}: equals single run; fill after EOS = {sorted(set(tail))}")
-
-    def logits(self) -> list[dict]:
-        out = []
-        for name in self.spec.logits_texts:
-            enc = self.encode([self.texts[name]])
-            dec = self.by_name[f"{name}/greedy"]["output_ids"][0]
-            n = len(dec)
-            positions = sorted({0, n // 2, n - 1})
-            with torch.no_grad():
-                logits = self.model(**enc, decoder_input_ids=torch.tensor([dec])).logits[0]
-            out.append(
-                {
-                    "case": f"{name}/greedy",
-                    "input_ids": enc["input_ids"][0].tolist(),
-                    "decoder_input_ids": dec,
-                    "positions": positions,
-                    "head": [float_list(logits[p, :16]) for p in positions],
-                    "argmax": [int(logits[p].argmax()) for p in positions],
-                    "sum": [logits[p].double().sum().item() for p in positions],
-                    "abs_sum": [logits[p].double().abs().sum().item() for p in positions],
-                }
-            )
-        return out
-
-    def pipeline(self) -> dict:
-        """transformers 5 removed the summarization pipeline: pipeline("summarization", ...) raises
-        KeyError (transformers.pipelines.REMOVED_TASKS). We record that error and emulate the legacy
-        SummarizationPipeline of transformers 4.57 with 5.x's generate():
-          * text = prefix + text, the prefix being task_specific_params["summarization"]["prefix"],
-            else config.json's "prefix" (distilbart-cnn: " "), else "";
-          * tokenizer(text) with NO truncation and no padding: inputs longer than the window are fed
-            whole (the tokenizer only warns; T5's relative attention has no length limit);
-          * generate(**inputs, generation params from `legacy_pipeline_settings`), every parameter
-            that matters passed explicitly so that 5.x's own defaults cannot differ from 4.57's;
-          * tokenizer.decode(output_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-            (4.57 Text2TextGenerationPipeline.postprocess: the tokenizer's own setting is not used).
-        scripts/check_legacy_pipeline.py reruns the real 4.57 pipeline on these folders and compares."""
-        try:
-            transformers.pipeline("summarization", model=str(self.model_dir))
-            error = None
-        except Exception as exc:  # expected in transformers 5
-            error = f"{type(exc).__name__}: {exc}"
-        prefix, effective = legacy_pipeline_settings(self.model_dir)
-        window = model_window(self.model_dir)
-        cases = []
-        for name, text in CASES:
-            enc = self.tok(prefix + text, return_tensors="pt")
-            output_ids, margins = run_generate(self.model, enc, dict(effective), self.eos)
-            row = output_ids[0]
-            case = {
-                "case": name,
-                "text": text,
-                "input_ids": enc["input_ids"][0].tolist(),
-                "output_ids": row,
-                "summary": self.tok.decode(row, **DECODE_KWARGS),
-                "margins": margins,
-            }
-            if len(case["input_ids"]) > window:
-                case["note"] = (
-                    f"{len(case['input_ids'])} input tokens > {window}: the legacy pipeline does not "
-                    "truncate (truncation defaults to DO_NOT_TRUNCATE); the tokenizer only warns and the "
-                    "whole input is encoded"
-                )
-            cases.append(case)
-        return {
-            "transformers_pipeline_error": error,
-            "emulates": "transformers 4.57.x SummarizationPipeline (removed in transformers 5)",
-            "prefix": prefix,
-            "truncation": False,
-            "effective_params": effective,
-            "decode_kwargs": DECODE_KWARGS,
-            "cases": cases,
-        }
-
-    def float64_check(self) -> list[str]:
-        """Rerun every generate case with a float64 copy of the model: a robustness check that the
-        recorded outputs do not hinge on float32 rounding. (generate() casts the logits to float32
-        either way; what changes is every matmul and norm inside the model.)"""
-        m64 = copy.deepcopy(self.model).double()
-        differ = []
-        for case in self.generate_cases:
-            enc = {
-                "input_ids": torch.tensor(case["input_ids"]),
-                "attention_mask": torch.tensor(case["attention_mask"]),
-            }
-            with torch.no_grad():
-                out = m64.generate(**enc, **case["params"]).tolist()
-            if out != case["output_ids"]:
-                differ.append(case["case"])
-        return differ
-
-    def build(self) -> dict:
-        golden = {
-            "model_dir": f"tests/fixtures/{self.spec.name}",
-            "versions": {
-                "transformers": transformers.__version__,
-                "torch": torch.__version__.split("+")[0],
-                "tokenizers": tokenizers.__version__,
-            },
-            "tokenization": self.tokenization(),
-            "encoder": self.encoder(),
-        }
-        self.per_text_cases()
-        self.variants()
-        self.batches()
-        golden["logits"] = self.logits()
-        golden["generate"] = self.generate_cases
-        golden["pipeline"] = self.pipeline()
-        return golden
-
-
-def quality(golden: dict, eos: int) -> dict:
-    """Numbers the seed choice is judged on."""
-    greedy_min = min(
-        c["margins"]["min"] for c in golden["generate"] if c["kind"] in ("greedy", "batch-greedy") and c["margins"]["n"]
-    )
-    beam_min = min(
-        c["margins"]["min"] for c in golden["generate"] if c["kind"] in ("beam", "batch-beam") and c["margins"]["n"]
-    )
-    eos_cases = []
-    for c in golden["generate"]:
-        for row in c["output_ids"]:
-            stripped = strip_after_eos(row, eos)
-            cap = effective_max_length(c["params"])
-            if stripped[-1] == eos and len(stripped) < cap:
-                eos_cases.append(c["case"])
-                break
-    return {"greedy_min_margin": greedy_min, "beam_min_margin": beam_min, "eos_before_max": eos_cases}
-
-
 def make(spec: ModelSpec, out_root: Path) -> dict:
     model_dir = out_root / spec.name
     write_model_dir(spec, model_dir)
     g = Golden(spec, model_dir)
     golden = g.build()
-    q = quality(golden, g.eos)
-    f64 = g.float64_check()
-    return {"golden": golden, "quality": q, "float64_differs": f64, "report": g.report, "model_dir": model_dir}
+    return {"golden": golden, "quality": quality(golden, g.eos), "report": g.report, "model_dir": model_dir}
+
+
+def describe(q: dict) -> str:
+    def num(x):
+        return "none" if x is None else f"{x:.2e}"
+
+    return (
+        f"min margins: greedy {num(q['greedy_min_margin'])}, beam {num(q['beam_min_margin'])}, "
+        f"pipeline {num(q['pipeline_min_margin'])}; largest float64 gap {num(q['largest_float64_gap'])}"
+    )
 
 
 def rel(path: Path) -> str:
@@ -1351,6 +812,11 @@ def main() -> None:
     ap.add_argument("--retrain-tokenizer", action="store_true", help=f"retrain {VOCAB_FILE.name} first")
     ap.add_argument("--check", action="store_true", help="rebuild in a temp dir and compare with --out")
     ap.add_argument("--seed", type=int, help="use this seed instead of the spec's (to try one)")
+    ap.add_argument(
+        "--numeric-only",
+        action="store_true",
+        help="rewrite only the encoder and logits sections of the golden files, from the model folders under --out",
+    )
     args = ap.parse_args()
     if args.seed is not None:
         for name in args.only or list(SPECS):
@@ -1358,6 +824,16 @@ def main() -> None:
     if args.retrain_tokenizer:
         trained_vocab(retrain=True)
     names = args.only or list(SPECS)
+
+    if args.numeric_only:
+        for name in names:
+            path = args.out / "golden" / f"{name}.json"
+            golden = json.loads(path.read_text(encoding="utf-8"))
+            g = Golden(SPECS[name], args.out / name)
+            golden["encoder"], golden["logits"] = g.encoder(), g.logits()
+            write_json(path, golden)
+            print(f"[{name}] rewrote the encoder and logits sections of {rel(path)}")
+        return
 
     if args.search_seeds:
         for name in names:
@@ -1367,12 +843,7 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     r = make(spec, Path(tmp))
                 q = r["quality"]
-                print(
-                    f"{name} seed={seed}: greedy min margin {q['greedy_min_margin']:.5f}, beam min "
-                    f"{q['beam_min_margin']:.5f}, EOS before cap in {len(q['eos_before_max'])} cases, "
-                    f"float64 differs: {r['float64_differs']}",
-                    flush=True,
-                )
+                print(f"{name} seed={seed}: {describe(q)}, {len(r['report'])} report lines", flush=True)
         return
 
     if args.check:
@@ -1399,23 +870,11 @@ def main() -> None:
         golden = r["golden"]
         for line in r["report"]:
             print(f"[{name}] {line}")
-        print(f"[{name}] greedy min margin {q['greedy_min_margin']:.5f}, beam min margin {q['beam_min_margin']:.5f}")
+        print(f"[{name}] {describe(q)}")
         print(f"[{name}] cases ending with EOS before the length cap: {q['eos_before_max']}")
         print(f"[{name}] pipeline: {golden['pipeline']['transformers_pipeline_error']}")
-        problems = []
-        if q["greedy_min_margin"] <= 1e-3:
-            worst = sorted(golden["generate"], key=lambda c: c["margins"]["min"] if c["margins"]["n"] else 1e9)
-            problems.append(
-                f"greedy min margin {q['greedy_min_margin']} <= 1e-3 (smallest: "
-                + ", ".join(f"{c['case']} {c['margins']['min']:.5f}" for c in worst[:4])
-                + ")"
-            )
         if len(q["eos_before_max"]) < 3:
-            problems.append("fewer than 3 generate cases end with EOS before the length cap")
-        if r["float64_differs"]:
-            problems.append(f"float64 model disagrees on {r['float64_differs']}")
-        if problems:
-            raise SystemExit(f"{name} (seed {spec.seed}) is not a good fixture: " + "; ".join(problems))
+            raise SystemExit(f"{name} (seed {spec.seed}): fewer than 3 generate cases end with EOS before the cap")
         write_json(args.out / "golden" / f"{name}.json", golden)
         twin = f" (and its twin {spec.vocab_merges_twin})" if spec.vocab_merges_twin else ""
         print(f"[{name}] wrote {rel(r['model_dir'])}{twin} and {rel(args.out / 'golden' / (name + '.json'))}")

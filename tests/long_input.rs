@@ -283,8 +283,9 @@ fn a_text_within_the_window_is_summarised_once() {
         (0, text.chars().count()),
         "the one chunk is the whole text"
     );
-    // What transformers' pipeline gave for this text.
+    // What transformers' pipeline gave for this text, token for token.
     assert_eq!(chunk.summary, case["summary"].as_str().unwrap().trim());
+    assert_eq!(summary.output_ids, Some(ids(&case["output_ids"])));
     assert_eq!(summary.text, chunk.summary);
 }
 
