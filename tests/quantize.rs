@@ -15,7 +15,7 @@ mod common;
 
 use candle_core::{DType, Device};
 use common::*;
-use precis::{Quantization, SummaryOptions, models};
+use precis::{Quantization, Summarizer, SummaryOptions, models};
 
 /// When to quantize: after loading the whole model, or layer by layer while loading.
 #[derive(Clone, Copy)]
@@ -84,9 +84,11 @@ fn q8_logits_stay_close(model: &str) {
 
 fn q8_summarizer_summarises(model: &str) {
     let golden = golden(model);
-    let mut summarizer = summarizer(model);
-    assert_eq!(summarizer.quantization(), None);
-    summarizer.quantize(Quantization::Q8).unwrap();
+    assert_eq!(summarizer(model).quantization(), None);
+    let files = model_files(model);
+    let summarizer =
+        Summarizer::from_files_with(&files, &Device::Cpu, DType::F32, Some(Quantization::Q8))
+            .unwrap();
     assert_eq!(summarizer.quantization(), Some(Quantization::Q8));
     for text in pipeline_texts(&golden, 3) {
         let text = text.as_str();

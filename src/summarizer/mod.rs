@@ -28,7 +28,7 @@ use crate::Result;
 pub use crate::loading::LoadOptions;
 use crate::loading::defaults::SummarizationDefaults;
 use crate::loading::{self, LoadedModel, ModelFiles};
-use crate::models::{self, Quantization};
+use crate::models::Quantization;
 
 /// One chunk of a long input and what the model made of it.
 #[derive(Debug, Clone, Serialize)]
@@ -110,21 +110,6 @@ impl Summarizer {
     /// Finds the model (downloading it if needed), reads its defaults and loads its weights.
     pub fn load(options: &LoadOptions) -> Result<Self> {
         Ok(Self::from(loading::load(options)?))
-    }
-
-    /// Quantizes the model's projections (attention, feed-forward, head) to `quantization`:
-    /// about 2x faster decoding on the CPU and a quarter of the weight memory, at a small cost
-    /// in fidelity to the float32 model. Only float32 models on the CPU can be quantized.
-    pub fn quantize(&mut self, quantization: Quantization) -> Result<()> {
-        let loaded = &mut self.loaded;
-        models::quantize(
-            loaded.model.as_mut(),
-            &loaded.device,
-            loaded.dtype,
-            quantization,
-        )?;
-        loaded.quantization = Some(quantization);
-        Ok(())
     }
 
     /// The quantization of the model's projections, if any.
