@@ -12,6 +12,7 @@ pub mod generation;
 pub mod loading;
 pub mod merge;
 pub mod models;
+pub mod serve;
 pub mod summarizer;
 pub mod text;
 
@@ -19,5 +20,6 @@ pub use error::{Error, Fault, Result};
 pub use models::Quantization;
 pub use summarizer::{
     ChunkSummary, LoadOptions, MergePass, OutputOptions, Pass, PassOutput, PendingSummary,
-    Progress, Summarizer, Summary, SummaryOptions, SummaryPlan,
+    Progress, Summarizer, Summary, SummaryOptions, SummaryPlan, SummaryRecord,
+    clean_up_tokenization,
 };

@@ -62,14 +62,6 @@ fn configs() -> Vec<GenerationConfig> {
     ]
 }
 
-fn beam_width(config: &GenerationConfig) -> usize {
-    if config.do_sample {
-        1
-    } else {
-        config.num_beams
-    }
-}
-
 fn late_joiners_match_alone(name: &str) {
     let model = common::load_model(name);
     let model = model.as_ref();
@@ -98,7 +90,7 @@ fn late_joiners_match_alone(name: &str) {
         expected.insert(id, alone(row, config));
         // Whether a sequence of the same beam width is running, i.e. this one joins its batch.
         joined_a_running_batch += usize::from(engine.ids().any(|running| {
-            beam_width(&configs[running as usize % configs.len()]) == beam_width(config)
+            configs[running as usize % configs.len()].beam_width() == config.beam_width()
         }));
         let (ids, mask) = pad_batch(&[row.as_slice()], pad, &Device::Cpu).unwrap();
         engine

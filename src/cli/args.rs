@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use super::batch::BatchArgs;
 use super::bench::BenchArgs;
 use super::eval::EvalArgs;
+use super::serve::ServeArgs;
 use super::summarize::SummarizeArgs;
 
 #[derive(Debug, Parser)]
@@ -40,6 +41,9 @@ pub enum Command {
     Models,
     /// Time a model's encoder and decoder on synthetic inputs of a fixed size.
     Bench(BenchArgs),
+    /// Serve summaries over HTTP (Hugging Face task schema and precis's own), with continuous
+    /// batching, until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
     /// Score summaries against references with ROUGE, identical to rouge-score 0.1.2: existing
     /// ones (--predictions, --references), or summaries made of a JSONL data set (DATA --model).
     Eval(EvalArgs),
@@ -53,6 +57,7 @@ impl Command {
             Command::Batch(args) => args.model.threads,
             Command::Bench(args) => args.model.threads,
             Command::Eval(args) => args.model.threads,
+            Command::Serve(args) => args.model.threads,
             Command::Models => None,
         }
     }

@@ -12,6 +12,7 @@ mod eval_summarize;
 mod models;
 mod output;
 mod progress;
+mod serve;
 mod summarize;
 
 use std::process::ExitCode;
@@ -42,6 +43,7 @@ pub fn run() -> ExitCode {
         Command::Batch(args) => batch::run(args, cli.quiet),
         Command::Models => models::run(),
         Command::Bench(args) => bench::run(args, cli.quiet),
+        Command::Serve(args) => serve::run(args, cli.quiet),
         Command::Eval(args) => eval::run(args, cli.quiet),
     });
     match result {

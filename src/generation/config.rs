@@ -169,6 +169,15 @@ impl GenerationConfig {
         }
     }
 
+    /// Decoder rows one input takes: its beams (greedy search and sampling take one).
+    pub fn beam_width(&self) -> usize {
+        if self.do_sample {
+            1
+        } else {
+            self.num_beams.max(1)
+        }
+    }
+
     /// Reject options that transformers rejects or that would make generation meaningless.
     pub fn validate(&self) -> Result<()> {
         self.validate_lengths()?;

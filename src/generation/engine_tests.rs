@@ -67,14 +67,6 @@ fn configs() -> Vec<GenerationConfig> {
     ]
 }
 
-fn beam_width(config: &GenerationConfig) -> usize {
-    if config.do_sample {
-        1
-    } else {
-        config.num_beams
-    }
-}
-
 /// What `generate` gives `row` alone.
 fn alone(model: &dyn Seq2Seq, row: &[u32], config: &GenerationConfig) -> Vec<u32> {
     let (ids, mask) = pad_batch(&[row], PAD, &Device::Cpu).unwrap();
@@ -105,7 +97,7 @@ struct Pending {
 fn admit(engine: &mut Engine, pending: Vec<Pending>) {
     let mut by_width: HashMap<usize, Vec<Pending>> = HashMap::new();
     for p in pending {
-        by_width.entry(beam_width(&p.config)).or_default().push(p);
+        by_width.entry(p.config.beam_width()).or_default().push(p);
     }
     for (_, group) in by_width {
         let rows: Vec<&[u32]> = group.iter().map(|p| p.row.as_slice()).collect();

@@ -15,14 +15,17 @@ mod offsets;
 mod options;
 mod pipeline;
 mod plan;
+mod record;
 
 use std::time::Instant;
 
 use candle_core::{DType, Device};
 use serde::Serialize;
 
+pub use decode::clean_up_tokenization;
 pub use options::{OutputOptions, SummaryOptions};
 pub use plan::{Pass, PassOutput, PendingSummary, SummaryPlan};
+pub use record::SummaryRecord;
 
 use crate::Result;
 pub use crate::loading::LoadOptions;
@@ -31,7 +34,7 @@ use crate::loading::{self, LoadedModel, ModelFiles};
 use crate::models::Quantization;
 
 /// One chunk of a long input and what the model made of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChunkSummary {
     /// Character (not byte) range of the chunk in the cleaned input text.
     pub chars: (usize, usize),
@@ -42,7 +45,7 @@ pub struct ChunkSummary {
 }
 
 /// One round of the reduce merge: how many texts went in and came out.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MergePass {
     pub inputs: usize,
     pub outputs: usize,

@@ -37,6 +37,8 @@ pub struct SummaryPlan<'a> {
     last: GenerationConfig,
     /// Settings of chunk summaries and intermediate reduce rounds.
     intermediate: GenerationConfig,
+    /// Summarise only the first window of a long text instead of chunking it.
+    truncate: bool,
 }
 
 /// One generation to run: the encoded input (prefix and special tokens included, cut to the
@@ -140,7 +142,16 @@ impl<'a> SummaryPlan<'a> {
             budget,
             last,
             intermediate,
+            truncate: false,
         })
+    }
+
+    /// With `truncate`, a text longer than the window is cut to its first window and
+    /// summarised in one pass, as transformers' pipeline does with `truncation=True`, instead of
+    /// being chunked and merged.
+    pub fn truncating(mut self, truncate: bool) -> Self {
+        self.truncate = truncate;
+        self
     }
 
     pub fn summarizer(&self) -> &'a Summarizer {
@@ -184,12 +195,13 @@ impl<'a> SummaryPlan<'a> {
             .min(self.budget);
         let mut summary = Summary::empty();
         let mut passes = Vec::new();
-        if offsets.len() <= chunk_tokens {
+        if offsets.len() <= chunk_tokens || self.truncate {
             let input_ids = self.encode(text)?.get_ids().to_vec();
             summary.input_tokens = input_ids.len();
-            summary
-                .chunks
-                .push(chunk_summary((0, text.chars().count()), input_ids.len()));
+            summary.chunks.push(chunk_summary(
+                self.kept_chars(text, &offsets),
+                input_ids.len(),
+            ));
             passes.push(Pass {
                 input_ids,
                 last_pass: true,
@@ -262,6 +274,15 @@ impl<'a> SummaryPlan<'a> {
         pending.stage = Stage::Reduce;
         pending.texts = texts;
         self.reduce_round(&pending.texts)
+    }
+
+    /// The characters of `text` a single pass reads: all of them, unless the window cuts it.
+    fn kept_chars(&self, text: &str, offsets: &[(usize, usize)]) -> (usize, usize) {
+        if offsets.len() <= self.budget {
+            return (0, text.chars().count());
+        }
+        let end = offsets[self.budget.saturating_sub(1)].1;
+        char_range(text, 0..end)
     }
 
     /// The joined groups of one reduce round over `texts`; a single group is the document's

@@ -1,0 +1,369 @@
+//! The one thread that drives the model: every generation pass of every request waits in one
+//! queue and joins the running decoder batch of a [`generation::Engine`] at a step boundary.
+//!
+//! - **Admission.** Between steps, passes join while the batch holds at most
+//!   `--max-batch-size` sequences and `--max-batch-tokens` padded encoder tokens (sequences ×
+//!   longest input); a lone pass always runs, however long. Passes are taken round-robin over
+//!   submissions (one document's round each), so the chunks of a long article take turns with
+//!   everyone else's work instead of going first.
+//! - **Cancellation.** A pass whose requester went away (its reply channel closed: the client
+//!   disconnected) leaves the queue or the running batch at the next step.
+//! - **Failures.** When a model call fails, the engine drops the batch it ran. Its passes are
+//!   queued again to run one per batch (`isolated`), so only a pass that fails alone is answered
+//!   with an error; the server and the other requests go on.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::Limits;
+use super::metrics::Metrics;
+use crate::generation::engine::{Engine, Report, SequenceId};
+use crate::generation::{GenerationConfig, pad_batch};
+use crate::{Error, PassOutput, Summarizer};
+
+/// One pass to generate.
+#[derive(Debug, Clone)]
+pub struct PassRequest {
+    pub input_ids: Vec<u32>,
+    pub config: Arc<GenerationConfig>,
+}
+
+/// The answer to one pass: its output, or the message of the model error it failed with alone.
+pub type PassReply = Result<PassOutput, String>;
+
+/// The scheduler stopped (the server is shutting down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+enum Command {
+    Submit(Vec<(PassRequest, oneshot::Sender<PassReply>)>),
+    Stop,
+}
+
+/// The HTTP side's handle on the scheduler thread.
+#[derive(Debug)]
+pub struct SchedulerHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    alive: Arc<AtomicBool>,
+}
+
+impl SchedulerHandle {
+    /// Starts the scheduler thread over `summarizer`'s model.
+    pub fn start(
+        summarizer: Arc<Summarizer>,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let alive = Arc::new(AtomicBool::new(true));
+        let flag = AliveFlag(alive.clone());
+        std::thread::Builder::new()
+            .name("precis-scheduler".into())
+            .spawn(move || {
+                let _flag = flag;
+                Scheduler::new(&summarizer, limits, &metrics).run(receiver);
+            })?;
+        Ok(Self { commands, alive })
+    }
+
+    /// Whether the scheduler thread is still running.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Queues `passes` (one document's round); each reply comes on its own channel. Dropping a
+    /// receiver cancels its pass.
+    pub fn submit(
+        &self,
+        passes: Vec<PassRequest>,
+    ) -> Result<Vec<oneshot::Receiver<PassReply>>, Stopped> {
+        let (items, receivers): (Vec<_>, Vec<_>) = passes
+            .into_iter()
+            .map(|pass| {
+                let (reply, receiver) = oneshot::channel();
+                ((pass, reply), receiver)
+            })
+            .unzip();
+        self.commands
+            .send(Command::Submit(items))
+            .map_err(|_| Stopped)?;
+        Ok(receivers)
+    }
+
+    /// Asks the thread to drop all work and end; pending replies see their channel close.
+    pub fn stop(&self) {
+        let _ = self.commands.send(Command::Stop);
+    }
+}
+
+/// Clears the `alive` flag when the thread ends, even by a panic.
+struct AliveFlag(Arc<AtomicBool>);
+
+impl Drop for AliveFlag {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A pass waiting or running, with what is needed to run it again after a failure.
+struct Item {
+    pass: PassRequest,
+    reply: oneshot::Sender<PassReply>,
+    enqueued: Instant,
+    /// Run in a batch of its own: it was in a batch that failed.
+    isolated: bool,
+}
+
+struct Scheduler<'a> {
+    engine: Engine<'a>,
+    pad: u32,
+    device: candle_core::Device,
+    limits: Limits,
+    metrics: &'a Metrics,
+    /// One queue per submission, served round-robin.
+    queue: VecDeque<VecDeque<(SequenceId, Item)>>,
+    running: HashMap<SequenceId, Item>,
+    next_id: SequenceId,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(summarizer: &'a Summarizer, limits: Limits, metrics: &'a Metrics) -> Self {
+        let loaded = summarizer.loaded();
+        Self {
+            engine: Engine::new(loaded.model.as_ref()),
+            pad: loaded.model.spec().pad_token_id,
+            device: loaded.device.clone(),
+            limits,
+            metrics,
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            next_id: 0,
+        }
+    }
+
+    fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            if self.engine.is_empty() && self.queue.is_empty() {
+                // Idle: sleep until work comes, or the server goes.
+                match commands.blocking_recv() {
+                    Some(command) => {
+                        if !self.take(command) {
+                            return;
+                        }
+                    }
+                    None => return,
+                }
+            }
+            while let Ok(command) = commands.try_recv() {
+                if !self.take(command) {
+                    return;
+                }
+            }
+            self.drop_cancelled();
+            self.admit();
+            if !self.engine.is_empty() {
+                self.metrics.decoder_steps.inc();
+                self.metrics.decoder_rows.inc_by(self.engine.rows() as u64);
+                let report = self.engine.step();
+                self.deliver(report);
+            }
+            self.update_gauges();
+        }
+    }
+
+    /// Queues a submission; `false` on a stop request.
+    fn take(&mut self, command: Command) -> bool {
+        let Command::Submit(passes) = command else {
+            return false;
+        };
+        let enqueued = Instant::now();
+        let round: VecDeque<_> = passes
+            .into_iter()
+            .map(|(pass, reply)| {
+                let item = Item {
+                    pass,
+                    reply,
+                    enqueued,
+                    isolated: false,
+                };
+                (self.new_id(), item)
+            })
+            .collect();
+        if !round.is_empty() {
+            self.queue.push_back(round);
+        }
+        true
+    }
+
+    fn new_id(&mut self) -> SequenceId {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Forgets passes whose requester is gone.
+    fn drop_cancelled(&mut self) {
+        let queued = |queue: &VecDeque<VecDeque<(SequenceId, Item)>>| -> usize {
+            queue.iter().map(VecDeque::len).sum()
+        };
+        let before = queued(&self.queue);
+        for round in &mut self.queue {
+            round.retain(|(_, item)| !item.reply.is_closed());
+        }
+        self.queue.retain(|round| !round.is_empty());
+        let dropped = before - queued(&self.queue);
+        let running = &self.running;
+        let gone = |id: SequenceId| running.get(&id).is_none_or(|item| item.reply.is_closed());
+        let (stopped, report) = self.engine.cancel(gone);
+        self.metrics.cancelled.inc_by((dropped + stopped) as u64);
+        if stopped > 0 {
+            tracing::debug!("{stopped} sequences cancelled: their clients went away");
+            self.running.retain(|_, item| !item.reply.is_closed());
+        }
+        self.deliver(report);
+    }
+
+    /// Moves passes from the queue into the running batch while the budgets allow.
+    fn admit(&mut self) {
+        let mut chosen: Vec<(SequenceId, Item)> = Vec::new();
+        let mut width = self.engine.padded_tokens() / self.engine.sequences().max(1);
+        while let Some(mut round) = self.queue.pop_front() {
+            let Some((id, item)) = round.pop_front() else {
+                continue;
+            };
+            let sequences = self.engine.sequences() + chosen.len() + 1;
+            let wider = width.max(item.pass.input_ids.len());
+            let alone = sequences == 1;
+            let fits = sequences <= self.limits.max_batch_size
+                && sequences * wider <= self.limits.max_batch_tokens;
+            if !fits && !alone {
+                round.push_front((id, item));
+                self.queue.push_front(round);
+                break;
+            }
+            width = wider;
+            chosen.push((id, item));
+            if !round.is_empty() {
+                self.queue.push_back(round);
+            }
+        }
+        if !chosen.is_empty() {
+            self.start(chosen);
+        }
+    }
+
+    /// Encodes and joins `chosen`: one admission per beam width, one per isolated pass.
+    fn start(&mut self, chosen: Vec<(SequenceId, Item)>) {
+        let mut batches: Vec<Vec<(SequenceId, Item)>> = Vec::new();
+        for (id, item) in chosen {
+            let beams = item.pass.config.beam_width();
+            let shared = batches.iter_mut().find(|b| {
+                let (_, first) = &b[0];
+                !item.isolated && !first.isolated && first.pass.config.beam_width() == beams
+            });
+            match shared {
+                Some(batch) => batch.push((id, item)),
+                None => batches.push(vec![(id, item)]),
+            }
+        }
+        for batch in batches {
+            let isolated = batch[0].1.isolated;
+            let admitted = self.admit_batch(&batch, isolated);
+            let ids: Vec<SequenceId> = batch.iter().map(|(id, _)| *id).collect();
+            self.running.extend(batch);
+            if let Err(error) = admitted {
+                self.fail(ids, &error);
+            }
+        }
+    }
+
+    fn admit_batch(&mut self, batch: &[(SequenceId, Item)], isolated: bool) -> crate::Result<()> {
+        let now = Instant::now();
+        for (_, item) in batch {
+            let waited = now.duration_since(item.enqueued).as_secs_f64();
+            self.metrics.queue_seconds.observe(waited);
+            self.metrics
+                .input_tokens
+                .inc_by(item.pass.input_ids.len() as u64);
+        }
+        let rows: Vec<&[u32]> = batch
+            .iter()
+            .map(|(_, item)| item.pass.input_ids.as_slice())
+            .collect();
+        let (ids, mask) = pad_batch(&rows, self.pad, &self.device)?;
+        let sequences = batch
+            .iter()
+            .map(|(id, item)| (*id, GenerationConfig::clone(&item.pass.config)))
+            .collect();
+        self.engine.admit(&ids, &mask, sequences, isolated)
+    }
+
+    /// Answers finished passes; failed ones run again alone, or are answered with the error
+    /// when they already failed alone.
+    fn deliver(&mut self, report: Report) {
+        for finished in report.finished {
+            let Some(item) = self.running.remove(&finished.id) else {
+                continue;
+            };
+            let generated = finished.tokens.len().saturating_sub(1);
+            self.metrics.generated_tokens.inc_by(generated as u64);
+            let output = PassOutput {
+                ids: finished.tokens,
+                seconds: finished.seconds,
+            };
+            // The requester may have gone meanwhile; nothing to do then.
+            let _ = item.reply.send(Ok(output));
+        }
+        for failure in report.failed {
+            self.fail(failure.ids, &failure.error);
+        }
+    }
+
+    fn fail(&mut self, ids: Vec<SequenceId>, error: &Error) {
+        let message = error_chain(error);
+        tracing::error!("model failure for {} passes: {message}", ids.len());
+        let mut retry = VecDeque::new();
+        for id in ids {
+            let Some(mut item) = self.running.remove(&id) else {
+                continue;
+            };
+            if item.isolated {
+                let _ = item.reply.send(Err(message.clone()));
+            } else {
+                item.isolated = true;
+                retry.push_back((self.new_id(), item));
+            }
+        }
+        if !retry.is_empty() {
+            // Ahead of everything else: these already waited their turn.
+            self.queue.push_front(retry);
+        }
+    }
+
+    fn update_gauges(&self) {
+        let queued: usize = self.queue.iter().map(VecDeque::len).sum();
+        self.metrics.queue_length.set(queued as i64);
+        self.metrics
+            .batch_sequences
+            .set(self.engine.sequences() as i64);
+        self.metrics.batch_rows.set(self.engine.rows() as i64);
+    }
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
+}
