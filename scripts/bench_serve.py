@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Load benchmark of `precis serve` against `precis batch` on the same articles.
+
+    python3 scripts/make_bench_model.py --shape t5-small --out /tmp/bench/t5-small   # once
+    python3 scripts/bench_serve.py --precis target/release/precis --model /tmp/bench/t5-small
+
+Writes ARTICLES articles of mixed length (seeded; 60% short ~100 words, 25% medium ~300 words,
+15% long ~800 words, which exceed T5's 512-token window and are chunked and merged), then
+1. times `precis batch` over them (one process, the model loaded once, load time excluded by
+   timing a second, empty-folder run and subtracting it);
+2. starts `precis serve` with the same decoding flags and sends every article as
+   `POST /summarize` from 1, 8 and 32 concurrent clients, recording each request's latency;
+3. sends the short articles alone (one at a time, nothing else running) for their baseline.
+Every summary the server returns must equal the one `precis batch` wrote (token-identical).
+Prints a Markdown table (docs/s, p50/p95/p99 latency, short-article p95 in the mix vs alone)
+with the CPU and the machine's load average, and writes the numbers as JSON (--json).
+Standard library only: the benchmark client adds as little load as it can.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_bench_articles as articles_lib  # noqa: E402
+
+# Decoding flags given to both `precis batch` and `precis serve` (the model's defaults
+# otherwise: t5-small searches 4 beams).
+DECODING = ["--max-new-tokens", "48"]
+
+
+def make_articles(count: int, seed: int) -> list[tuple[str, str]]:
+    """(kind, text) pairs: short, medium or long, in a shuffled order."""
+    rng = random.Random(seed)
+    kinds = ["short"] * int(count * 0.60) + ["medium"] * int(count * 0.25)
+    kinds += ["long"] * (count - len(kinds))
+    rng.shuffle(kinds)
+    parts = {"short": 1, "medium": 3, "long": 8}
+    out = []
+    for i, kind in enumerate(kinds):
+        text = " ".join(articles_lib.article(rng, i * 10 + j).strip() for j in range(parts[kind]))
+        out.append((kind, text))
+    return out
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def run_batch(precis: str, model: str, folder: Path, out: Path) -> tuple[float, dict[str, str]]:
+    """Seconds `precis batch` spends summarising (its model load subtracted) and its summaries."""
+    def timed(src: Path, dst: Path) -> float:
+        started = time.monotonic()
+        subprocess.run([precis, "batch", str(src), "-o", str(dst), "--model", model, "-q", *DECODING],
+                       check=True)
+        return time.monotonic() - started
+    empty = folder.parent / "empty"
+    empty.mkdir(exist_ok=True)
+    (empty / "one.txt").write_text("A single short line to load the model.\n")
+    load_only = timed(empty, folder.parent / "empty-out")
+    total = timed(folder, out)
+    summaries = {p.name.removesuffix(".summary.txt").removesuffix(".txt"): p.read_text().strip()
+                 for p in out.rglob("*.summary.txt")}
+    return total - load_only, summaries
+
+
+def start_server(precis: str, model: str) -> tuple[subprocess.Popen, str]:
+    server = subprocess.Popen([precis, "serve", "--model", model, "--port", "0", "-q", *DECODING,
+                               "--max-concurrent-requests", "64"],
+                              stderr=subprocess.PIPE, text=True)
+    assert server.stderr is not None
+    for line in server.stderr:
+        if line.startswith("precis: listening on "):
+            address = line.split("//")[-1].strip()
+            break
+    else:
+        sys.exit("precis serve did not start")
+    threading.Thread(target=lambda: server.stderr.read(), daemon=True).start()
+    host, port = address.split(":")
+    for _ in range(600):
+        try:
+            connection = http.client.HTTPConnection(host, int(port), timeout=5)
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                return server, address
+        except OSError:
+            pass
+        time.sleep(0.2)
+    sys.exit("precis serve never became ready")
+
+
+def summarize(address: str, text: str) -> tuple[float, str]:
+    host, port = address.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=3600)
+    body = json.dumps({"text": text})
+    started = time.monotonic()
+    connection.request("POST", "/summarize", body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    latency = time.monotonic() - started
+    if response.status != 200:
+        sys.exit(f"HTTP {response.status}: {answer}")
+    return latency, answer["summary"]
+
+
+def load_run(address: str, docs: list[tuple[str, str, str]], concurrency: int) -> dict:
+    """Every doc through the server with `concurrency` clients."""
+    results: list[tuple[str, str, float, str]] = []
+    started = time.monotonic()
+
+    def one(doc: tuple[str, str, str]) -> None:
+        name, kind, text = doc
+        latency, summary = summarize(address, text)
+        results.append((name, kind, latency, summary))
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, docs))
+    wall = time.monotonic() - started
+    latencies = [r[2] for r in results]
+    return {
+        "concurrency": concurrency,
+        "docs": len(docs),
+        "seconds": wall,
+        "docs_per_second": len(docs) / wall,
+        "p50": percentile(latencies, 50),
+        "p95": percentile(latencies, 95),
+        "p99": percentile(latencies, 99),
+        "short_p95": percentile([r[2] for r in results if r[1] == "short"], 95),
+        "summaries": {r[0]: r[3] for r in results},
+    }
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), "unknown CPU")
+    return f"{cpu}, {os.cpu_count()} logical CPUs"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--precis", default="target/release/precis")
+    parser.add_argument("--model", required=True, help="a t5-small-shaped folder (make_bench_model.py)")
+    parser.add_argument("--articles", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="write the numbers here")
+    args = parser.parse_args()
+
+    docs = make_articles(args.articles, args.seed)
+    work = Path(tempfile.mkdtemp(prefix="precis-bench-serve-"))
+    folder = work / "articles"
+    folder.mkdir()
+    named = []
+    for i, (kind, text) in enumerate(docs):
+        name = f"{kind}-{i:04d}.txt"
+        (folder / name).write_text(text + "\n")
+        named.append((name.removesuffix(".txt"), kind, text))
+    load_before = os.getloadavg()
+    print(f"{machine()}; load average before: {load_before[0]:.1f}", flush=True)
+
+    batch_seconds, batch_summaries = run_batch(args.precis, args.model, folder, work / "out")
+    print(f"precis batch: {len(docs) / batch_seconds:.2f} docs/s ({batch_seconds:.0f} s)", flush=True)
+
+    server, address = start_server(args.precis, args.model)
+    runs = []
+    try:
+        shorts = [d for d in named if d[1] == "short"]
+        alone = [summarize(address, text)[0] for _, _, text in shorts]
+        short_alone_p95 = percentile(alone, 95)
+        for concurrency in (1, 8, 32):
+            run = load_run(address, named, concurrency)
+            mismatched = [n for n, s in run.pop("summaries").items() if batch_summaries.get(n) != s]
+            run["mismatched"] = len(mismatched)
+            runs.append(run)
+            print(f"concurrency {concurrency}: {run['docs_per_second']:.2f} docs/s, "
+                  f"p50 {run['p50']:.2f} s, p95 {run['p95']:.2f} s, p99 {run['p99']:.2f} s, "
+                  f"short p95 {run['short_p95']:.2f} s, {len(mismatched)} summaries differ from batch",
+                  flush=True)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=600)
+    load_after = os.getloadavg()
+
+    batch_rate = len(docs) / batch_seconds
+    print()
+    print(f"{machine()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
+    print()
+    print("| clients | docs/s | × `precis batch` | p50 s | p95 s | p99 s | short p95 s (alone: "
+          f"{short_alone_p95:.2f}) | summaries ≠ batch |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| `precis batch` | {batch_rate:.2f} | 1.00 | | | | | |")
+    for run in runs:
+        print(f"| {run['concurrency']} | {run['docs_per_second']:.2f} | "
+              f"{run['docs_per_second'] / batch_rate:.2f} | {run['p50']:.2f} | {run['p95']:.2f} | "
+              f"{run['p99']:.2f} | {run['short_p95']:.2f} | {run['mismatched']} |")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "machine": machine(), "load_before": load_before, "load_after": load_after,
+            "articles": len(docs), "decoding": DECODING, "batch_docs_per_second": batch_rate,
+            "short_alone_p95": short_alone_p95, "runs": runs,
+        }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
