@@ -1,37 +1,48 @@
 //! Multi-head attention math shared by every architecture: head split and softmax attention.
 //!
-//! A decoder step (one query per row) on the CPU in float32 goes through the fused kernel in
-//! [`kernels::attention`]; everything else (the encoder, GPUs, half precision) through candle.
+//! On the CPU in float32 a decoder step (one query per row) goes through the fused kernel in
+//! [`kernels::attention`] and the encoder (many queries) through [`kernels::multi_query`];
+//! everything else (GPUs, half precision) through candle.
+
+use std::borrow::Cow;
 
 use candle_core::{DType, Layout, Result, Storage, Tensor};
 
 use super::cache::SelfKvView;
 use super::kernels::attention::{self as kernel, KeyBias};
+use super::kernels::multi_query::{self, Bias, Heads};
 
-/// `(batch, seq, heads * head_dim)` -> `(batch, heads, seq, head_dim)`, contiguous.
+/// `(batch, seq, heads * head_dim)` -> `(batch, heads, seq, head_dim)`, as a strided view: the
+/// CPU kernels read it in place, and the other paths make it contiguous where they need to.
 pub fn split_heads(xs: &Tensor, heads: usize, head_dim: usize) -> Result<Tensor> {
     let (batch, seq, _) = xs.dims3()?;
-    xs.reshape((batch, seq, heads, head_dim))?
-        .transpose(1, 2)?
-        .contiguous()
+    xs.reshape((batch, seq, heads, head_dim))?.transpose(1, 2)
 }
 
-/// `softmax(q · kᵀ + bias) · v` for `q (rows, heads, queries, head_dim)` and
+/// `softmax(q · kᵀ + Σ biases) · v` for `q (rows, heads, queries, head_dim)` and
 /// `k, v (kv_rows, heads, keys, head_dim)`, where `rows` is a multiple of `kv_rows` and query row
 /// `r` attends to key/value row `r / (rows / kv_rows)` (the beams of one input share its
-/// encoder keys and values). `bias` is broadcastable to `(rows or kv_rows, heads, queries, keys)`.
-/// Returns the context `(rows, queries, heads * head_dim)`. Scores are taken in float32 for
-/// half-precision inputs, as transformers' kernels do.
-pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+/// encoder keys and values). Each bias is broadcastable to `(rows or kv_rows, heads, queries,
+/// keys)`. Returns the context `(rows, queries, heads * head_dim)`. Scores are taken in float32
+/// for half-precision inputs, as transformers' kernels do.
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, biases: &[&Tensor]) -> Result<Tensor> {
     let (rows, heads, queries, head_dim) = q.dims4()?;
     let kv_rows = k.dim(0)?;
     if kv_rows == 0 || rows % kv_rows != 0 {
         candle_core::bail!("attention: {rows} query rows cannot share {kv_rows} key/value rows");
     }
     let group = rows / kv_rows;
-    if let Some(context) = attend_single_query(q, k, v, bias, group)? {
+    if group == 1
+        && queries > 1
+        && let Some(context) = attend_multi_query(q, k, v, biases)?
+    {
         return Ok(context);
     }
+    let bias = summed(biases)?;
+    if let Some(context) = attend_single_query(q, k, v, bias.as_deref(), group)? {
+        return Ok(context);
+    }
+    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
     // A group of query rows sharing keys and values is one row with `group` times the queries.
     let grouped_q = if group == 1 {
         q.clone()
@@ -40,7 +51,7 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>) -> Resu
             .transpose(1, 2)?
             .reshape((kv_rows, heads, group * queries, head_dim))?
     };
-    let bias = match bias {
+    let bias = match bias.as_deref() {
         Some(bias) if group > 1 && bias.dim(0)? == rows => {
             // Per-query-row bias: regroup it like the queries.
             let (_, bias_heads, _, keys) = bias.dims4()?;
@@ -62,10 +73,104 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>) -> Resu
         candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
     // (kv_rows, heads, group * queries, head_dim) -> (rows, queries, heads * head_dim)
     weights
-        .matmul(v)?
+        .matmul(&v)?
         .reshape((kv_rows, heads, group, queries, head_dim))?
         .permute((0, 2, 3, 1, 4))?
         .reshape((rows, queries, heads * head_dim))
+}
+
+/// The biases added into one tensor (broadcasting), for the paths that take a single bias.
+fn summed<'a>(biases: &[&'a Tensor]) -> Result<Option<Cow<'a, Tensor>>> {
+    match biases {
+        [] => Ok(None),
+        [one] => Ok(Some(Cow::Borrowed(*one))),
+        [first, rest @ ..] => {
+            let mut sum = (*first).clone();
+            for bias in rest {
+                sum = sum.broadcast_add(bias)?;
+            }
+            Ok(Some(Cow::Owned(sum)))
+        }
+    }
+}
+
+/// The encoder's attention on the CPU in float32, each input attending to its own keys: the
+/// multi-query kernel reads `q`, `k`, `v` and the biases in place. `None` when it does not apply.
+fn attend_multi_query(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    biases: &[&Tensor],
+) -> Result<Option<Tensor>> {
+    let all_f32_cpu = [q, k, v]
+        .into_iter()
+        .chain(biases.iter().copied())
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
+    if !all_f32_cpu {
+        return Ok(None);
+    }
+    let (rows, heads, queries, head_dim) = q.dims4()?;
+    let keys = k.dim(2)?;
+    // Each bias as a (rows, heads, queries, keys) view with the keys contiguous.
+    let biases = biases
+        .iter()
+        .map(|bias| {
+            let full = bias.broadcast_as((rows, heads, queries, keys))?;
+            if full.stride()[3] == 1 {
+                Ok(full)
+            } else {
+                full.contiguous()
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let guards: Vec<_> = [q, k, v]
+        .into_iter()
+        .chain(&biases)
+        .map(Tensor::storage_and_layout)
+        .collect();
+    let views: Option<Vec<(&[f32], [usize; 3])>> = guards
+        .iter()
+        .map(|(storage, layout)| strided_f32(storage, layout))
+        .collect();
+    let Some(views) = views else {
+        return Ok(None);
+    };
+    let bias_views: Vec<Bias> = views[3..]
+        .iter()
+        .map(|&(values, strides)| Bias { values, strides })
+        .collect();
+    let shape = multi_query::Shape {
+        rows,
+        heads,
+        queries,
+        keys,
+        head_dim,
+    };
+    let [q_heads, k_heads, v_heads] = [0, 1, 2].map(|i| Heads {
+        data: views[i].0,
+        strides: views[i].1,
+    });
+    let context = multi_query::multi_query(q_heads, k_heads, v_heads, &bias_views, shape);
+    Ok(Some(Tensor::from_vec(
+        context,
+        (rows, queries, heads * head_dim),
+        q.device(),
+    )?))
+}
+
+/// A 4-d float32 CPU tensor whose last dimension is contiguous: its values from its first
+/// element on, and the strides of its first three dimensions.
+fn strided_f32<'a>(storage: &'a Storage, layout: &Layout) -> Option<(&'a [f32], [usize; 3])> {
+    let Storage::Cpu(cpu) = storage else {
+        return None;
+    };
+    match layout.stride() {
+        &[s0, s1, s2, 1] => {
+            let values = cpu.as_slice::<f32>().ok()?;
+            Some((values.get(layout.start_offset()..)?, [s0, s1, s2]))
+        }
+        _ => None,
+    }
 }
 
 /// The fused kernels take one query per row, in float32, on the CPU.
@@ -153,7 +258,7 @@ pub fn attend_cached(q: &Tensor, cache: SelfKvView, bias: Option<&Tensor>) -> Re
         return Ok(context);
     }
     let (k, v) = cache.gather()?;
-    attend(q, &k, &v, bias)
+    attend(q, &k, &v, bias.as_slice())
 }
 
 fn attend_cached_fused(
@@ -296,13 +401,13 @@ mod tests {
                 &q,
                 &repeat_rows(&k, group),
                 &repeat_rows(&v, group),
-                Some(&repeat_rows(&bias, group)),
+                &[&repeat_rows(&bias, group)],
             )
             .unwrap();
             // float32 takes the fused kernel for one query; float64 always takes candle's path.
             for dtype in [DType::F32, DType::F64] {
                 let cast = |t: &Tensor| t.to_dtype(dtype).unwrap();
-                let shared = attend(&cast(&q), &cast(&k), &cast(&v), Some(&cast(&bias))).unwrap();
+                let shared = attend(&cast(&q), &cast(&k), &cast(&v), &[&cast(&bias)]).unwrap();
                 assert_eq!(shared.dims(), &[kv_rows * group, queries, heads * head_dim]);
                 assert!(
                     max_diff(&shared, &expected) < 1e-5,
@@ -323,13 +428,40 @@ mod tests {
             random(&[1, heads, 1, keys], 8),
             random(&[rows, 1, 1, keys], 9),
         ] {
-            let fused = attend(&q, &k, &v, Some(&bias)).unwrap();
+            let fused = attend(&q, &k, &v, &[&bias]).unwrap();
             let f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
-            let reference = attend(&f64(&q), &f64(&k), &f64(&v), Some(&f64(&bias))).unwrap();
+            let reference = attend(&f64(&q), &f64(&k), &f64(&v), &[&f64(&bias)]).unwrap();
             assert!(max_diff(&fused, &reference) < 1e-5);
         }
-        let without_bias = attend(&q, &k, &v, None).unwrap();
+        let without_bias = attend(&q, &k, &v, &[]).unwrap();
         assert_eq!(without_bias.i(0).unwrap().dims(), &[1, heads * head_dim]);
+    }
+
+    #[test]
+    fn encoder_attention_over_strided_heads_and_two_biases_matches_candles_path() {
+        let (rows, heads, seq, head_dim) = (2, 3, 6, 4);
+        // q, k, v as projections split into heads without a copy, as the encoder has them.
+        let heads_of = |seed| {
+            split_heads(
+                &random(&[rows, seq, heads * head_dim], seed),
+                heads,
+                head_dim,
+            )
+            .unwrap()
+        };
+        let (q, k, v) = (heads_of(1), heads_of(2), heads_of(3));
+        assert!(!q.is_contiguous());
+        let positions = random(&[1, heads, seq, seq], 4);
+        let padding = Tensor::new(&[[0f32, 0., 0., 0., 0., f32::MIN]; 2], &Device::Cpu)
+            .unwrap()
+            .reshape((rows, 1, 1, seq))
+            .unwrap();
+        let fused = attend(&q, &k, &v, &[&positions, &padding]).unwrap();
+        let f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let biases = [&f64(&positions), &f64(&padding)];
+        let reference = attend(&f64(&q), &f64(&k), &f64(&v), &biases).unwrap();
+        assert_eq!(fused.dims(), &[rows, seq, heads * head_dim]);
+        assert!(max_diff(&fused, &reference) < 1e-5);
     }
 
     #[test]

@@ -113,11 +113,14 @@ impl DecoderState {
         Ok(Self {
             layers: cross_kv
                 .into_iter()
-                .map(|cross_kv| LayerCache {
-                    self_kv: None,
-                    cross_kv,
+                // Contiguous: the fused decoder kernel reads each (row, head) as one block.
+                .map(|(k, v)| {
+                    Ok(LayerCache {
+                        self_kv: None,
+                        cross_kv: (k.contiguous()?, v.contiguous()?),
+                    })
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
             encoder_bias: padding_bias(attention_mask, dtype)?,
             position: 0,
             beams: 1,

@@ -12,8 +12,8 @@ use candle_core::{DType, Module, Result, Tensor};
 
 use super::Quantization;
 use super::attention::cpu_f32;
-use super::kernels::path::KernelPath;
-use super::kernels::{self, skinny};
+use super::kernels::gemm::{self, MatMut, MatRef, Threads};
+use super::kernels::skinny;
 use candle_nn::VarBuilder;
 
 #[derive(Debug, Clone)]
@@ -124,25 +124,21 @@ pub(crate) fn quantize_all<'a>(
 }
 
 /// Up to this many rows go through the streaming kernel; past it the product is compute-bound
-/// and candle's packed GEMM is faster (measured with `precis bench`, t5-small shape, 2 threads).
+/// and the blocked GEMM is faster (measured with `precis bench`, t5-small shape, 2 threads).
 const SKINNY_MAX_ROWS: usize = 8;
 
 impl Linear {
-    /// The decoder-step fast path: float32 rows on a CPU with AVX2, weight and bias in plain
-    /// row-major storage. `None` when any of that does not hold.
-    fn forward_skinny(
+    /// float32 rows on the CPU, weight and bias in plain row-major storage: the streaming
+    /// kernel for a decoder step's few rows, the blocked GEMM of the CPU kernel path otherwise.
+    /// `None` when any of that does not hold (GPU, half precision).
+    fn forward_cpu_f32(
         &self,
         xs: &Tensor,
         weight: &Tensor,
         rows: usize,
         inner: usize,
     ) -> Result<Option<Tensor>> {
-        if rows > SKINNY_MAX_ROWS
-            || !xs.device().is_cpu()
-            || xs.dtype() != DType::F32
-            || weight.dtype() != DType::F32
-            || kernels::path::active() == KernelPath::Portable
-        {
+        if !xs.device().is_cpu() || xs.dtype() != DType::F32 || weight.dtype() != DType::F32 {
             return Ok(None);
         }
         let xs = xs.contiguous()?;
@@ -161,7 +157,19 @@ impl Linear {
             },
             None => None,
         };
-        let ys = skinny::matmul_transposed(x, w, b, rows, inner, out);
+        let ys = if rows <= SKINNY_MAX_ROWS {
+            skinny::matmul_transposed(x, w, b, rows, inner, out)
+        } else {
+            // The bias goes in first and the product is added to it: no separate pass.
+            let mut ys = match b {
+                Some(b) => b.repeat(rows),
+                None => vec![0f32; rows * out],
+            };
+            let (x, w) = (MatRef::row_major(x, inner), MatRef::transposed(w, inner));
+            let dst = MatMut::row_major(&mut ys, out);
+            gemm::matmul(dst, b.is_some(), x, w, (rows, out, inner), Threads::Pool);
+            ys
+        };
         Ok(Some(Tensor::from_vec(ys, (rows, out), xs.device())?))
     }
 }
@@ -172,11 +180,11 @@ impl Module for Linear {
         let (lead, features) = dims.split_at(dims.len() - 1);
         let rows: usize = lead.iter().product();
         let xs = xs.reshape((rows, features[0]))?;
-        let skinny = match &self.weight {
-            Weight::Dense(weight) => self.forward_skinny(&xs, weight, rows, features[0])?,
+        let on_cpu = match &self.weight {
+            Weight::Dense(weight) => self.forward_cpu_f32(&xs, weight, rows, features[0])?,
             Weight::Quantized { .. } => None,
         };
-        let ys = match skinny {
+        let ys = match on_cpu {
             Some(ys) => ys,
             None => {
                 let ys = match &self.weight {

@@ -13,8 +13,9 @@ use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
 
 use super::activation::Activation;
-use super::attention;
+use super::attention::{self, cpu_f32};
 use super::cache::{DecoderState, padding_bias};
+use super::kernels;
 use super::linear::{
     Linear, Projections, linear_no_bias, model_projections, quantize_all, quantized,
 };
@@ -135,6 +136,9 @@ impl LayerNorm {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if let Some(normed) = rms_norm_cpu_f32(xs, &self.weight, self.eps)? {
+            return Ok(normed);
+        }
         // Statistics in f32 even for half-precision weights, as transformers does.
         let dtype = xs.dtype();
         let xs32 = xs.to_dtype(DType::F32)?;
@@ -143,6 +147,21 @@ impl LayerNorm {
         let normed = xs32.broadcast_mul(&inv_rms)?;
         normed.to_dtype(dtype)?.broadcast_mul(&self.weight)
     }
+}
+
+/// The fused CPU kernel for float32 inputs; `None` elsewhere (GPU, half precision).
+fn rms_norm_cpu_f32(xs: &Tensor, weight: &Tensor, eps: f32) -> Result<Option<Tensor>> {
+    if !xs.device().is_cpu() || xs.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let xs = xs.contiguous()?;
+    let (x_storage, x_layout) = xs.storage_and_layout();
+    let (w_storage, w_layout) = weight.storage_and_layout();
+    let (Some(x), Some(w)) = (cpu_f32(&x_storage, x_layout), cpu_f32(&w_storage, w_layout)) else {
+        return Ok(None);
+    };
+    let normed = kernels::norm::rms_norm(x, w, eps);
+    Ok(Some(Tensor::from_vec(normed, xs.dims(), xs.device())?))
 }
 
 #[derive(Debug, Clone)]
@@ -275,10 +294,10 @@ impl Attention {
         ))
     }
 
-    /// Scale-free dot-product attention (T5 folds the scale into its initialisation) with an
-    /// additive `bias` broadcastable to `(batch, heads, queries, keys)`.
-    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        self.o.forward(&attention::attend(q, k, v, Some(bias))?)
+    /// Scale-free dot-product attention (T5 folds the scale into its initialisation) with
+    /// additive `biases` broadcastable to `(batch, heads, queries, keys)`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, biases: &[&Tensor]) -> Result<Tensor> {
+        self.o.forward(&attention::attend(q, k, v, biases)?)
     }
 }
 
@@ -301,13 +320,14 @@ impl EncoderBlock {
         })
     }
 
-    fn forward(&self, xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    /// `biases`: the relative positions and the padding, summed inside the attention.
+    fn forward(&self, xs: &Tensor, biases: &[&Tensor]) -> Result<Tensor> {
         let normed = self.attention_norm.forward(xs)?;
         let q = self
             .attention
             .split_heads(&self.attention.q.forward(&normed)?)?;
         let (k, v) = self.attention.project_kv(&normed)?;
-        let xs = clamp_half(&(xs + self.attention.attend(&q, &k, &v, bias)?)?)?;
+        let xs = clamp_half(&(xs + self.attention.attend(&q, &k, &v, biases)?)?)?;
         let ff = self
             .feed_forward
             .forward(&self.feed_forward_norm.forward(&xs)?)?;
@@ -359,7 +379,7 @@ impl DecoderBlock {
         let normed = self.cross_attention_norm.forward(&xs)?;
         let q = cross.split_heads(&cross.q.forward(&normed)?)?;
         let (k, v) = &state.layers[layer].cross_kv;
-        let xs = clamp_half(&(xs + cross.attend(&q, k, v, &state.encoder_bias)?)?)?;
+        let xs = clamp_half(&(xs + cross.attend(&q, k, v, &[&state.encoder_bias])?)?)?;
 
         let ff = self
             .feed_forward
@@ -539,12 +559,16 @@ impl Seq2Seq for T5 {
     fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
         let (_, seq) = input_ids.dims2()?;
         let mut xs = self.encoder_embedding.forward(input_ids)?;
-        let positions = self.encoder_positions.bias(0..seq, seq, &self.device)?;
-        let bias = positions
+        // Kept apart, not summed into a (batch, heads, seq, seq) tensor: the attention adds
+        // both as it goes.
+        let positions = self
+            .encoder_positions
+            .bias(0..seq, seq, &self.device)?
             .to_dtype(xs.dtype())?
-            .broadcast_add(&padding_bias(attention_mask, xs.dtype())?)?;
+            .contiguous()?;
+        let padding = padding_bias(attention_mask, xs.dtype())?;
         for block in &self.encoder_blocks {
-            xs = block.forward(&xs, &bias)?;
+            xs = block.forward(&xs, &[&positions, &padding])?;
         }
         self.encoder_norm.forward(&xs)
     }

@@ -6,6 +6,9 @@
 
 use rayon::prelude::*;
 
+use super::path::{self, KernelPath};
+use super::softmax::softmax_on;
+
 /// An additive bias over keys, broadcast over rows and/or heads: the value for query row `r`,
 /// head `h`, key `s` is `values[(r / row_group) * row_stride + h * head_stride + s]` (a stride of
 /// 0 broadcasts; a `row_group` of `group` gives one bias row per key/value row).
@@ -48,6 +51,17 @@ pub fn single_query(
     bias: Option<KeyBias>,
     shape: Shape,
 ) -> Vec<f32> {
+    single_query_on(path::active(), q, (k, v), bias, shape)
+}
+
+/// [`single_query`] on a given path, which the CPU must support.
+pub(crate) fn single_query_on(
+    path: KernelPath,
+    q: &[f32],
+    (k, v): (&[f32], &[f32]),
+    bias: Option<KeyBias>,
+    shape: Shape,
+) -> Vec<f32> {
     let Shape {
         kv_rows,
         group,
@@ -71,7 +85,7 @@ pub fn single_query(
             let bias = bias.map(|b| b.for_query(row, head, keys));
             let query = (row * heads + head) * head_dim;
             let q = &q[query..query + head_dim];
-            attend_one(q, (k, v), keys, |s| s * head_dim, bias, out);
+            attend_one(path, q, (k, v), keys, |s| s * head_dim, bias, out);
         }
     };
     let task_len = group * head_dim;
@@ -109,6 +123,18 @@ pub struct CacheShape {
 /// without moving any cached tensor.
 pub fn single_query_cached(
     q: &[f32],
+    kv: (&[f32], &[f32]),
+    buffer_rows: &[u32],
+    bias: Option<KeyBias>,
+    shape: CacheShape,
+) -> Vec<f32> {
+    single_query_cached_on(path::active(), q, kv, buffer_rows, bias, shape)
+}
+
+/// [`single_query_cached`] on a given path, which the CPU must support.
+pub(crate) fn single_query_cached_on(
+    path: KernelPath,
+    q: &[f32],
     (k, v): (&[f32], &[f32]),
     buffer_rows: &[u32],
     bias: Option<KeyBias>,
@@ -130,7 +156,7 @@ pub fn single_query_cached(
         let offset = |p: usize| ((sources[p] as usize * capacity + p) * heads + head) * head_dim;
         let bias = bias.map(|b| b.for_query(row, head, keys));
         let q = &q[unit * head_dim..(unit + 1) * head_dim];
-        attend_one(q, (k, v), keys, offset, bias, out);
+        attend_one(path, q, (k, v), keys, offset, bias, out);
     };
     for_each_chunk(&mut out, head_dim, rows * heads * keys * head_dim, one_head);
     out
@@ -153,6 +179,7 @@ fn for_each_chunk(
 
 /// One query against `keys` keys/values; key/value `s` starts at `offset(s)` in `k` and `v`.
 fn attend_one(
+    path: KernelPath,
     q: &[f32],
     (k, v): (&[f32], &[f32]),
     keys: usize,
@@ -160,58 +187,108 @@ fn attend_one(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if super::path::active() != super::path::KernelPath::Portable {
-        // SAFETY: every path above the portable one has AVX2 and FMA, and the CPU runs it.
-        unsafe { attend_one_avx2(q, (k, v), keys, offset, bias, out) };
-        return;
+    let mut scores = vec![0f32; keys];
+    match path {
+        // SAFETY: the CPU supports the path's features (`path` is one it runs).
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => unsafe { scores_avx512(q, k, &offset, bias, &mut scores) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe {
+            scores_avx2(q, k, &offset, bias, &mut scores)
+        },
+        _ => scores_portable(q, k, &offset, bias, &mut scores),
     }
-    attend_one_portable(q, (k, v), keys, offset, bias, out);
+    softmax_on(path, &mut scores);
+    match path {
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => unsafe { weighted_sum_avx512(&scores, v, &offset, out) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe {
+            weighted_sum_avx2(&scores, v, &offset, out)
+        },
+        _ => weighted_sum_portable(&scores, v, &offset, out),
+    }
 }
 
-/// The same code compiled for AVX2, so the sixteen-lane loops below become vector ops.
+// The same plain code compiled per path, so the sixteen-lane loops below become vector ops of
+// the path's width.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn scores_avx512(
+    q: &[f32],
+    k: &[f32],
+    offset: &impl Fn(usize) -> usize,
+    bias: Option<&[f32]>,
+    scores: &mut [f32],
+) {
+    scores_portable(q, k, offset, bias, scores);
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn attend_one_avx2(
+unsafe fn scores_avx2(
     q: &[f32],
-    kv: (&[f32], &[f32]),
-    keys: usize,
-    offset: impl Fn(usize) -> usize,
+    k: &[f32],
+    offset: &impl Fn(usize) -> usize,
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    scores: &mut [f32],
 ) {
-    attend_one_portable(q, kv, keys, offset, bias, out);
+    scores_portable(q, k, offset, bias, scores);
 }
 
-#[inline(always)]
-fn attend_one_portable(
-    q: &[f32],
-    (k, v): (&[f32], &[f32]),
-    keys: usize,
-    offset: impl Fn(usize) -> usize,
-    bias: Option<&[f32]>,
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn weighted_sum_avx512(
+    weights: &[f32],
+    v: &[f32],
+    offset: &impl Fn(usize) -> usize,
     out: &mut [f32],
 ) {
+    weighted_sum_portable(weights, v, offset, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weighted_sum_avx2(
+    weights: &[f32],
+    v: &[f32],
+    offset: &impl Fn(usize) -> usize,
+    out: &mut [f32],
+) {
+    weighted_sum_portable(weights, v, offset, out);
+}
+
+/// `scores[s] = q · k[s] + bias[s]`.
+#[inline(always)]
+fn scores_portable(
+    q: &[f32],
+    k: &[f32],
+    offset: &impl Fn(usize) -> usize,
+    bias: Option<&[f32]>,
+    scores: &mut [f32],
+) {
     let head_dim = q.len();
-    let mut scores: Vec<f32> = (0..keys)
-        .map(|s| {
-            let start = offset(s);
-            dot(q, &k[start..start + head_dim])
-        })
-        .collect();
+    for (s, score) in scores.iter_mut().enumerate() {
+        let start = offset(s);
+        *score = dot(q, &k[start..start + head_dim]);
+    }
     if let Some(bias) = bias {
         scores.iter_mut().zip(bias).for_each(|(s, b)| *s += b);
     }
-    // Softmax as candle computes it: subtract the max, exponentiate, divide by the sum.
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for s in &mut scores {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
+}
+
+/// `out = Σ_s weights[s] · v[s]`.
+#[inline(always)]
+fn weighted_sum_portable(
+    weights: &[f32],
+    v: &[f32],
+    offset: &impl Fn(usize) -> usize,
+    out: &mut [f32],
+) {
+    let head_dim = out.len();
     out.fill(0.0);
-    for (s, weight) in scores.iter().enumerate() {
-        let weight = weight / sum;
+    for (s, weight) in weights.iter().enumerate() {
         let start = offset(s);
         out.iter_mut()
             .zip(&v[start..start + head_dim])
@@ -326,14 +403,17 @@ mod tests {
                     row_group: 1,
                 }),
             ];
-            for bias in biases {
-                let ours = single_query(&q, &k, &v, bias, shape);
+            for (bias, path) in biases
+                .iter()
+                .flat_map(|b| KernelPath::supported().into_iter().map(|p| (*b, p)))
+            {
+                let ours = single_query_on(path, &q, (&k, &v), bias, shape);
                 let expected = reference(&q, &k, &v, bias, shape);
                 assert_eq!(ours.len(), expected.len());
                 for (a, b) in ours.iter().zip(&expected) {
                     assert!(
                         (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                        "{shape:?}: {a} vs {b}"
+                        "{path} {shape:?}: {a} vs {b}"
                     );
                 }
             }
@@ -362,7 +442,7 @@ mod tests {
             head_dim,
             capacity,
         };
-        let ours = single_query_cached(&q, (&k_buf, &v_buf), &table, Some(bias), shape);
+        let expected_shape = shape;
         // The same keys gathered into contiguous (row, head, key, dim) order.
         let gather = |buf: &[f32]| -> Vec<f32> {
             let mut out = Vec::new();
@@ -386,8 +466,15 @@ mod tests {
             head_dim,
         };
         let expected = reference(&q, &gather(&k_buf), &gather(&v_buf), Some(bias), flat);
-        for (a, b) in ours.iter().zip(&expected) {
-            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+        for path in KernelPath::supported() {
+            let kv = (k_buf.as_slice(), v_buf.as_slice());
+            let ours = single_query_cached_on(path, &q, kv, &table, Some(bias), expected_shape);
+            for (a, b) in ours.iter().zip(&expected) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{path}: {a} vs {b}"
+                );
+            }
         }
     }
 
@@ -409,6 +496,9 @@ mod tests {
             head_stride: 0,
             row_group: 1,
         };
-        assert_eq!(single_query(&q, &k, &v, Some(bias), shape), vec![2.0, 3.0]);
+        for path in KernelPath::supported() {
+            let context = single_query_on(path, &q, (&k, &v), Some(bias), shape);
+            assert_eq!(context, vec![2.0, 3.0], "{path}");
+        }
     }
 }

@@ -5,8 +5,12 @@
 //! Which compiled variant runs is decided once, in [`path`].
 
 pub mod attention;
+pub mod gemm;
+pub mod multi_query;
+pub mod norm;
 pub mod path;
 pub mod skinny;
+pub mod softmax;
 
 /// Deterministic, varied test inputs in [-1.5, 1.8).
 #[cfg(test)]

@@ -15,7 +15,6 @@ const FEATURES_PER_TASK: usize = 64;
 
 /// `y (rows, out) = x (rows, inner) · w (out, inner)ᵀ (+ bias)`, all row-major.
 ///
-/// Without AVX2 and FMA this falls back to a plain loop; callers prefer candle's GEMM then.
 pub fn matmul_transposed(
     x: &[f32],
     w: &[f32],

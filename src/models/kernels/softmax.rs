@@ -1,0 +1,170 @@
+//! Softmax over one row of attention scores, with a vectorised `exp` on the AVX paths.
+//!
+//! The row is normalised the way candle's `softmax_last_dim` does it: subtract the maximum,
+//! exponentiate, divide by the sum. libm's `expf` is a scalar call per score; on the AVX paths
+//! the exponential is a polynomial evaluated on 16 lanes at once (Cephes' `expf`, within 2 ulp),
+//! which the compiler turns into vector instructions of the path.
+
+// Lanes are indexed on purpose: the loops unroll into whole vector registers.
+#![allow(clippy::needless_range_loop)]
+
+use super::path::KernelPath;
+
+/// `row` -> `softmax(row)` in place, on `path` (which the CPU must support): the kernels
+/// calling it pass theirs.
+pub(crate) fn softmax_on(path: KernelPath, row: &mut [f32]) {
+    match path {
+        // SAFETY: the CPU supports the path's features (`path` is one it runs).
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => unsafe { softmax_avx512(row) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe { softmax_avx2(row) },
+        _ => softmax_with(row, exp_libm),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn softmax_avx512(row: &mut [f32]) {
+    softmax_with(row, exp_lanes);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_avx2(row: &mut [f32]) {
+    softmax_with(row, exp_lanes);
+}
+
+/// Lanes processed together: one AVX-512 register, two AVX2 ones.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn softmax_with(row: &mut [f32], exp: impl Fn([f32; LANES]) -> [f32; LANES]) {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let (main, tail) = row.split_at_mut(row.len() - row.len() % LANES);
+    for chunk in main.chunks_exact(LANES) {
+        for i in 0..LANES {
+            lanes[i] = lanes[i].max(chunk[i]);
+        }
+    }
+    let max = tail
+        .iter()
+        .chain(&lanes)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut sums = [0f32; LANES];
+    for chunk in main.chunks_exact_mut(LANES) {
+        let mut shifted = [0f32; LANES];
+        for i in 0..LANES {
+            shifted[i] = chunk[i] - max;
+        }
+        let e = exp(shifted);
+        for i in 0..LANES {
+            chunk[i] = e[i];
+            sums[i] += e[i];
+        }
+    }
+    let mut tail_lanes = [f32::NEG_INFINITY; LANES];
+    for (lane, s) in tail_lanes.iter_mut().zip(tail.iter()) {
+        *lane = s - max;
+    }
+    let e = exp(tail_lanes);
+    tail.copy_from_slice(&e[..tail.len()]);
+    let sum = sums.iter().sum::<f32>() + tail.iter().sum::<f32>();
+    for s in row.iter_mut() {
+        *s /= sum;
+    }
+}
+
+/// `e^x` on each lane: Cephes' `expf` (a degree-5 polynomial on the remainder of a base-2
+/// range reduction). Below ln(FLT_MIN) the result is FLT_MIN instead of a denormal or 0, which
+/// next to the row's maximum (whose exponential is 1) weighs nothing in a softmax; above
+/// 88.376 (which a softmax, exponentiating scores minus their maximum, never reaches) it stays
+/// at e^88.376.
+#[inline(always)]
+fn exp_lanes(x: [f32; LANES]) -> [f32; LANES] {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split in two so that n * LN2_HI is exact.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const P: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        5.000_000_1e-1,
+    ];
+    // Plain loops over the lanes (no closures), so that the path's target features reach
+    // every operation and each line becomes one vector instruction.
+    let mut out = [0f32; LANES];
+    for i in 0..LANES {
+        let x = x[i].clamp(-87.336_55, 88.376_26);
+        let n = (x * LOG2E + 0.5).floor();
+        let r = x - n * LN2_HI - n * LN2_LO;
+        let mut p = P[0];
+        for c in &P[1..] {
+            p = p * r + c;
+        }
+        let y = p * r * r + r + 1.0;
+        // 2^n by placing n in the exponent field; n is in [-126, 127] after the clamp.
+        let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+        out[i] = y * scale;
+    }
+    out
+}
+
+/// libm's `expf` on each lane, for the portable path.
+#[inline(always)]
+fn exp_libm(x: [f32; LANES]) -> [f32; LANES] {
+    x.map(f32::exp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lane_exponential_is_within_two_ulp_of_libm() {
+        let xs: Vec<f32> = (0..=4000)
+            .map(|i| -87.0 + i as f32 * (175.3 / 4000.0))
+            .collect();
+        for chunk in xs.chunks(LANES) {
+            let mut lanes = [0f32; LANES];
+            lanes[..chunk.len()].copy_from_slice(chunk);
+            let ours = exp_lanes(lanes);
+            for (x, got) in chunk.iter().zip(ours) {
+                let want = x.exp();
+                let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+                assert!(ulp <= 2, "exp({x}) = {got}, libm {want} ({ulp} ulp)");
+            }
+        }
+    }
+
+    #[test]
+    fn every_path_normalises_like_the_formula_and_ignores_masked_scores() {
+        for len in [1, 5, 16, 17, 40, 515] {
+            let scores: Vec<f32> = (0..len)
+                .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.9)
+                .map(|s| if len > 4 && s > 8.0 { f32::MIN } else { s })
+                .collect();
+            let max = scores
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, |m, s| m.max(f64::from(s)));
+            let exps: Vec<f64> = scores.iter().map(|&s| (f64::from(s) - max).exp()).collect();
+            let total: f64 = exps.iter().sum();
+            for path in KernelPath::supported() {
+                let mut row = scores.clone();
+                softmax_on(path, &mut row);
+                for ((got, e), s) in row.iter().zip(&exps).zip(&scores) {
+                    let want = e / total;
+                    assert!(
+                        (f64::from(*got) - want).abs() <= 1e-5 * want.max(1e-30) + 1e-37,
+                        "{path} len {len}: score {s} -> {got}, want {want}"
+                    );
+                }
+            }
+        }
+    }
+}
