@@ -4,15 +4,20 @@
 //! one matrix product per batch row: during decoding (one token per row) that reads the whole
 //! weight matrix once per row, so a batch of 8 × 4 beams read every decoder weight 32 times a
 //! step. Folding the leading dimensions into rows reads each weight once per step.
+//!
+//! On the CPU in float32 a layer's own weight is packed once, at load, for the product kernels
+//! (`kernels::packed`); a weight it shares with something else (an output head tied to the
+//! token embeddings) stays as it is and goes through the streaming kernel or the blocked GEMM.
 
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 
 use super::Quantization;
 use super::attention::cpu_f32;
 use super::kernels::gemm::{self, MatMut, MatRef, Threads};
+use super::kernels::packed::{self, PackedF32};
 use super::kernels::skinny;
 use candle_nn::VarBuilder;
 
@@ -26,11 +31,14 @@ pub struct Linear {
 enum Weight {
     /// `(out, in)`, as PyTorch stores it.
     Dense(Tensor),
+    /// CPU float32, packed in panels for the product kernels.
+    Packed(PackedF32),
     /// Quantized blocks (`--quantize`); the dense matrix is dropped so memory shrinks too.
     Quantized { matmul: Arc<QMatMul>, out: usize },
 }
 
 impl Linear {
+    /// A layer over `weight` as it is: for a weight shared with another part of the model.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self {
             weight: Weight::Dense(weight),
@@ -38,9 +46,24 @@ impl Linear {
         }
     }
 
+    /// A layer that owns `weight`: packed for the CPU kernels when it is float32 on the CPU
+    /// (the tensor is dropped, so memory does not grow).
+    pub fn owning(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        if !weight.device().is_cpu() || weight.dtype() != DType::F32 {
+            return Ok(Self::new(weight, bias));
+        }
+        let (out, inner) = weight.dims2()?;
+        let values = weight.flatten_all()?.to_vec1::<f32>()?;
+        Ok(Self {
+            weight: Weight::Packed(PackedF32::pack(&values, out, inner)),
+            bias,
+        })
+    }
+
     fn out_features(&self) -> Result<usize> {
         match &self.weight {
             Weight::Dense(weight) => weight.dim(0),
+            Weight::Packed(packed) => Ok(packed.out()),
             Weight::Quantized { out, .. } => Ok(*out),
         }
     }
@@ -49,8 +72,15 @@ impl Linear {
     /// multiple of the block size (32), or that is not float32 on the CPU, stays dense:
     /// returns whether it was quantized.
     pub(crate) fn quantize(&mut self, quantization: Quantization) -> Result<bool> {
-        let Weight::Dense(weight) = &self.weight else {
-            return Ok(false);
+        let unpacked;
+        let weight = match &self.weight {
+            Weight::Dense(weight) => weight,
+            Weight::Packed(packed) => {
+                let shape = (packed.out(), packed.inner());
+                unpacked = Tensor::from_vec(packed.unpack(), shape, &Device::Cpu)?;
+                &unpacked
+            }
+            Weight::Quantized { .. } => return Ok(false),
         };
         let format = match quantization {
             Quantization::Q8 => GgmlDType::Q8_0,
@@ -174,6 +204,24 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// A packed weight's product (its input is float32 on the CPU, like the weight).
+    fn forward_packed(&self, xs: &Tensor, packed: &PackedF32, rows: usize) -> Result<Tensor> {
+        let xs = xs.to_dtype(DType::F32)?.contiguous()?;
+        let (x_storage, x_layout) = xs.storage_and_layout();
+        let bias = self.bias.as_ref().map(Tensor::storage_and_layout);
+        let x = cpu_f32(&x_storage, x_layout);
+        let b = bias
+            .as_ref()
+            .map(|(storage, layout)| cpu_f32(storage, layout));
+        let (Some(x), None | Some(Some(_))) = (x, &b) else {
+            candle_core::bail!("a packed layer takes float32 inputs and bias on the CPU");
+        };
+        let ys = packed::matmul(x, packed, b.flatten(), rows);
+        Tensor::from_vec(ys, (rows, packed.out()), xs.device())
+    }
+}
+
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let dims = xs.dims();
@@ -182,6 +230,7 @@ impl Module for Linear {
         let xs = xs.reshape((rows, features[0]))?;
         let on_cpu = match &self.weight {
             Weight::Dense(weight) => self.forward_cpu_f32(&xs, weight, rows, features[0])?,
+            Weight::Packed(packed) => Some(self.forward_packed(&xs, packed, rows)?),
             Weight::Quantized { .. } => None,
         };
         let ys = match on_cpu {
@@ -190,6 +239,7 @@ impl Module for Linear {
                 let ys = match &self.weight {
                     Weight::Dense(weight) => xs.matmul(&weight.t()?)?,
                     Weight::Quantized { matmul, .. } => matmul.forward(&xs.contiguous()?)?,
+                    Weight::Packed(_) => unreachable!("packed layers always run on the CPU"),
                 };
                 match &self.bias {
                     Some(bias) => ys.broadcast_add(bias)?,
@@ -207,13 +257,13 @@ impl Module for Linear {
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     let weight = vb.get((out_dim, in_dim), "weight")?;
     let bias = vb.get(out_dim, "bias")?;
-    Ok(Linear::new(weight, Some(bias)))
+    Linear::owning(weight, Some(bias))
 }
 
 /// `in_dim -> out_dim` without a bias.
 pub fn linear_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     let weight = vb.get((out_dim, in_dim), "weight")?;
-    Ok(Linear::new(weight, None))
+    Linear::owning(weight, None)
 }
 
 #[cfg(test)]
@@ -233,21 +283,19 @@ mod tests {
             .unwrap()
             .reshape((2, 3, 4))
             .unwrap();
-        let ours = Linear::new(weight.clone(), Some(bias.clone()))
+        let theirs = candle_nn::Linear::new(weight.clone(), Some(bias.clone()))
             .forward(&xs)
             .unwrap();
-        let theirs = candle_nn::Linear::new(weight, Some(bias))
-            .forward(&xs)
-            .unwrap();
-        assert_eq!(ours.dims(), &[2, 3, 3]);
-        let diff = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap();
-        assert_eq!(
-            diff.to_dtype(DType::F32)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap(),
-            0.0
-        );
+        // Shared (kept as it is) and owned (packed for the CPU kernels).
+        let shared = Linear::new(weight.clone(), Some(bias.clone()));
+        let owned = Linear::owning(weight, Some(bias)).unwrap();
+        assert!(matches!(owned.weight, Weight::Packed(_)));
+        for layer in [shared, owned] {
+            let ours = layer.forward(&xs).unwrap();
+            assert_eq!(ours.dims(), &[2, 3, 3]);
+            let diff = (ours - &theirs).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+        }
     }
 
     #[test]

@@ -6,8 +6,10 @@
 
 pub mod attention;
 pub mod gemm;
+mod microkernel;
 pub mod multi_query;
 pub mod norm;
+pub mod packed;
 pub mod path;
 pub mod skinny;
 pub mod softmax;

@@ -44,7 +44,12 @@ fn softmax_with(row: &mut [f32], exp: impl Fn([f32; LANES]) -> [f32; LANES]) {
     let (main, tail) = row.split_at_mut(row.len() - row.len() % LANES);
     for chunk in main.chunks_exact(LANES) {
         for i in 0..LANES {
-            lanes[i] = lanes[i].max(chunk[i]);
+            // A plain comparison (not f32::max, whose NaN rule costs extra instructions).
+            lanes[i] = if chunk[i] > lanes[i] {
+                chunk[i]
+            } else {
+                lanes[i]
+            };
         }
     }
     let max = tail
@@ -107,8 +112,11 @@ fn exp_lanes(x: [f32; LANES]) -> [f32; LANES] {
             p = p * r + c;
         }
         let y = p * r * r + r + 1.0;
-        // 2^n by placing n in the exponent field; n is in [-126, 127] after the clamp.
-        let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+        // 2^n by placing n + 127 (in [1, 254] after the clamp) in the exponent field. Adding
+        // 2^23 leaves n + 127 in the low mantissa bits, exactly, with no float-to-int
+        // conversion (whose saturating semantics would not vectorise).
+        let biased = (n + (127.0 + 8_388_608.0)).to_bits();
+        let scale = f32::from_bits(biased << 23);
         out[i] = y * scale;
     }
     out

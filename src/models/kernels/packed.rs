@@ -1,0 +1,194 @@
+//! Float32 weights packed once at load for `x · Wᵀ` on the CPU, and the product over them.
+//!
+//! A PyTorch weight is `(out, in)`: each output feature's weights are contiguous. A blocked
+//! GEMM wants the opposite, the weights of a few features for the same input next to each
+//! other, so candle's GEMM repacks every weight matrix on every call (a strided gather that
+//! took a tenth of the encoder's time). Here each matrix is packed once, when the model loads,
+//! into panels of [`PANEL`] features: row `k` of panel `p` holds the weights of features
+//! `48p..48p+48` for input `k`. The same panels serve every batch size: a decoder step streams
+//! each panel once, the encoder reuses each cached block of a panel over many tokens.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::microkernel::{self, Tile};
+use super::path::{self, KernelPath};
+
+/// Output features per panel: three AVX-512 registers, six AVX2 ones.
+pub const PANEL: usize = 48;
+
+/// Inputs per cache block: a panel's block (48 KiB) stays in L1/L2 while tokens pass over it.
+const K_BLOCK: usize = 256;
+/// Tokens per cache block: their inputs for one K block (256 KiB) stay in L2.
+const TOKEN_BLOCK: usize = 256;
+
+/// An `(out, in)` float32 weight in panels (see the module header). Cloning shares the values.
+#[derive(Debug, Clone)]
+pub struct PackedF32 {
+    panels: Arc<[f32]>,
+    out: usize,
+    inner: usize,
+}
+
+impl PackedF32 {
+    /// Packs the row-major `(out, inner)` matrix `w`; the last panel is padded with zeros.
+    pub fn pack(w: &[f32], out: usize, inner: usize) -> Self {
+        assert_eq!(w.len(), out * inner, "pack: a {out}x{inner} weight");
+        let panels = out.div_ceil(PANEL);
+        let mut packed = vec![0f32; panels * inner * PANEL];
+        packed
+            .par_chunks_mut(inner * PANEL)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                let features = (p * PANEL..out.min(p * PANEL + PANEL)).enumerate();
+                for (j, feature) in features {
+                    let row = &w[feature * inner..(feature + 1) * inner];
+                    for (k, value) in row.iter().enumerate() {
+                        panel[k * PANEL + j] = *value;
+                    }
+                }
+            });
+        Self {
+            panels: packed.into(),
+            out,
+            inner,
+        }
+    }
+
+    pub fn out(&self) -> usize {
+        self.out
+    }
+
+    pub fn inner(&self) -> usize {
+        self.inner
+    }
+
+    /// The row-major `(out, inner)` matrix back.
+    pub fn unpack(&self) -> Vec<f32> {
+        let mut w = vec![0f32; self.out * self.inner];
+        for (feature, row) in w.chunks_exact_mut(self.inner).enumerate() {
+            let panel = self.panel(feature / PANEL);
+            for (k, value) in row.iter_mut().enumerate() {
+                *value = panel[k * PANEL + feature % PANEL];
+            }
+        }
+        w
+    }
+
+    fn panel(&self, p: usize) -> &[f32] {
+        &self.panels[p * self.inner * PANEL..(p + 1) * self.inner * PANEL]
+    }
+}
+
+/// `x (rows, inner) · Wᵀ (+ bias)`, row-major, on the kernel path in use.
+pub fn matmul(x: &[f32], w: &PackedF32, bias: Option<&[f32]>, rows: usize) -> Vec<f32> {
+    matmul_on(path::active(), x, w, bias, rows)
+}
+
+/// [`matmul`] on a given path, which the CPU must support.
+pub(crate) fn matmul_on(
+    path: KernelPath,
+    x: &[f32],
+    w: &PackedF32,
+    bias: Option<&[f32]>,
+    rows: usize,
+) -> Vec<f32> {
+    let (out, inner) = (w.out, w.inner);
+    assert_eq!(x.len(), rows * inner, "matmul: {rows} rows of {inner}");
+    // The bias goes in first and every product is added to it: no separate pass.
+    let mut y = match bias {
+        Some(b) => {
+            assert_eq!(b.len(), out, "matmul: bias of {out}");
+            b.repeat(rows)
+        }
+        None => vec![0f32; rows * out],
+    };
+    let panels = out.div_ceil(PANEL);
+    // Enough tasks to balance the threads, each at least one panel.
+    let tasks = (rayon::current_num_threads() * 4).clamp(1, panels.max(1));
+    let per_task = panels.div_ceil(tasks);
+    let dst = SharedOut(y.as_mut_ptr());
+    (0..panels.div_ceil(per_task))
+        .into_par_iter()
+        .for_each(|task| {
+            let first = task * per_task;
+            let panel_range = first..panels.min(first + per_task);
+            let dst = &dst;
+            for k0 in (0..inner).step_by(K_BLOCK) {
+                let kc = K_BLOCK.min(inner - k0);
+                for t0 in (0..rows).step_by(TOKEN_BLOCK) {
+                    let tokens = TOKEN_BLOCK.min(rows - t0);
+                    for p in panel_range.clone() {
+                        let tile = Tile {
+                            w: &w.panel(p)[k0 * PANEL..(k0 + kc) * PANEL],
+                            x: &x[t0 * inner + k0..],
+                            x_stride: inner,
+                            tokens,
+                            columns: PANEL.min(out - p * PANEL),
+                            dst_stride: out,
+                        };
+                        // SAFETY: this task alone writes the columns of panels `panel_range` (the
+                        // ranges of different tasks do not overlap), inside `y`'s rows t0..t0+tokens.
+                        unsafe { microkernel::f32_tile(path, &tile, dst.at(t0 * out + p * PANEL)) };
+                    }
+                }
+            }
+        });
+    y
+}
+
+/// The output's base pointer, shared by tasks that write disjoint columns.
+struct SharedOut(*mut f32);
+
+// SAFETY: each task writes only its own panels' columns (see `matmul_on`).
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn at(&self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_values as values;
+    use super::*;
+
+    #[test]
+    fn every_path_matches_a_plain_product_on_every_remainder() {
+        // Odd sizes exercise every tail: tokens not a multiple of a tile, features not a
+        // multiple of a panel, inputs not a multiple of a K block.
+        for (rows, inner, out) in [
+            (1, 8, 4),
+            (3, 13, 50),
+            (5, 300, 97),
+            (13, 64, 48),
+            (300, 24, 5),
+        ] {
+            let x = values(rows * inner, 1);
+            let w = values(out * inner, 2);
+            let bias = values(out, 3);
+            let packed = PackedF32::pack(&w, out, inner);
+            assert_eq!(packed.unpack(), w);
+            for path in KernelPath::supported() {
+                for bias in [None, Some(bias.as_slice())] {
+                    let ours = matmul_on(path, &x, &packed, bias, rows);
+                    for r in 0..rows {
+                        for f in 0..out {
+                            let dot: f64 = (0..inner)
+                                .map(|k| f64::from(x[r * inner + k]) * f64::from(w[f * inner + k]))
+                                .sum();
+                            let want = dot + bias.map_or(0.0, |b| f64::from(b[f]));
+                            let got = f64::from(ours[r * out + f]);
+                            assert!(
+                                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                                "{path} {rows}x{inner}x{out} [{r},{f}]: {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
