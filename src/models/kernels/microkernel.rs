@@ -11,13 +11,18 @@
 use super::packed::PANEL;
 use super::path::KernelPath;
 
+/// Tokens per group of packed inputs: input `k` of the group's tokens are [`GROUP`] adjacent
+/// floats, so each broadcast in a tile reads the next address.
+pub const GROUP: usize = 8;
+
 /// One block of work: `kc = w.len() / PANEL` inputs of one panel against `tokens` tokens.
 pub struct Tile<'a> {
     /// `kc` rows of [`PANEL`] weights.
     pub w: &'a [f32],
-    /// Token `t`'s input `k` (for `k < kc`) is `x[t * x_stride + k]`.
+    /// Packed inputs: token `t`'s input `k` (for `k < kc`) is
+    /// `x[(t / GROUP) * group_stride + k * GROUP + t % GROUP]`.
     pub x: &'a [f32],
-    pub x_stride: usize,
+    pub group_stride: usize,
     pub tokens: usize,
     /// Features of the panel that exist (the last panel of a matrix may be padded).
     pub columns: usize,
@@ -36,8 +41,9 @@ pub unsafe fn f32_tile(path: KernelPath, tile: &Tile, dst: *mut f32) {
     if tile.tokens == 0 || kc == 0 {
         return;
     }
+    let last = tile.tokens - 1;
     assert!(
-        tile.x.len() >= (tile.tokens - 1) * tile.x_stride + kc,
+        tile.x.len() > last / GROUP * tile.group_stride + (kc - 1) * GROUP + last % GROUP,
         "tile inputs"
     );
     // SAFETY (each arm): the reads stay inside `w` and `x` (checked above), the writes inside
@@ -81,9 +87,10 @@ unsafe fn portable_tile(tile: &Tile, dst: *mut f32) {
 #[inline(always)]
 unsafe fn portable_group<const N: usize>(tile: &Tile, t0: usize, dst: *mut f32) {
     let mut acc = [[0f32; PANEL]; N];
+    let x = &tile.x[t0 / GROUP * tile.group_stride + t0 % GROUP..];
     for (k, w) in tile.w.chunks_exact(PANEL).enumerate() {
         for t in 0..N {
-            let xv = tile.x[(t0 + t) * tile.x_stride + k];
+            let xv = x[k * GROUP + t];
             for j in 0..PANEL {
                 acc[t][j] += w[j] * xv;
             }
@@ -101,7 +108,7 @@ unsafe fn portable_group<const N: usize>(tile: &Tile, t0: usize, dst: *mut f32) 
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{PANEL, Tile};
+    use super::{GROUP, PANEL, Tile};
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
     pub unsafe fn tile(tile: &Tile, dst: *mut f32) {
@@ -120,7 +127,11 @@ mod avx512 {
     unsafe fn group<const N: usize>(tile: &Tile, t0: usize, dst: *mut f32, masks: [__mmask16; 3]) {
         let kc = tile.w.len() / PANEL;
         let w = tile.w.as_ptr();
-        let x = unsafe { tile.x.as_ptr().add(t0 * tile.x_stride) };
+        let x = unsafe {
+            tile.x
+                .as_ptr()
+                .add(t0 / GROUP * tile.group_stride + t0 % GROUP)
+        };
         let mut acc = [[_mm512_setzero_ps(); 3]; N];
         for k in 0..kc {
             // SAFETY: k < kc and t < tokens: inside `w` and `x` (checked by the caller).
@@ -133,7 +144,7 @@ mod avx512 {
                 ]
             };
             for t in 0..N {
-                let xb = _mm512_set1_ps(unsafe { *x.add(t * tile.x_stride + k) });
+                let xb = _mm512_set1_ps(unsafe { *x.add(k * GROUP + t) });
                 for v in 0..3 {
                     acc[t][v] = _mm512_fmadd_ps(wv[v], xb, acc[t][v]);
                 }
@@ -156,7 +167,7 @@ mod avx512 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{PANEL, Tile};
+    use super::{GROUP, PANEL, Tile};
 
     /// Features per half panel: 3 registers of 8.
     const HALF: usize = PANEL / 2;
@@ -194,7 +205,11 @@ mod avx2 {
     ) {
         let kc = tile.w.len() / PANEL;
         let w = unsafe { tile.w.as_ptr().add(HALF * half) };
-        let x = unsafe { tile.x.as_ptr().add(t0 * tile.x_stride) };
+        let x = unsafe {
+            tile.x
+                .as_ptr()
+                .add(t0 / GROUP * tile.group_stride + t0 % GROUP)
+        };
         let mut acc = [[_mm256_setzero_ps(); 3]; N];
         for k in 0..kc {
             // SAFETY: k < kc and t < tokens: inside `w` and `x` (checked by the caller).
@@ -207,7 +222,7 @@ mod avx2 {
                 ]
             };
             for t in 0..N {
-                let xb = _mm256_set1_ps(unsafe { *x.add(t * tile.x_stride + k) });
+                let xb = _mm256_set1_ps(unsafe { *x.add(k * GROUP + t) });
                 for v in 0..3 {
                     acc[t][v] = _mm256_fmadd_ps(wv[v], xb, acc[t][v]);
                 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::microkernel::{self, Tile};
+use super::microkernel::{self, GROUP, Tile};
 use super::path::{self, KernelPath};
 
 /// Output features per panel: three AVX-512 registers, six AVX2 ones.
@@ -104,6 +104,7 @@ pub(crate) fn matmul_on(
         }
         None => vec![0f32; rows * out],
     };
+    let xp = pack_inputs(x, rows, inner);
     let panels = out.div_ceil(PANEL);
     // Enough tasks to balance the threads, each at least one panel.
     let tasks = (rayon::current_num_threads() * 4).clamp(1, panels.max(1));
@@ -122,8 +123,8 @@ pub(crate) fn matmul_on(
                     for p in panel_range.clone() {
                         let tile = Tile {
                             w: &w.panel(p)[k0 * PANEL..(k0 + kc) * PANEL],
-                            x: &x[t0 * inner + k0..],
-                            x_stride: inner,
+                            x: &xp[t0 / GROUP * inner * GROUP + k0 * GROUP..],
+                            group_stride: inner * GROUP,
                             tokens,
                             columns: PANEL.min(out - p * PANEL),
                             dst_stride: out,
@@ -136,6 +137,22 @@ pub(crate) fn matmul_on(
             }
         });
     y
+}
+
+/// `x (rows, inner)` in groups of [`GROUP`] tokens: input `k` of token `t` at
+/// `(t / GROUP) * inner * GROUP + k * GROUP + t % GROUP` (the last group padded with zeros).
+fn pack_inputs(x: &[f32], rows: usize, inner: usize) -> Vec<f32> {
+    let mut xp = vec![0f32; rows.div_ceil(GROUP) * GROUP * inner];
+    xp.par_chunks_mut(GROUP * inner)
+        .zip(x.par_chunks(GROUP * inner))
+        .for_each(|(group, x)| {
+            for (t, row) in x.chunks_exact(inner).enumerate() {
+                for (k, value) in row.iter().enumerate() {
+                    group[k * GROUP + t] = *value;
+                }
+            }
+        });
+    xp
 }
 
 /// The output's base pointer, shared by tasks that write disjoint columns.

@@ -64,8 +64,8 @@ fn softmax_with(row: &mut [f32], exp: impl Fn([f32; LANES]) -> [f32; LANES]) {
             shifted[i] = chunk[i] - max;
         }
         let e = exp(shifted);
+        chunk.copy_from_slice(&e);
         for i in 0..LANES {
-            chunk[i] = e[i];
             sums[i] += e[i];
         }
     }
@@ -98,7 +98,8 @@ fn exp_lanes(x: [f32; LANES]) -> [f32; LANES] {
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
-        5.000_000_1e-1,
+        // 0.500_000_01 in Cephes: the same float.
+        0.5,
     ];
     // Plain loops over the lanes (no closures), so that the path's target features reach
     // every operation and each line becomes one vector instruction.
