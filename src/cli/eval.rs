@@ -72,7 +72,7 @@ pub struct EvalArgs {
     pub no_stemmer: bool,
 
     /// Put each sentence of both texts on its own line before rougeLsum (which otherwise takes
-    /// the lines of each text as its sentences); precis's sentence splitter, not NLTK's Punkt.
+    /// the lines of each text as its sentences), split as NLTK's `sent_tokenize` (English Punkt).
     #[arg(long)]
     pub split_sentences: bool,
 

@@ -1,6 +1,7 @@
 //! Measuring summaries: ROUGE exactly as Google's rouge-score 0.1.2 computes it (its tokenizer,
-//! NLTK's Porter stemmer, ROUGE-Lsum, the bootstrap interval), summary statistics, and reading
-//! predictions and references. `precis eval` is the command-line front end.
+//! NLTK's Porter stemmer, ROUGE-Lsum, the bootstrap interval) with sentences split as NLTK's
+//! Punkt splits them, summary statistics, and reading predictions and references. `precis eval`
+//! is the command-line front end.
 //!
 //! ```
 //! use precis::eval::{RougeOptions, RougeType, score};
@@ -15,6 +16,7 @@
 pub mod bootstrap;
 pub mod data;
 mod porter;
+pub mod punkt;
 pub mod report;
 mod rouge;
 pub mod stats;

@@ -112,8 +112,8 @@ pub struct RougeOptions {
     /// Porter-stem tokens longer than three characters (rouge-score's `use_stemmer`).
     pub stemmer: bool,
     /// Put each sentence on its own line before ROUGE-Lsum, which otherwise takes the lines of
-    /// the text as its sentences. precis's own sentence splitter does it (see
-    /// [`split_sentences`]), where transformers' summarization example uses NLTK's Punkt.
+    /// the text as its sentences, as transformers' summarization example does with NLTK's
+    /// Punkt (see [`split_sentences`]).
     pub split_sentences: bool,
 }
 
@@ -127,15 +127,12 @@ impl Default for RougeOptions {
     }
 }
 
-/// `text` with one sentence per line, for ROUGE-Lsum: precis's sentence boundaries (Unicode
-/// UAX #29 plus paragraph breaks, as used for chunking), each sentence trimmed.
+/// `text` with one sentence per line, for ROUGE-Lsum, as transformers' summarization example
+/// prepares it: `"\n".join(nltk.sent_tokenize(text.strip()))`, with NLTK's English Punkt model
+/// (see [`super::punkt`]). A sentence that spans lines keeps its line break, as there.
 pub fn split_sentences(text: &str) -> String {
-    let sentences: Vec<&str> = crate::text::sentence_ranges(text)
-        .into_iter()
-        .map(|range| text[range].trim())
-        .filter(|sentence| !sentence.is_empty())
-        .collect();
-    sentences.join("\n")
+    let stripped = text.trim_matches(super::punkt::python_space);
+    super::punkt::sentences(stripped).join("\n")
 }
 
 /// Scores a prediction against a reference, as `RougeScorer(["rouge1", "rouge2", "rougeL",
@@ -376,7 +373,7 @@ mod tests {
             "One here.\nTwo there!\nThree?\nFour"
         );
         assert_eq!(split_sentences("  "), "");
-        // Where NLTK's Punkt (which knows abbreviations) keeps one sentence; README says so.
-        assert_eq!(split_sentences("Mr. Smith left."), "Mr.\nSmith left.");
+        // Punkt knows abbreviations (UAX #29 splits after "Mr.").
+        assert_eq!(split_sentences(" Mr. Smith left. "), "Mr. Smith left.");
     }
 }
