@@ -127,18 +127,23 @@ def build():
     return {"versions": {"nltk": nltk.__version__}, "cases": cases}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def write_or_check(out, build_golden, description):
+    """The command line of a golden script: write `out`, or with --check compare with it."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--check", action="store_true", help="compare with the committed file")
     args = parser.parse_args()
     assert nltk.__version__ == "3.10.4", nltk.__version__
-    text = json.dumps(build(), ensure_ascii=False, indent=1) + "\n"
+    text = json.dumps(build_golden(), ensure_ascii=False, indent=1) + "\n"
     if args.check:
-        same = OUT.read_text(encoding="utf-8") == text
-        print("identical" if same else f"{OUT} differs")
+        same = out.read_text(encoding="utf-8") == text
+        print("identical" if same else f"{out} differs")
         sys.exit(0 if same else 1)
-    OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUT.relative_to(ROOT)} ({len(text) // 1024} KiB)")
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out.relative_to(ROOT)} ({len(text) // 1024} KiB)")
+
+
+def main():
+    write_or_check(OUT, build, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -13,12 +13,9 @@ with its resample indices recorded. Scores are written as repr strings, exact to
 Pinned versions: scripts/requirements-eval.txt.
 """
 
-import argparse
 import itertools
-import json
 import random
 import re
-import sys
 from pathlib import Path
 
 import nltk
@@ -327,18 +324,8 @@ def build():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with the committed file")
-    args = parser.parse_args()
-    assert nltk.__version__ == "3.10.4", nltk.__version__
     assert Path(rouge_score.__file__).parent.name == "rouge_score"
-    text = json.dumps(build(), ensure_ascii=False, indent=1) + "\n"
-    if args.check:
-        same = OUT.read_text(encoding="utf-8") == text
-        print("identical" if same else f"{OUT} differs")
-        sys.exit(0 if same else 1)
-    OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUT.relative_to(ROOT)} ({len(text) // 1024} KiB)")
+    punkt_goldens.write_or_check(OUT, build, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
