@@ -84,40 +84,33 @@ fn last_whitespace_index(text: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// The candidates with the text NLTK decides them on: the word before the break, the break and
-/// what follows it (`_match_potential_end_contexts`). A candidate whose word overlaps the next
-/// candidate's ("acting!!!") gives way to it, so only the last of a run of marks is decided.
-fn end_contexts(text: &str) -> Vec<(EndCandidate, String)> {
-    let context = |word: &Range<usize>, candidate: &EndCandidate| {
-        let mut context = text[word.clone()].to_string();
-        context.push_str(&text[candidate.at..candidate.at + 1]);
-        context.push_str(&text[candidate.after.clone()]);
-        context
-    };
+/// The candidates with the text NLTK decides them on: the word before the mark, the mark and
+/// what follows it (`_match_potential_end_contexts`; its concatenation is one slice of the
+/// text). A candidate whose word overlaps the next candidate's ("acting!!!") gives way to it,
+/// so only the last of a run of marks is decided.
+fn end_contexts(text: &str) -> Vec<(EndCandidate, &str)> {
     let mut contexts = Vec::new();
-    let mut previous: Option<(EndCandidate, Range<usize>)> = None;
+    let mut previous: Option<EndCandidate> = None;
     let mut previous_word = 0..0;
     for candidate in end_candidates(text) {
-        let before = &text[previous_word.end..candidate.at];
-        let index = last_whitespace_index(before);
+        let index = last_whitespace_index(&text[previous_word.end..candidate.at]);
         let word_start = if index != 0 {
-            index + previous_word.end + 1
+            previous_word.end + index + 1
         } else {
             previous_word.start
         };
-        let word = word_start..candidate.at;
-        if let Some((earlier, earlier_word)) = previous.take() {
-            if earlier_word.end <= word.start {
-                let text = context(&earlier_word, &earlier);
-                contexts.push((earlier, text));
+        if let Some(earlier) = previous.take() {
+            if previous_word.end <= word_start {
+                let context = &text[previous_word.start..earlier.after.end];
+                contexts.push((earlier, context));
             }
         }
-        previous_word = word.clone();
-        previous = Some((candidate, word));
+        previous_word = word_start..candidate.at;
+        previous = Some(candidate);
     }
-    if let Some((last, word)) = previous {
-        let text = context(&word, &last);
-        contexts.push((last, text));
+    if let Some(last) = previous {
+        let context = &text[previous_word.start..last.after.end];
+        contexts.push((last, context));
     }
     contexts
 }
@@ -135,7 +128,7 @@ fn raw_spans(text: &str) -> Vec<Range<usize>> {
     let mut spans = Vec::new();
     let mut last_break = 0;
     for (candidate, context) in end_contexts(text) {
-        if contains_sentence_break(&context) {
+        if contains_sentence_break(context) {
             spans.push(last_break..candidate.at + 1);
             // The next sentence starts at the next token, or at the punctuation after the mark.
             last_break = candidate.next_token.unwrap_or(candidate.at + 1);
