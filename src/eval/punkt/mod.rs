@@ -99,11 +99,11 @@ fn end_contexts(text: &str) -> Vec<(EndCandidate, &str)> {
         } else {
             previous_word.start
         };
-        if let Some(earlier) = previous.take() {
-            if previous_word.end <= word_start {
-                let context = &text[previous_word.start..earlier.after.end];
-                contexts.push((earlier, context));
-            }
+        if let Some(earlier) = previous.take()
+            && previous_word.end <= word_start
+        {
+            let context = &text[previous_word.start..earlier.after.end];
+            contexts.push((earlier, context));
         }
         previous_word = word_start..candidate.at;
         previous = Some(candidate);
