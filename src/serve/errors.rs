@@ -5,9 +5,9 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::scheduler::error_chain;
 use super::schema::ErrorBody;
 use crate::Error;
+use crate::batch::error_chain;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Limits;
 use super::metrics::Metrics;
+use crate::batch::error_chain;
 use crate::generation::engine::{Engine, Report, SequenceId};
 use crate::generation::{GenerationConfig, pad_batch};
 use crate::{Error, PassOutput, Summarizer};
@@ -351,19 +352,4 @@ impl<'a> Scheduler<'a> {
             .set(self.engine.sequences() as i64);
         self.metrics.batch_rows.set(self.engine.rows() as i64);
     }
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line
 }
