@@ -83,9 +83,16 @@ impl ApiError {
         )
     }
 
-    /// 500: the model failed on this request.
+    /// 500: the model failed on this request. The client gets the first line only: with
+    /// `RUST_BACKTRACE` set, candle appends a backtrace of the server's internals, which goes to
+    /// the server's log instead.
     pub fn model(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "model", message)
+        let message = message.into();
+        let first_line = message.lines().next().unwrap_or_default();
+        if first_line.len() < message.trim_end().len() {
+            tracing::error!(%message, "model failure");
+        }
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "model", first_line)
     }
 
     pub fn not_found(path: &str) -> Self {
@@ -132,5 +139,20 @@ impl IntoResponse for ApiError {
         }
         response.extensions_mut().insert(ErrorType(self.error_type));
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_failure_shows_the_client_its_first_line_only() {
+        let with_backtrace =
+            "a weight is not finite\n   0: candle_core::error::Error::bt\n   1: precis::models";
+        let error = ApiError::model(with_backtrace);
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.message, "a weight is not finite");
+        assert_eq!(ApiError::model("one line").message, "one line");
     }
 }
