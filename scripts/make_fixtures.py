@@ -401,7 +401,7 @@ SPECS["t5-tiny"] = ModelSpec(
     },
     build=build_t5,
     save_tokenizer=save_t5_tokenizer,
-    seed=5,  # chosen with --search-seeds (see the README)
+    seed=4,  # chosen with --search-seeds (see the README)
     confidence={"q": 8.0, "o": 8.0, "wo": 1.0, "eos": 0.75, "logit_std": 6.0},
     summarization=T5_SUMMARIZATION,
 )
