@@ -373,7 +373,16 @@ fn summarises_a_data_set_with_field_mapping_and_scores_each_variant() {
 fn comma_separated_merge_and_quantize_make_one_variant_each() {
     let dir = tempfile::tempdir().expect("temp dir");
     let t5 = fixture_dir("t5-tiny").display().to_string();
-    let long_article = [ARTICLE; 6].join(" ");
+    // Distinct sentences, so that the chunk summaries differ: concat drops a sentence that
+    // repeats an earlier one, and a repeated paragraph can give repeated chunk summaries.
+    let long_article = format!(
+        "{ARTICLE} The council will pay for the work from a fund set aside after the floods. \
+         Engineers expect the job to take two summers because the tide limits the hours they can \
+         work. A café owner near the quay said visitors already come to watch the boats unload. \
+         The school plans a lesson on how the first pier was built more than a century ago. Some \
+         residents asked for a ramp so that people in wheelchairs can reach the water. The mayor \
+         promised a public meeting in March to show the final drawings."
+    );
     let line = serde_json::json!({"id": "a", "text": long_article, "reference": "The pier."});
     write(dir.path(), "data.jsonl", &format!("{line}\n"));
     let output = precis(
