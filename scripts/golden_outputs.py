@@ -89,7 +89,11 @@ VARIANT_GROUPS: list[VariantGroup] = [
         [fixed("early_stopping_never", {"early_stopping": "never"}),
          fixed("early_stopping_true", {"early_stopping": True})],
         bases=[{"early_stopping": False, "min_length": 0, "num_beams": nb, "length_penalty": lp}
-               for nb, lp in ((2, 1.5), (2, 2.0), (2, 3.0), (4, 1.0), (4, 1.5))],
+               for nb, lp in ((2, 1.5), (2, 2.0), (2, 3.0), (4, 1.0), (4, 1.5))]
+        # flan-t5-tiny: with no minimum its 2-beam searches stop at once under False while
+        # "never" runs to the cap (too many decisions to pass the gate at 200 or 60 tokens);
+        # a minimum of 6 and a cap of 24 keep all three apart and robust.
+        + [{"early_stopping": False, "min_length": 6, "num_beams": 2, "length_penalty": 2.0, "max_length": 24}],
     ),
     VariantGroup("beam", 2, values("length_penalty", [0.5, -1.0, 0.0, 1.0, 1.5, 3.0])),
     VariantGroup("beam", 2, values("num_beams", [2, 3, 5, 6])),
@@ -241,7 +245,7 @@ class Golden:
         natural = len(strip_after_eos(base["output_ids"][0], self.eos))
         seen = {json.dumps(base["output_ids"]): base["case"]}
         members = []
-        for candidate in candidates:
+        for rank, candidate in enumerate(candidates):
             made = candidate(natural, base["params"])
             if len(members) == want or made is None:
                 continue
@@ -258,7 +262,7 @@ class Golden:
                 self.report.append(f"variant {base['case']}/{name}: {why}")
                 continue
             seen[key] = name
-            members.append((name, params, output_ids, margins))
+            members.append((name, params, output_ids, margins, rank))
         return members
 
     def group_base(self, text: str, kind: str, overrides: dict) -> dict | None:
@@ -289,7 +293,12 @@ class Golden:
 
     def search_group(self, group: VariantGroup) -> tuple[str | None, dict | None, list]:
         """The first (text, base, members) with all the members the group wants, else the one
-        with the most."""
+        with the most, and among those the first with the most preferred candidate (e.g.
+        early_stopping "never", which no other group can show)."""
+
+        def score(members: list) -> tuple:
+            return (len(members), -min((m[4] for m in members), default=len(group.candidates)))
+
         best = (None, None, [])
         for overrides in group.bases:
             for text in self.variant_texts():
@@ -299,7 +308,7 @@ class Golden:
                 members = self.distinct_members(text, base, group.want, group.candidates)
                 if not members or not self.robust_base(text, base):
                     continue
-                if len(members) > len(best[2]):
+                if score(members) > score(best[2]):
                     best = (text, base, members)
                 if len(members) == group.want:
                     return best
@@ -319,7 +328,7 @@ class Golden:
             if base_name not in self.by_name:
                 self.record(base_name, group.kind, enc, base["params"], base["output_ids"], base["margins"])
             names = [f"{base_name}/{name}" for name, *_ in members]
-            for case_name, (name, params, output_ids, margins) in zip(names, members):
+            for case_name, (name, params, output_ids, margins, _) in zip(names, members):
                 others = [n for n in names if n != case_name]
                 self.record(case_name, group.kind, enc, params, output_ids, margins, base=base_name,
                             distinct_from=[base_name] + others)

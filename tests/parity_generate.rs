@@ -155,6 +155,7 @@ fn variants_tell_their_settings_apart(model: &str) {
         found.unwrap_or_else(|| panic!("{model}: no golden case {name}"))["output_ids"].clone()
     };
     let mut varied = std::collections::BTreeSet::new();
+    let mut never_vs_heuristic = false;
     for case in cases.iter().filter(|c| c.get("base").is_some()) {
         let name = &case["case"];
         let others = case["distinct_from"].as_array().unwrap();
@@ -169,13 +170,23 @@ fn variants_tell_their_settings_apart(model: &str) {
             .as_object()
             .unwrap();
         let params = case["params"].as_object().unwrap();
+        // "never" differs from False only in the stopping heuristic (the best reachable score
+        // at max_length, not at the current length): the one value no other setting shows.
+        let early_stopping = |p: &serde_json::Map<String, Value>| p.get("early_stopping").cloned();
+        never_vs_heuristic |= early_stopping(params) == Some("never".into())
+            && early_stopping(base_params) == Some(false.into());
         let keys = base_params.keys().chain(params.keys());
         varied.extend(
             keys.filter(|k| base_params.get(*k) != params.get(*k))
                 .cloned(),
         );
     }
+    assert!(
+        never_vs_heuristic,
+        "{model}: no variant with early_stopping \"never\" on a base with early_stopping false"
+    );
     let settings = [
+        "early_stopping",
         "length_penalty",
         "num_beams",
         "no_repeat_ngram_size",
