@@ -6,6 +6,8 @@
 
 pub mod attention;
 pub mod gemm;
+pub mod int8;
+mod int8_tile;
 mod microkernel;
 pub mod multi_query;
 pub mod norm;

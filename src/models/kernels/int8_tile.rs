@@ -1,0 +1,290 @@
+//! The register tiles of the int8 product: one block of [`BLOCK`] features times up to
+//! [`TILE_TOKENS`] tokens over every input, one variant per kernel path, each giving the exact
+//! 32-bit sums `Σ_k x[t][k] · w[f][k]` of the quantized values.
+//!
+//! - AVX-512 (`vpdpbusd`, 512-bit): 4 registers of 16 features × up to 6 tokens, 24
+//!   accumulators. `vpdpbusd` multiplies unsigned by signed bytes, so the inputs go in as
+//!   `x + 128` (a sign-bit flip) and `128 · Σ_k w[f][k]` is taken off at the end; it sums into
+//!   32 bits without saturating, so the result is exact.
+//! - AVX-VNNI (`vpdpbusd`, 256-bit): the same trick, a quarter block (2 registers) × 6 tokens.
+//! - AVX2 (`vpmaddubsw`): that instruction adds pairs of products into *saturating* 16 bits,
+//!   where `(x + 128) · w` would overflow. So the sign moves instead (as llama.cpp does):
+//!   `|x|` times `w` with the sign of `x`. With |x|, |w| ≤ 127 a pair is at most
+//!   2 · 127 · 127 = 32258 < 32767: never saturates. `vpmaddwd` by ones then widens to 32 bits.
+//! - Portable: plain loops over 32-bit sums.
+
+// Register tiles are indexed by position on purpose: the loops unroll into fixed registers.
+#![allow(clippy::needless_range_loop)]
+
+use super::path::KernelPath;
+
+/// Output features per block of packed weights: four 512-bit registers of 32-bit sums.
+pub const BLOCK: usize = 64;
+/// Inputs per group: `vpdpbusd` sums 4 byte products into each 32-bit lane.
+pub const GROUP: usize = 4;
+/// The most tokens one tile takes.
+pub const TILE_TOKENS: usize = 6;
+
+/// One block of weights against a few tokens' quantized inputs.
+pub struct Tile<'a> {
+    /// The block: for each group of [`GROUP`] inputs, the [`BLOCK`] features' [`GROUP`] bytes
+    /// side by side.
+    pub w: &'a [i8],
+    /// `tokens` rows of `inner` quantized inputs (`inner` a multiple of [`GROUP`]).
+    pub x: &'a [i8],
+    pub inner: usize,
+    pub tokens: usize,
+    /// `Σ_k w[f][k]` for each of the block's features (the `x + 128` correction).
+    pub sums: &'a [i32],
+}
+
+/// `acc[t * BLOCK + f] = Σ_k x[t][k] · w[f][k]` for the tile's tokens and the block's features.
+///
+/// # Safety
+/// `path` must be one the CPU supports.
+pub unsafe fn dots(path: KernelPath, tile: &Tile, acc: &mut [i32; TILE_TOKENS * BLOCK]) {
+    assert!(
+        tile.inner.is_multiple_of(GROUP)
+            && tile.w.len() == tile.inner * BLOCK
+            && tile.x.len() >= tile.tokens * tile.inner
+            && tile.sums.len() == BLOCK
+            && (1..=TILE_TOKENS).contains(&tile.tokens),
+        "int8 tile: {} tokens of {} inputs",
+        tile.tokens,
+        tile.inner
+    );
+    // SAFETY (each arm): the reads stay inside `w`, `x` and `sums` and the writes inside `acc`
+    // (checked above), and the caller guarantees the CPU supports the path.
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => unsafe { avx512::dots(tile, acc) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2Vnni => unsafe { avx_vnni::dots(tile, acc) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2 => unsafe { avx2::dots(tile, acc) },
+        _ => portable(tile, acc),
+    }
+}
+
+fn portable(tile: &Tile, acc: &mut [i32; TILE_TOKENS * BLOCK]) {
+    acc.fill(0);
+    for (g, w) in tile.w.chunks_exact(BLOCK * GROUP).enumerate() {
+        for t in 0..tile.tokens {
+            let x = &tile.x[t * tile.inner + g * GROUP..][..GROUP];
+            let sums = &mut acc[t * BLOCK..(t + 1) * BLOCK];
+            for (sum, w) in sums.iter_mut().zip(w.chunks_exact(GROUP)) {
+                *sum += (0..GROUP)
+                    .map(|i| i32::from(x[i]) * i32::from(w[i]))
+                    .sum::<i32>();
+            }
+        }
+    }
+}
+
+/// Calls `$call` with the constant `$n` set to `$tokens` (1 to [`TILE_TOKENS`]).
+macro_rules! with_tokens {
+    ($tokens:expr, |$n:ident| $call:expr) => {
+        match $tokens {
+            1 => {
+                const $n: usize = 1;
+                $call
+            }
+            2 => {
+                const $n: usize = 2;
+                $call
+            }
+            3 => {
+                const $n: usize = 3;
+                $call
+            }
+            4 => {
+                const $n: usize = 4;
+                $call
+            }
+            5 => {
+                const $n: usize = 5;
+                $call
+            }
+            6 => {
+                const $n: usize = 6;
+                $call
+            }
+            _ => unreachable!("a tile has 1 to 6 tokens"),
+        }
+    };
+}
+
+/// The 4 input bytes of group `g` of row `t`, as one 32-bit lane.
+///
+/// # Safety
+/// Row `t`'s group `g` must lie inside `tile.x`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn input_group(tile: &Tile, t: usize, g: usize) -> i32 {
+    unsafe {
+        tile.x
+            .as_ptr()
+            .add(t * tile.inner + g * GROUP)
+            .cast::<i32>()
+            .read_unaligned()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, GROUP, TILE_TOKENS, Tile, input_group};
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn dots(tile: &Tile, acc: &mut [i32; TILE_TOKENS * BLOCK]) {
+        with_tokens!(tile.tokens, |N| unsafe { group::<N>(tile, acc) })
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn group<const N: usize>(tile: &Tile, acc: &mut [i32; TILE_TOKENS * BLOCK]) {
+        let flip = _mm512_set1_epi32(0x8080_8080_u32 as i32);
+        let mut sums = [[_mm512_setzero_si512(); 4]; N];
+        for g in 0..tile.inner / GROUP {
+            // SAFETY: group g of the block is inside `w` (checked by the caller).
+            let w = unsafe { tile.w.as_ptr().add(g * BLOCK * GROUP) };
+            let wv: [__m512i; 4] =
+                std::array::from_fn(|v| unsafe { _mm512_loadu_si512(w.add(64 * v).cast()) });
+            for t in 0..N {
+                // x + 128 as unsigned bytes: flipping the sign bit of each.
+                let x =
+                    _mm512_xor_si512(_mm512_set1_epi32(unsafe { input_group(tile, t, g) }), flip);
+                for v in 0..4 {
+                    sums[t][v] = _mm512_dpbusd_epi32(sums[t][v], x, wv[v]);
+                }
+            }
+        }
+        for v in 0..4 {
+            // SAFETY: `sums` holds BLOCK values and `acc` TILE_TOKENS rows of BLOCK.
+            let correction = _mm512_slli_epi32::<7>(unsafe {
+                _mm512_loadu_si512(tile.sums[16 * v..].as_ptr().cast())
+            });
+            for t in 0..N {
+                let exact = _mm512_sub_epi32(sums[t][v], correction);
+                unsafe {
+                    _mm512_storeu_si512(acc[t * BLOCK + 16 * v..].as_mut_ptr().cast(), exact)
+                };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx_vnni {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, GROUP, TILE_TOKENS, Tile, input_group};
+
+    /// Features per pass: two 256-bit registers.
+    const QUARTER: usize = BLOCK / 4;
+
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub unsafe fn dots(tile: &Tile, acc: &mut [i32; TILE_TOKENS * BLOCK]) {
+        for quarter in 0..4 {
+            with_tokens!(tile.tokens, |N| unsafe { group::<N>(tile, quarter, acc) })
+        }
+    }
+
+    #[target_feature(enable = "avx2,avxvnni")]
+    #[inline]
+    unsafe fn group<const N: usize>(
+        tile: &Tile,
+        quarter: usize,
+        acc: &mut [i32; TILE_TOKENS * BLOCK],
+    ) {
+        let flip = _mm256_set1_epi32(0x8080_8080_u32 as i32);
+        let mut sums = [[_mm256_setzero_si256(); 2]; N];
+        let first = QUARTER * quarter;
+        for g in 0..tile.inner / GROUP {
+            // SAFETY: group g of the block is inside `w` (checked by the caller).
+            let w = unsafe { tile.w.as_ptr().add(g * BLOCK * GROUP + first * GROUP) };
+            let wv: [__m256i; 2] =
+                std::array::from_fn(|v| unsafe { _mm256_loadu_si256(w.add(32 * v).cast()) });
+            for t in 0..N {
+                let x =
+                    _mm256_xor_si256(_mm256_set1_epi32(unsafe { input_group(tile, t, g) }), flip);
+                for v in 0..2 {
+                    sums[t][v] = _mm256_dpbusd_avx_epi32(sums[t][v], x, wv[v]);
+                }
+            }
+        }
+        for v in 0..2 {
+            let at = first + 8 * v;
+            // SAFETY: `sums` holds BLOCK values and `acc` TILE_TOKENS rows of BLOCK.
+            let correction = _mm256_slli_epi32::<7>(unsafe {
+                _mm256_loadu_si256(tile.sums[at..].as_ptr().cast())
+            });
+            for t in 0..N {
+                let exact = _mm256_sub_epi32(sums[t][v], correction);
+                unsafe { _mm256_storeu_si256(acc[t * BLOCK + at..].as_mut_ptr().cast(), exact) };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, GROUP, TILE_TOKENS, Tile, input_group};
+
+    /// Features per pass: two 256-bit registers.
+    const QUARTER: usize = BLOCK / 4;
+    /// Tokens per pass: 3 × 2 accumulators leave registers for the weights, both forms of
+    /// each input and the temporaries of sign, multiply and widen.
+    const TOKENS: usize = 3;
+
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn dots(tile: &Tile, acc: &mut [i32; TILE_TOKENS * BLOCK]) {
+        for quarter in 0..4 {
+            let mut t0 = 0;
+            while t0 < tile.tokens {
+                let n = TOKENS.min(tile.tokens - t0);
+                with_tokens!(n, |N| unsafe { group::<N>(tile, quarter, t0, acc) });
+                t0 += n;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn group<const N: usize>(
+        tile: &Tile,
+        quarter: usize,
+        t0: usize,
+        acc: &mut [i32; TILE_TOKENS * BLOCK],
+    ) {
+        let ones = _mm256_set1_epi16(1);
+        let mut sums = [[_mm256_setzero_si256(); 2]; N];
+        let first = QUARTER * quarter;
+        for g in 0..tile.inner / GROUP {
+            // SAFETY: group g of the block is inside `w` (checked by the caller).
+            let w = unsafe { tile.w.as_ptr().add(g * BLOCK * GROUP + first * GROUP) };
+            let wv: [__m256i; 2] =
+                std::array::from_fn(|v| unsafe { _mm256_loadu_si256(w.add(32 * v).cast()) });
+            for t in 0..N {
+                let x = _mm256_set1_epi32(unsafe { input_group(tile, t0 + t, g) });
+                let magnitude = _mm256_abs_epi8(x);
+                for v in 0..2 {
+                    // |x| · (w with x's sign) = x · w; pairs stay within 16 bits (see header).
+                    let signed = _mm256_sign_epi8(wv[v], x);
+                    let pairs = _mm256_maddubs_epi16(magnitude, signed);
+                    sums[t][v] = _mm256_add_epi32(sums[t][v], _mm256_madd_epi16(pairs, ones));
+                }
+            }
+        }
+        for t in 0..N {
+            for v in 0..2 {
+                let at = (t0 + t) * BLOCK + first + 8 * v;
+                // SAFETY: `acc` holds TILE_TOKENS rows of BLOCK.
+                unsafe { _mm256_storeu_si256(acc[at..].as_mut_ptr().cast(), sums[t][v]) };
+            }
+        }
+    }
+}
