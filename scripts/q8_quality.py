@@ -10,6 +10,9 @@ greedy and beam-4. It prints the parity-of-text rate and the token agreement.
 
     cargo build --release
     .venv/bin/python scripts/q8_quality.py [--steps 1500] [--docs 60] [--out target/q8-model]
+    # train once, then compare binaries on the same model:
+    .venv/bin/python scripts/q8_quality.py --train-only
+    .venv/bin/python scripts/q8_quality.py --reuse --precis path/to/precis
 
 Nothing here runs in CI.
 """
@@ -47,13 +50,17 @@ def document(rng: random.Random, pool: list[str]) -> tuple[str, str]:
     return " ".join(picked), picked[0]
 
 
-def train(out: Path, steps: int, seed: int) -> list[str]:
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
+def split(rng: random.Random) -> tuple[list[str], list[str]]:
+    """(held-out, training) sentences."""
     pool = sentences()
     rng.shuffle(pool)
-    held_out = pool[: len(pool) // 5]
-    train_pool = pool[len(pool) // 5 :]
+    return pool[: len(pool) // 5], pool[len(pool) // 5 :]
+
+
+def train(out: Path, steps: int, seed: int) -> None:
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    _, train_pool = split(rng)
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER_DIR)
     config = T5Config(
         vocab_size=1152, d_model=128, d_kv=32, num_heads=4, d_ff=512, num_layers=3,
@@ -77,7 +84,6 @@ def train(out: Path, steps: int, seed: int) -> list[str]:
     model.eval()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return held_out
 
 
 def summarize(precis: Path, model: Path, text: str, extra: list[str]) -> str:
@@ -93,11 +99,17 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--docs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--reuse", action="store_true", help="summarise with the model already at --out (trained by an earlier run with the same --steps and --seed)")
+    ap.add_argument("--train-only", action="store_true", help="train and save the model, summarise nothing")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    held_out = train(args.out, args.steps, args.seed)
+    if not (args.reuse and args.out.exists()):
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        train(args.out, args.steps, args.seed)
+    if args.train_only:
+        return 0
+    held_out, _ = split(random.Random(args.seed))
     rng = random.Random(args.seed + 1)
     docs = [document(rng, held_out) for _ in range(args.docs)]
     for label, search in [("greedy", ["--num-beams", "1"]), ("beam-4", ["--num-beams", "4"])]:

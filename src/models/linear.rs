@@ -8,15 +8,14 @@
 //! On the CPU in float32 a layer's own weight is packed once, at load, for the product kernels
 //! (`kernels::packed`); a weight it shares with something else (an output head tied to the
 //! token embeddings) stays as it is and goes through the streaming kernel or the blocked GEMM.
+//! `--quantize q8` turns every weight, shared or not, into its own int8 copy (`kernels::int8`).
 
-use std::sync::Arc;
-
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 
 use super::Quantization;
 use super::attention::cpu_f32;
 use super::kernels::gemm::{self, MatMut, MatRef, Threads};
+use super::kernels::int8::{self, PackedI8};
 use super::kernels::packed::{self, PackedF32};
 use super::kernels::skinny;
 use candle_nn::VarBuilder;
@@ -33,8 +32,9 @@ enum Weight {
     Dense(Tensor),
     /// CPU float32, packed in panels for the product kernels.
     Packed(PackedF32),
-    /// Quantized blocks (`--quantize`); the dense matrix is dropped so memory shrinks too.
-    Quantized { matmul: Arc<QMatMul>, out: usize },
+    /// Int8 with one scale per output feature (`--quantize q8`); the float32 matrix is
+    /// dropped so memory shrinks too.
+    Quantized(PackedI8),
 }
 
 impl Linear {
@@ -64,39 +64,23 @@ impl Linear {
         match &self.weight {
             Weight::Dense(weight) => weight.dim(0),
             Weight::Packed(packed) => Ok(packed.out()),
-            Weight::Quantized { out, .. } => Ok(*out),
+            Weight::Quantized(packed) => Ok(packed.out()),
         }
     }
 
-    /// Replaces the weight by its `quantization` blocks. A weight whose input width is not a
-    /// multiple of the block size (32), or that is not float32 on the CPU, stays dense:
-    /// returns whether it was quantized.
+    /// Replaces the weight by its `quantization` (int8, any width). A weight that is not
+    /// float32 on the CPU stays as it is: returns whether it was quantized.
     pub(crate) fn quantize(&mut self, quantization: Quantization) -> Result<bool> {
-        let unpacked;
-        let weight = match &self.weight {
-            Weight::Dense(weight) => weight,
-            Weight::Packed(packed) => {
-                let shape = (packed.out(), packed.inner());
-                unpacked = Tensor::from_vec(packed.unpack(), shape, &Device::Cpu)?;
-                &unpacked
+        let Quantization::Q8 = quantization;
+        let (values, out, inner) = match &self.weight {
+            Weight::Dense(weight) if weight.device().is_cpu() && weight.dtype() == DType::F32 => {
+                let (out, inner) = weight.dims2()?;
+                (weight.flatten_all()?.to_vec1::<f32>()?, out, inner)
             }
-            Weight::Quantized { .. } => return Ok(false),
+            Weight::Packed(packed) => (packed.unpack(), packed.out(), packed.inner()),
+            Weight::Dense(_) | Weight::Quantized(_) => return Ok(false),
         };
-        let format = match quantization {
-            Quantization::Q8 => GgmlDType::Q8_0,
-        };
-        let (out, inner) = weight.dims2()?;
-        if !inner.is_multiple_of(format.block_size())
-            || !weight.device().is_cpu()
-            || weight.dtype() != DType::F32
-        {
-            return Ok(false);
-        }
-        let blocks = QTensor::quantize(weight, format)?;
-        self.weight = Weight::Quantized {
-            matmul: Arc::new(QMatMul::from_qtensor(blocks)?),
-            out,
-        };
+        self.weight = Weight::Quantized(PackedI8::quantize(&values, out, inner));
         Ok(true)
     }
 }
@@ -137,7 +121,7 @@ pub(crate) fn quantized<P: Projections>(
 }
 
 /// Quantizes every layer in `layers`; returns how many were quantized and how many stayed
-/// dense (their input width is not a multiple of the block size).
+/// dense (not float32 on the CPU).
 pub(crate) fn quantize_all<'a>(
     layers: impl IntoIterator<Item = &'a mut Linear>,
     quantization: Quantization,
@@ -205,8 +189,14 @@ impl Linear {
 }
 
 impl Linear {
-    /// A packed weight's product (its input is float32 on the CPU, like the weight).
-    fn forward_packed(&self, xs: &Tensor, packed: &PackedF32, rows: usize) -> Result<Tensor> {
+    /// A packed (float32 or int8) weight's product, by `kernel` over the input rows and the
+    /// bias: its input is float32 on the CPU, like the weight.
+    fn forward_packed(
+        &self,
+        xs: &Tensor,
+        (rows, out): (usize, usize),
+        kernel: impl FnOnce(&[f32], Option<&[f32]>) -> Vec<f32>,
+    ) -> Result<Tensor> {
         let xs = xs.to_dtype(DType::F32)?.contiguous()?;
         let (x_storage, x_layout) = xs.storage_and_layout();
         let bias = self.bias.as_ref().map(Tensor::storage_and_layout);
@@ -217,8 +207,8 @@ impl Linear {
         let (Some(x), None | Some(Some(_))) = (x, &b) else {
             candle_core::bail!("a packed layer takes float32 inputs and bias on the CPU");
         };
-        let ys = packed::matmul(x, packed, b.flatten(), rows);
-        Tensor::from_vec(ys, (rows, packed.out()), xs.device())
+        let ys = kernel(x, b.flatten());
+        Tensor::from_vec(ys, (rows, out), xs.device())
     }
 }
 
@@ -230,16 +220,21 @@ impl Module for Linear {
         let xs = xs.reshape((rows, features[0]))?;
         let on_cpu = match &self.weight {
             Weight::Dense(weight) => self.forward_cpu_f32(&xs, weight, rows, features[0])?,
-            Weight::Packed(packed) => Some(self.forward_packed(&xs, packed, rows)?),
-            Weight::Quantized { .. } => None,
+            Weight::Packed(w) => Some(
+                self.forward_packed(&xs, (rows, w.out()), |x, b| packed::matmul(x, w, b, rows))?,
+            ),
+            Weight::Quantized(w) => {
+                Some(self.forward_packed(&xs, (rows, w.out()), |x, b| int8::matmul(x, w, b, rows))?)
+            }
         };
         let ys = match on_cpu {
             Some(ys) => ys,
             None => {
                 let ys = match &self.weight {
                     Weight::Dense(weight) => xs.matmul(&weight.t()?)?,
-                    Weight::Quantized { matmul, .. } => matmul.forward(&xs.contiguous()?)?,
-                    Weight::Packed(_) => unreachable!("packed layers always run on the CPU"),
+                    Weight::Packed(_) | Weight::Quantized(_) => {
+                        unreachable!("packed layers always run on the CPU")
+                    }
                 };
                 match &self.bias {
                     Some(bias) => ys.broadcast_add(bias)?,
@@ -299,16 +294,12 @@ mod tests {
     }
 
     #[test]
-    fn q8_layers_stay_close_to_float32_and_narrow_ones_stay_dense() {
+    fn q8_layers_stay_close_to_float32_and_half_precision_ones_stay_dense() {
         let device = Device::Cpu;
-        let weight = Tensor::randn(0f32, 1.0, (48, 64), &device).unwrap();
+        // 40 inputs: not a whole number of 4-input groups, padded by the int8 format.
+        let weight = Tensor::randn(0f32, 1.0, (48, 40), &device).unwrap();
         let bias = Tensor::randn(0f32, 1.0, 48, &device).unwrap();
-        let xs = Tensor::randn(0f32, 1.0, (2, 3, 64), &device).unwrap();
-        let dense = Linear::new(weight.clone(), Some(bias.clone()));
-        let mut q8 = dense.clone();
-        assert!(q8.quantize(Quantization::Q8).unwrap());
-        let (want, got) = (dense.forward(&xs).unwrap(), q8.forward(&xs).unwrap());
-        assert_eq!(got.dims(), &[2, 3, 48]);
+        let xs = Tensor::randn(0f32, 1.0, (2, 3, 40), &device).unwrap();
         let max = |t: Tensor| {
             t.abs()
                 .unwrap()
@@ -317,17 +308,26 @@ mod tests {
                 .to_scalar::<f32>()
                 .unwrap()
         };
-        // Weights and activations each lose ~1/254 of their block's range.
+        let dense = Linear::new(weight.clone(), Some(bias.clone()));
+        let owned = Linear::owning(weight, Some(bias)).unwrap();
+        let want = dense.forward(&xs).unwrap();
+        // A shared weight and a packed one quantize to the same layer.
+        let (mut shared_q8, mut owned_q8) = (dense.clone(), owned);
+        assert!(shared_q8.quantize(Quantization::Q8).unwrap());
+        assert!(owned_q8.quantize(Quantization::Q8).unwrap());
+        assert!(matches!(shared_q8.weight, Weight::Quantized(_)));
+        let got = shared_q8.forward(&xs).unwrap();
+        assert_eq!(got.dims(), &[2, 3, 48]);
+        assert_eq!(max((&got - owned_q8.forward(&xs).unwrap()).unwrap()), 0.0);
+        // Weights and activations each lose up to half a step of 1/127 of their row's range.
         let error = max((&got - &want).unwrap());
         assert!(error > 0.0 && error < 0.02 * max(want), "q8 error {error}");
 
-        // 40 inputs is not a whole number of 32-wide blocks: the layer keeps its weight.
-        let narrow = Linear::new(Tensor::ones((8, 40), DType::F32, &device).unwrap(), None);
-        let mut still_dense = narrow.clone();
+        // Half precision is not what the int8 kernels take: the layer keeps its weight.
+        let half = Tensor::ones((8, 40), DType::F16, &device).unwrap();
+        let mut still_dense = Linear::new(half, None);
         let (quantized, dense_count) = quantize_all([&mut still_dense], Quantization::Q8).unwrap();
         assert_eq!((quantized, dense_count), (0, 1));
-        let xs = Tensor::ones((1, 40), DType::F32, &device).unwrap();
-        let same = (narrow.forward(&xs).unwrap() - still_dense.forward(&xs).unwrap()).unwrap();
-        assert_eq!(max(same), 0.0);
+        assert!(matches!(still_dense.weight, Weight::Dense(_)));
     }
 }

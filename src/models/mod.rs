@@ -52,17 +52,17 @@ pub trait Seq2Seq: Send + Sync {
     fn decode_step(&self, last_tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor>;
 
     /// Replaces the weights of every projection (attention, feed-forward, output head) by
-    /// their `quantization` blocks; embeddings and norms stay as they are. Returns how many
-    /// projections were quantized and how many stayed dense (input width not a multiple of
-    /// the 32-wide block, or not float32 on the CPU).
+    /// their `quantization`; embeddings and norms stay as they are. Returns how many
+    /// projections were quantized and how many stayed dense (not float32 on the CPU).
     fn quantize(&mut self, quantization: Quantization) -> Result<(usize, usize)>;
 }
 
 /// Weight quantization for CPU inference (`--quantize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quantization {
-    /// 8-bit blocks of 32 weights with one scale each (GGML's q8_0): a quarter of float32's
-    /// memory traffic. Activations are quantized the same way inside each product.
+    /// int8 weights with one scale per output feature (CTranslate2's int8): a quarter of
+    /// float32's memory traffic. Each input row is quantized the same way inside each product,
+    /// which then runs on integer dot products (`models::kernels::int8`).
     Q8,
 }
 
