@@ -11,7 +11,11 @@ scripts/make_bench_model.py under target/bench-models/ (never committed) and con
 CTranslate2's converter to float32 and int8; measure memory bandwidth (scripts/membw.c); then for
 every model x {greedy, beam 4} x {batch 1, batch 8} run precis (`precis bench`), transformers and
 CTranslate2 float32 / int8 (scripts/bench_engines.py), each in its own process, on the same input
-ids (checked by checksum), decoding exactly --new-tokens tokens. Prints a Markdown table.
+ids (checked by checksum), decoding exactly --new-tokens tokens from 512-token inputs for
+t5-small and 1024-token inputs for distilbart-cnn-12-6. Prints a Markdown table; --json and
+--markdown are rewritten after every engine, so an interrupted run keeps what it measured.
+The number that counts is the whole `generate` call ("precis speed: total"); the encoder / decode
+split is only there to see where the time goes.
 
 Numbers only mean something on an idle machine: the table reports, per run, the CPU that other
 processes used meanwhile ("other load", in cores).
@@ -36,6 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 SHAPES = ["t5-small", "distilbart-cnn-12-6"]
+# Input length per shape (--input-tokens overrides): each model's usual article window.
+INPUT_TOKENS = {"t5-small": 512, "distilbart-cnn-12-6": 1024}
 ENGINES = ["precis", "precis-q8", "transformers", "ct2-float32", "ct2-int8"]
 LABELS = {
     "precis": "precis",
@@ -184,7 +190,7 @@ def children_cpu() -> float:
 
 def run_engine(engine: str, dirs: dict[str, Path], case: dict, args, precis: Path) -> dict:
     common = [
-        "--input-tokens", str(args.input_tokens), "--new-tokens", str(args.new_tokens),
+        "--input-tokens", str(case["input_tokens"]), "--new-tokens", str(args.new_tokens),
         "--num-beams", str(case["num_beams"]), "--batch", str(case["batch"]),
         "--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(args.threads),
     ]  # fmt: skip
@@ -211,7 +217,13 @@ def run_engine(engine: str, dirs: dict[str, Path], case: dict, args, precis: Pat
 
 def cases(args) -> list[dict]:
     return [
-        {"model": shape, "search": "greedy" if beams == 1 else f"beam {beams}", "num_beams": beams, "batch": batch}
+        {
+            "model": shape,
+            "search": "greedy" if beams == 1 else f"beam {beams}",
+            "num_beams": beams,
+            "batch": batch,
+            "input_tokens": args.input_tokens or INPUT_TOKENS[shape],
+        }
         for shape in args.models
         for beams in args.beams
         for batch in args.batches
@@ -224,21 +236,22 @@ def ratio(mine: float, other: float) -> str:
 
 def markdown_table(results: list[dict]) -> str:
     lines = [
-        "| model | search | batch | engine | encoder ms | decode tok/s | total ms | peak RSS MiB "
-        "| precis speed: encoder | precis speed: decode | other load |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | search | batch | engine | total ms | encoder ms | decode tok/s | peak RSS MiB "
+        "| precis speed: total | precis speed: encoder | precis speed: decode | other load |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in results:
         precis = row["engines"]["precis"]
         for engine, r in row["engines"].items():
-            enc, dec = r["encoder_ms"]["median"], r["decode_tokens_per_s"]["median"]
+            enc, dec, total = r["encoder_ms"]["median"], r["decode_tokens_per_s"]["median"], r["total_ms"]["median"]
             vs = engine != "precis"
+            total_ratio = ratio(total, precis["total_ms"]["median"]) if vs else ""
             enc_ratio = ratio(enc, precis["encoder_ms"]["median"]) if vs else ""
             dec_ratio = ratio(precis["decode_tokens_per_s"]["median"], dec) if vs else ""
             rss = r.get("peak_rss_mib") or 0
             lines.append(
-                f"| {row['model']} | {row['search']} | {row['batch']} | {LABELS[engine]} | {enc:.0f} | {dec:.1f} "
-                f"| {r['total_ms']['median']:.0f} | {rss:.0f} | {enc_ratio} | {dec_ratio} | {r['other_load_cores']:.2f} |"
+                f"| {row['model']} | {row['search']} | {row['batch']} | {LABELS[engine]} | {total:.0f} | {enc:.0f} "
+                f"| {dec:.1f} | {rss:.0f} | {total_ratio} | {enc_ratio} | {dec_ratio} | {r['other_load_cores']:.2f} |"
             )
     return "\n".join(lines)
 
@@ -285,7 +298,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--beams", nargs="+", type=int, default=[1, 4])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--engines", nargs="+", choices=ENGINES, default=ENGINES)
-    ap.add_argument("--input-tokens", type=int, default=512)
+    ap.add_argument("--input-tokens", type=int, help="input length for every shape (default: 512 t5-small, 1024 distilbart)")
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3, help="timed runs per engine and case (median reported)")
@@ -313,44 +326,65 @@ def main() -> None:
     bandwidth = memory_bandwidth(args.threads, args.models_dir)
     log(f"memory bandwidth: {bandwidth}")
     results, steps = [], {}
+    report = Report(args, started, load_before, bandwidth, results, steps)
     for case in cases(args):
         dirs = ensure_models(case["model"], args.models_dir)
-        steps[case["model"]] = decode_step_bytes(dirs["hf"], args.input_tokens)
+        steps[case["model"]] = decode_step_bytes(dirs["hf"], case["input_tokens"])
         row = {**case, "engines": {}}
+        results.append(row)
         for engine in args.engines:
             log(f"{case['model']} {case['search']} batch {case['batch']}: {engine}")
             row["engines"][engine] = run_engine(engine, dirs, case, args, precis)
+            report.save()
         checksums = {e: r["input_checksum"] for e, r in row["engines"].items()}
         if len(set(checksums.values())) != 1:
             sys.exit(f"bench: engines got different input ids: {checksums}")
-        results.append(row)
-    table = markdown_table(results)
-    summary = bandwidth_summary(results, bandwidth, steps)
-    settings = (
-        f"{started:%Y-%m-%d %H:%M %Z}; {machine_info()['cpu']}, {os.cpu_count()} cores; {args.threads} threads; "
-        f"{args.input_tokens} input tokens, {args.new_tokens} new tokens; median of {args.runs} runs "
-        f"after {args.warmup} warm-up; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
-        f"memory bandwidth {bandwidth.get('read_gbs')} GB/s read, {bandwidth['copy_gbs']} GB/s copy "
-        f"({bandwidth['threads']} threads)"
-    )
-    print(f"\n{settings}\n\n{table}\n")
-    print("\n".join(summary))
-    if args.markdown:
-        args.markdown.write_text(f"{settings}\n\n{table}\n\n" + "\n".join(f"- {s}" for s in summary) + "\n")
-    if args.json:
-        record = {
-            "started": started.isoformat(),
-            "machine": machine_info(),
-            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-            "memory_bandwidth": bandwidth,
-            "decode_step_bytes": steps,
-            "results": results,
-            "bandwidth_summary": summary,
-        }
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"\n{report.settings()}\n\n{markdown_table(results)}\n")
+    print("\n".join(bandwidth_summary(results, bandwidth, steps)))
 
+
+class Report:
+    """The --markdown and --json files, rewritten after every measurement."""
+
+    def __init__(self, args, started, load_before, bandwidth, results, steps):
+        self.args, self.started, self.load_before = args, started, load_before
+        self.bandwidth, self.results, self.steps = bandwidth, results, steps
+
+    def settings(self) -> str:
+        args, bandwidth, load = self.args, self.bandwidth, self.load_before
+        inputs = ", ".join(f"{shape} {args.input_tokens or INPUT_TOKENS[shape]}" for shape in args.models)
+        return (
+            f"{self.started:%Y-%m-%d %H:%M %Z}; {machine_info()['cpu']}, {os.cpu_count()} cores; "
+            f"{args.threads} threads; input tokens {inputs}; {args.new_tokens} new tokens; median of "
+            f"{args.runs} runs after {args.warmup} warm-up; load average before {load[0]:.2f}, "
+            f"now {os.getloadavg()[0]:.2f}; memory bandwidth {bandwidth.get('read_gbs')} GB/s read, "
+            f"{bandwidth['copy_gbs']} GB/s copy ({bandwidth['threads']} threads); precis kernels: {self.kernels()}"
+        )
+
+    def kernels(self) -> str:
+        paths = {r["engines"]["precis"].get("cpu_kernels") for r in self.results if "precis" in r["engines"]}
+        return ", ".join(sorted(str(p) for p in paths)) or "-"
+
+    def save(self) -> None:
+        args = self.args
+        summary = bandwidth_summary(self.results, self.bandwidth, self.steps)
+        if args.markdown:
+            table = markdown_table(self.results)
+            lines = "\n".join(f"- {s}" for s in summary)
+            args.markdown.write_text(f"{self.settings()}\n\n{table}\n\n{lines}\n")
+        if args.json:
+            record = {
+                "started": self.started.isoformat(),
+                "machine": machine_info(),
+                "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "load_average_before": self.load_before,
+                "load_average_now": os.getloadavg(),
+                "memory_bandwidth": self.bandwidth,
+                "decode_step_bytes": self.steps,
+                "results": self.results,
+                "bandwidth_summary": summary,
+            }
+            args.json.write_text(json.dumps(record, indent=2) + "\n")
 
 if __name__ == "__main__":
     main()
