@@ -196,16 +196,19 @@ def make_other(shape: str, out_dir: Path, seed: int) -> None:
     model = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(config.pop("model_type"), **config))
     model.save_pretrained(str(out_dir), safe_serialization=True)
     if family == "bart":
-        save_bart_style_tokenizer(out_dir)
+        save_bart_style_tokenizer(out_dir, config["vocab_size"])
     else:
         mf.save_t5_tokenizer(out_dir)
 
 
-def save_bart_style_tokenizer(out_dir: Path) -> None:
-    """The tiny Unigram vocab with BART's special-token layout and `<s> $A </s>` template."""
+def save_bart_style_tokenizer(out_dir: Path, vocab_size: int) -> None:
+    """The tiny Unigram vocab with BART's special-token layout and `<s> $A </s>` template, padded
+    to `vocab_size` with filler pieces no text produces (CTranslate2's converter wants exactly
+    one token per row of the model's embedding, as a real BART tokenizer has), `<mask>` last."""
     vocab, charsmap = mf.t5_vocab()
     pieces = [(p, s) for p, s in vocab[3:] if not p.startswith("<extra_id_")]
-    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + pieces + [("<mask>", 0.0)]
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + pieces
+    vocab += [(f"<filler_{i}>", -100.0) for i in range(vocab_size - 1 - len(vocab))] + [("<mask>", 0.0)]
     tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
     tok.normalizer = normalizers.Precompiled(charsmap)
     tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -259,7 +262,7 @@ def make_t5(shape: str, out_dir: Path, seed: int) -> None:
 
 def make_bart(out_dir: Path, seed: int) -> None:
     config = copy.deepcopy(DISTILBART_CNN_12_6)
-    save_bart_style_tokenizer(out_dir)
+    save_bart_style_tokenizer(out_dir, config["vocab_size"])
     torch.manual_seed(seed)
     model = BartForConditionalGeneration(BartConfig(**{k: v for k, v in config.items() if k != "architectures"}))
     state = {}

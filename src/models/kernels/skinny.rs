@@ -9,13 +9,27 @@
 
 use rayon::prelude::*;
 
+use super::path::{self, KernelPath};
+
 /// Output features per parallel task: 64 rows of a 512-wide matrix are 128 KiB, enough work to
 /// amortise the task and few enough that both threads stay busy on the smallest matrices.
 const FEATURES_PER_TASK: usize = 64;
 
 /// `y (rows, out) = x (rows, inner) · w (out, inner)ᵀ (+ bias)`, all row-major.
-///
 pub fn matmul_transposed(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    rows: usize,
+    inner: usize,
+    out: usize,
+) -> Vec<f32> {
+    matmul_transposed_on(path::active(), x, w, bias, rows, inner, out)
+}
+
+/// [`matmul_transposed`] on a given path, which the CPU must support.
+pub(crate) fn matmul_transposed_on(
+    path: KernelPath,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
@@ -33,7 +47,7 @@ pub fn matmul_transposed(
             let first = task * FEATURES_PER_TASK;
             let features = yt.len() / rows;
             let w = &w[first * inner..(first + features) * inner];
-            dot_block(x, w, rows, inner, yt);
+            dot_block(path, x, w, rows, inner, yt);
         });
     let mut y = vec![0f32; rows * out];
     for (feature, column) in yt.chunks_exact(rows).enumerate() {
@@ -46,13 +60,20 @@ pub fn matmul_transposed(
 }
 
 /// `yt[f * rows + r] = dot(w[f], x[r])` for every feature row `f` of `w`.
-fn dot_block(x: &[f32], w: &[f32], rows: usize, inner: usize, yt: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if super::path::active() != super::path::KernelPath::Portable {
-        // SAFETY: every path above the portable one has AVX2 and FMA, and the CPU runs it.
-        unsafe { avx2::dot_block(x, w, rows, inner, yt) };
-        return;
+fn dot_block(path: KernelPath, x: &[f32], w: &[f32], rows: usize, inner: usize, yt: &mut [f32]) {
+    match path {
+        // SAFETY (both arms): the CPU supports the path's features (`path` is one it runs).
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => unsafe { avx512::dot_block(x, w, rows, inner, yt) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe {
+            avx2::dot_block(x, w, rows, inner, yt)
+        },
+        _ => dot_block_portable(x, w, rows, inner, yt),
     }
+}
+
+fn dot_block_portable(x: &[f32], w: &[f32], rows: usize, inner: usize, yt: &mut [f32]) {
     for (f, w_row) in w.chunks_exact(inner).enumerate() {
         for (r, x_row) in x.chunks_exact(inner).enumerate() {
             yt[f * rows + r] = w_row.iter().zip(x_row).map(|(a, b)| a * b).sum();
@@ -160,6 +181,93 @@ mod avx2 {
     }
 }
 
+// Register tiles are indexed by position on purpose: the loops unroll into fixed registers.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Input rows handled together: each weight vector loaded is used this many times.
+    /// 8 × 2 accumulators + 2 weight registers + 1 input register of AVX-512's 32.
+    const X_ROWS: usize = 8;
+
+    /// Like the AVX2 kernel, one weight row at a time (a single sequential stream per task,
+    /// which the hardware prefetcher follows), against up to 8 input rows while it is in L1.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    pub unsafe fn dot_block(x: &[f32], w: &[f32], rows: usize, inner: usize, yt: &mut [f32]) {
+        assert!(x.len() >= rows * inner && yt.len() >= w.len() / inner * rows);
+        for f in 0..w.len() / inner {
+            let mut r = 0;
+            while r < rows {
+                let out = &mut yt[f * rows + r..];
+                // SAFETY (each arm): rows r..r+XR of `x` and row f of `w` exist (assert, loop).
+                r += match (rows - r).min(X_ROWS) {
+                    1 => unsafe { tile::<1>(x, w, f, r, inner, out) },
+                    2 => unsafe { tile::<2>(x, w, f, r, inner, out) },
+                    3 => unsafe { tile::<3>(x, w, f, r, inner, out) },
+                    4 => unsafe { tile::<4>(x, w, f, r, inner, out) },
+                    5 => unsafe { tile::<5>(x, w, f, r, inner, out) },
+                    6 => unsafe { tile::<6>(x, w, f, r, inner, out) },
+                    7 => unsafe { tile::<7>(x, w, f, r, inner, out) },
+                    _ => unsafe { tile::<X_ROWS>(x, w, f, r, inner, out) },
+                };
+            }
+        }
+    }
+
+    /// `out[j] = dot(w[f], x[r + j])` for `j < XR`; returns `XR`.
+    ///
+    /// # Safety
+    /// Row `f` of `w` and rows `r..r+XR` of `x` must exist.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    #[inline]
+    unsafe fn tile<const XR: usize>(
+        x: &[f32],
+        w: &[f32],
+        f: usize,
+        r: usize,
+        inner: usize,
+        out: &mut [f32],
+    ) -> usize {
+        // Two accumulators per row along k, so consecutive FMAs do not wait on each other.
+        let mut acc = [[_mm512_setzero_ps(); 2]; XR];
+        let w_ptr = unsafe { w.as_ptr().add(f * inner) };
+        let x_ptr = unsafe { x.as_ptr().add(r * inner) };
+        let mut k = 0;
+        while k + 32 <= inner {
+            // SAFETY: k + 32 <= inner: every load stays inside its row.
+            let wv = unsafe {
+                [
+                    _mm512_loadu_ps(w_ptr.add(k)),
+                    _mm512_loadu_ps(w_ptr.add(k + 16)),
+                ]
+            };
+            for j in 0..XR {
+                for u in 0..2 {
+                    let xv = unsafe { _mm512_loadu_ps(x_ptr.add(j * inner + k + 16 * u)) };
+                    acc[j][u] = _mm512_fmadd_ps(wv[u], xv, acc[j][u]);
+                }
+            }
+            k += 32;
+        }
+        while k < inner {
+            // The last one or two partial vectors: masked loads stay inside the rows.
+            let left = (inner - k).min(16);
+            let mask = ((1u32 << left) - 1) as __mmask16;
+            let wv = unsafe { _mm512_maskz_loadu_ps(mask, w_ptr.add(k)) };
+            for j in 0..XR {
+                let xv = unsafe { _mm512_maskz_loadu_ps(mask, x_ptr.add(j * inner + k)) };
+                acc[j][0] = _mm512_fmadd_ps(wv, xv, acc[j][0]);
+            }
+            k += left;
+        }
+        for j in 0..XR {
+            out[j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[j][0], acc[j][1]));
+        }
+        XR
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_values as values;
@@ -187,26 +295,33 @@ mod tests {
 
     #[test]
     fn matches_a_plain_product_on_every_remainder() {
-        // Odd sizes exercise every tail: rows not a multiple of 2, features not a multiple of 4
-        // or of a task, inner not a multiple of 8.
+        // Odd sizes exercise every tail: every row count up to a full tile and past it,
+        // features not a multiple of a tile or of a task, inner not a multiple of 8 or 16.
         for (rows, inner, out) in [
             (1, 8, 4),
+            (2, 40, 9),
             (3, 13, 7),
+            (4, 17, 66),
             (5, 64, 130),
+            (6, 33, 3),
+            (7, 48, 65),
             (8, 100, 67),
+            (9, 31, 6),
             (32, 24, 5),
         ] {
             let x = values(rows * inner, 1);
             let w = values(out * inner, 2);
             let bias = values(out, 3);
             for bias in [None, Some(bias.as_slice())] {
-                let ours = matmul_transposed(&x, &w, bias, rows, inner, out);
                 let expected = reference(&x, &w, bias, rows, inner);
-                for (a, b) in ours.iter().zip(&expected) {
-                    assert!(
-                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                        "{rows}x{inner}x{out}: {a} vs {b}"
-                    );
+                for path in KernelPath::supported() {
+                    let ours = matmul_transposed_on(path, &x, &w, bias, rows, inner, out);
+                    for (a, b) in ours.iter().zip(&expected) {
+                        assert!(
+                            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                            "{path} {rows}x{inner}x{out}: {a} vs {b}"
+                        );
+                    }
                 }
             }
         }
