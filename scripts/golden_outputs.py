@@ -109,6 +109,14 @@ VARIANT_GROUPS: list[VariantGroup] = [
     VariantGroup("beam", 1, [fixed("min_length_0", {"min_length": 0}), min_length_past_eos]),
     VariantGroup("greedy", 1, [max_length_before_eos]),
     VariantGroup("beam", 1, [max_length_before_eos]),
+    # A negative penalty (favouring short hypotheses) against 0.5, which gave the same tokens on
+    # every fixture's plain bases: with 4 or 8 beams, and no minimum where one hides it, some text
+    # of each fixture finishes hypotheses of different lengths that the two rank differently.
+    VariantGroup(
+        "beam", 1, values("length_penalty", [-1.0]),
+        bases=[{"length_penalty": 0.5}, {"length_penalty": 0.5, "min_length": 0},
+               {"length_penalty": 0.5, "num_beams": 8}, {"length_penalty": 0.5, "num_beams": 4}],
+    ),
 ]
 
 

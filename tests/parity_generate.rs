@@ -156,6 +156,7 @@ fn variants_tell_their_settings_apart(model: &str) {
     };
     let mut varied = std::collections::BTreeSet::new();
     let mut never_vs_heuristic = false;
+    let mut negative_penalty = false;
     for case in cases.iter().filter(|c| c.get("base").is_some()) {
         let name = &case["case"];
         let others = case["distinct_from"].as_array().unwrap();
@@ -175,6 +176,10 @@ fn variants_tell_their_settings_apart(model: &str) {
         let early_stopping = |p: &serde_json::Map<String, Value>| p.get("early_stopping").cloned();
         never_vs_heuristic |= early_stopping(params) == Some("never".into())
             && early_stopping(base_params) == Some(false.into());
+        // A negative length penalty favours short hypotheses: its own ranking of the pool.
+        let penalty = |p: &serde_json::Map<String, Value>| p.get("length_penalty")?.as_f64();
+        negative_penalty |= penalty(params).is_some_and(|lp| lp < 0.0)
+            && penalty(base_params).is_some_and(|lp| lp > 0.0);
         let keys = base_params.keys().chain(params.keys());
         varied.extend(
             keys.filter(|k| base_params.get(*k) != params.get(*k))
@@ -184,6 +189,10 @@ fn variants_tell_their_settings_apart(model: &str) {
     assert!(
         never_vs_heuristic,
         "{model}: no variant with early_stopping \"never\" on a base with early_stopping false"
+    );
+    assert!(
+        negative_penalty,
+        "{model}: no variant with a negative length_penalty on a base with a positive one"
     );
     let settings = [
         "early_stopping",
