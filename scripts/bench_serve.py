@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
 """Load benchmark of `precis serve` against `precis batch` on the same articles.
 
-    python3 scripts/make_bench_model.py --shape t5-small --out /tmp/bench/t5-small   # once
-    python3 scripts/bench_serve.py --precis target/release/precis --model /tmp/bench/t5-small
+    python3 scripts/make_bench_model.py --shape t5-small --out target/bench-models/t5-small  # once
+    nice -n -5 python3 scripts/bench_serve.py --precis target/release/precis \
+        --model target/bench-models/t5-small
 
 Writes ARTICLES articles of mixed length (seeded; 60% short ~100 words, 25% medium ~300 words,
 15% long ~800 words, which exceed T5's 512-token window and are chunked and merged), then
 1. times `precis batch` over them (one process, the model loaded once, load time excluded by
-   timing a second, empty-folder run and subtracting it);
+   timing a second, one-line run and subtracting it);
 2. starts `precis serve` with the same decoding flags and sends every article as
-   `POST /summarize` from 1, 8 and 32 concurrent clients, recording each request's latency;
-3. sends the short articles alone (one at a time, nothing else running) for their baseline.
+   `POST /summarize` from 1, 8 and 32 concurrent clients (each client takes the next article as
+   soon as its last one is answered), recording each request's latency;
+3. measures short-article latency in a mix with long ones: MIX_SHORTS short articles sent one at
+   a time by one client, with nothing else running ("alone", before and after), and while LONG_CLIENTS
+   other clients each send long articles back to back ("mix": a moderate, steady load of long
+   work, as in a service whose users mostly send short texts). At a saturating load (the
+   32-client run) no queue keeps a short request within 2x of its time alone; that run's
+   short-article p95 is reported too.
 Every summary the server returns must equal the one `precis batch` wrote (token-identical).
 Prints a Markdown table (docs/s, p50/p95/p99 latency, short-article p95 in the mix vs alone)
 with the CPU and the machine's load average, and writes the numbers as JSON (--json).
@@ -80,9 +87,9 @@ def run_batch(precis: str, model: str, folder: Path, out: Path) -> tuple[float, 
     return total - load_only, summaries
 
 
-def start_server(precis: str, model: str) -> tuple[subprocess.Popen, str]:
+def start_server(precis: str, model: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
     server = subprocess.Popen([precis, "serve", "--model", model, "--port", "0", "-q", *DECODING,
-                               "--max-concurrent-requests", "64"],
+                               "--max-concurrent-requests", "64", *extra],
                               stderr=subprocess.PIPE, text=True)
     assert server.stderr is not None
     for line in server.stderr:
@@ -146,10 +153,43 @@ def load_run(address: str, docs: list[tuple[str, str, str]], concurrency: int) -
     }
 
 
+def mix_run(address: str, shorts: list[tuple[str, str, str]], longs: list[tuple[str, str, str]],
+            long_clients: int) -> dict:
+    """Short articles one at a time while `long_clients` clients send long ones back to back."""
+    stop = threading.Event()
+    served: dict[str, str] = {}
+    long_done: list[str] = []
+
+    def long_loop(k: int) -> None:
+        i = k
+        while not stop.is_set():
+            name, _, text = longs[i % len(longs)]
+            served[name] = summarize(address, text)[1]
+            long_done.append(name)
+            i += long_clients
+
+    threads = [threading.Thread(target=long_loop, args=(k,)) for k in range(long_clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)  # the long clients' first chunks are in the batch before the first short
+    latencies = []
+    for name, _, text in shorts:
+        latency, summary = summarize(address, text)
+        latencies.append(latency)
+        served[name] = summary
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return {"latencies": latencies, "summaries": served, "long_served": len(long_done)}
+
+
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "unknown CPU")
-    return f"{cpu}, {os.cpu_count()} logical CPUs"
+    info = open("/proc/cpuinfo").read().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+               "unknown CPU")
+    flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{cpu} ({simd}), {os.cpu_count()} logical CPUs"
 
 
 def main() -> None:
@@ -158,6 +198,17 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="a t5-small-shaped folder (make_bench_model.py)")
     parser.add_argument("--articles", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client counts")
+    parser.add_argument("--sequential-every", type=int, default=1,
+                        help="the 1-client run sends every Nth article only (the order is "
+                             "shuffled, so the mix of lengths stays); docs/s is per article sent")
+    parser.add_argument("--mix-shorts", type=int, default=40,
+                        help="short articles timed alone and in the mix")
+    parser.add_argument("--long-clients", default="1,2",
+                        help="comma-separated: for each, a mix run with that many clients "
+                             "sending long articles back to back")
+    parser.add_argument("--server-flag", action="append", default=[],
+                        help="extra flag for `precis serve` (repeat), e.g. --server-flag=--max-batch-size=16")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     args = parser.parse_args()
 
@@ -176,20 +227,37 @@ def main() -> None:
     batch_seconds, batch_summaries = run_batch(args.precis, args.model, folder, work / "out")
     print(f"precis batch: {len(docs) / batch_seconds:.2f} docs/s ({batch_seconds:.0f} s)", flush=True)
 
-    server, address = start_server(args.precis, args.model)
+    server, address = start_server(args.precis, args.model, args.server_flag)
     runs = []
     try:
-        shorts = [d for d in named if d[1] == "short"]
+        shorts = [d for d in named if d[1] == "short"][:args.mix_shorts]
+        longs = [d for d in named if d[1] == "long"]
+        summarize(address, shorts[0][2])  # warm-up
         alone = [summarize(address, text)[0] for _, _, text in shorts]
-        short_alone_p95 = percentile(alone, 95)
-        for concurrency in (1, 8, 32):
-            run = load_run(address, named, concurrency)
+        mixes = [mix_run(address, shorts, longs, int(k)) for k in args.long_clients.split(",")]
+        # Alone again after the mixes, so a change in the machine's other load shows in both.
+        alone += [summarize(address, text)[0] for _, _, text in shorts]
+        alone_p = {p: percentile(alone, p) for p in (50, 95)}
+        print(f"short articles alone: p50 {alone_p[50]:.2f} s, p95 {alone_p[95]:.2f} s", flush=True)
+        for k, mix in zip(args.long_clients.split(","), mixes):
+            mix["long_clients"] = int(k)
+            mix["mismatched"] = [n for n, s in mix.pop("summaries").items()
+                                 if batch_summaries.get(n) != s]
+            mix.update({p: percentile(mix["latencies"], p) for p in (50, 95)})
+            mix["ratio"] = mix[95] / alone_p[95]
+            print(f"with {k} long-article clients: p50 {mix[50]:.2f} s, p95 {mix[95]:.2f} s "
+                  f"({mix['ratio']:.2f}x alone); summaries differing from batch: "
+                  f"{mix['mismatched'] or 'none'}", flush=True)
+        for concurrency in (int(c) for c in args.concurrency.split(",")):
+            sent = named[::args.sequential_every] if concurrency == 1 else named
+            run = load_run(address, sent, concurrency)
             mismatched = [n for n, s in run.pop("summaries").items() if batch_summaries.get(n) != s]
             run["mismatched"] = len(mismatched)
+            run["mismatched_names"] = mismatched
             runs.append(run)
             print(f"concurrency {concurrency}: {run['docs_per_second']:.2f} docs/s, "
                   f"p50 {run['p50']:.2f} s, p95 {run['p95']:.2f} s, p99 {run['p99']:.2f} s, "
-                  f"short p95 {run['short_p95']:.2f} s, {len(mismatched)} summaries differ from batch",
+                  f"short p95 {run['short_p95']:.2f} s, summaries differing from batch: {mismatched or 'none'}",
                   flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -197,22 +265,35 @@ def main() -> None:
     load_after = os.getloadavg()
 
     batch_rate = len(docs) / batch_seconds
+    sequential = next((r["docs_per_second"] for r in runs if r["concurrency"] == 1), None)
     print()
     print(f"{machine()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
     print()
-    print("| clients | docs/s | × `precis batch` | p50 s | p95 s | p99 s | short p95 s (alone: "
-          f"{short_alone_p95:.2f}) | summaries ≠ batch |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| `precis batch` | {batch_rate:.2f} | 1.00 | | | | | |")
+    print("| clients | docs/s | × `precis batch` | × 1 client | p50 s | p95 s | p99 s "
+          "| short p95 s | summaries ≠ batch |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| `precis batch` | {batch_rate:.2f} | 1.00 | | | | | | |")
     for run in runs:
+        versus = f"{run['docs_per_second'] / sequential:.2f}" if sequential else ""
         print(f"| {run['concurrency']} | {run['docs_per_second']:.2f} | "
-              f"{run['docs_per_second'] / batch_rate:.2f} | {run['p50']:.2f} | {run['p95']:.2f} | "
-              f"{run['p99']:.2f} | {run['short_p95']:.2f} | {run['mismatched']} |")
+              f"{run['docs_per_second'] / batch_rate:.2f} | {versus} | {run['p50']:.2f} | "
+              f"{run['p95']:.2f} | {run['p99']:.2f} | {run['short_p95']:.2f} | {run['mismatched']} |")
+    print()
+    print(f"| {len(shorts)} short articles, one at a time | p50 s | p95 s | × alone (p95) "
+          "| long articles served meanwhile | summaries ≠ batch |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| alone | {alone_p[50]:.2f} | {alone_p[95]:.2f} | 1.00 | | |")
+    for mix in mixes:
+        print(f"| with {mix['long_clients']} client(s) sending long articles back to back | "
+              f"{mix[50]:.2f} | {mix[95]:.2f} | {mix['ratio']:.2f} | {mix['long_served']} | "
+              f"{len(mix['mismatched'])} |")
     if args.json:
         args.json.write_text(json.dumps({
             "machine": machine(), "load_before": load_before, "load_after": load_after,
-            "articles": len(docs), "decoding": DECODING, "batch_docs_per_second": batch_rate,
-            "short_alone_p95": short_alone_p95, "runs": runs,
+            "articles": len(docs), "decoding": DECODING, "server_flags": args.server_flag,
+            "batch_docs_per_second": batch_rate, "short_alone": alone_p, "mixes": mixes,
+            "runs": runs,
+            "sequential_every": args.sequential_every, "work": str(work),
         }, indent=2))
 
 

@@ -117,7 +117,7 @@ pub struct GenerationArgs {
 
 /// How long inputs are split and merged.
 #[derive(Debug, Clone, Args)]
-pub struct InputArgs {
+pub struct ChunkingArgs {
     /// Encoder window in tokens (default: the model's, 512 for T5, 1024 for BART).
     #[arg(long)]
     pub max_input_tokens: Option<usize>,
@@ -133,6 +133,13 @@ pub struct InputArgs {
     /// How chunk summaries become one abstract: reduce (summarise them again) or concat.
     #[arg(long, default_value = "reduce")]
     pub merge: String,
+}
+
+/// What is read and how many chunks share a model batch, with the chunking flags.
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    #[command(flatten)]
+    pub chunking: ChunkingArgs,
 
     /// Chunks per model batch (default: chosen for the device).
     #[arg(long)]
@@ -194,13 +201,27 @@ impl InputArgs {
         generation: &GenerationArgs,
         batch_tokens: Option<usize>,
     ) -> precis::Result<SummaryOptions> {
+        self.chunking
+            .summary_options(generation, self.batch_size, batch_tokens)
+    }
+}
+
+impl ChunkingArgs {
+    /// Every option of one summary, validated: these flags with `generation`'s and the model
+    /// batch caps of the commands that have them.
+    pub fn summary_options(
+        &self,
+        generation: &GenerationArgs,
+        batch_size: Option<usize>,
+        batch_tokens: Option<usize>,
+    ) -> precis::Result<SummaryOptions> {
         let options = SummaryOptions {
             generation: generation.overrides()?,
             max_input_tokens: self.max_input_tokens,
             chunk_tokens: self.chunk_tokens,
             chunk_overlap: Some(self.chunk_overlap),
             merge: self.merge.parse::<MergeStrategy>()?,
-            batch_size: self.batch_size,
+            batch_size,
             batch_tokens,
         };
         options.validate()?;

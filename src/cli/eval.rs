@@ -324,7 +324,7 @@ fn variants(args: &EvalArgs, quiet: bool) -> anyhow::Result<Vec<ModelVariants>> 
         Some(values) => list(values, "--quantize")?,
         None => vec!["none".to_string()],
     };
-    let merges = list(&args.input.merge, "--merge")?;
+    let merges = list(&args.input.chunking.merge, "--merge")?;
     let mut variants = Vec::new();
     for model in &models {
         for quantize in &quantizes {
@@ -334,7 +334,7 @@ fn variants(args: &EvalArgs, quiet: bool) -> anyhow::Result<Vec<ModelVariants>> 
             let mut runs = Vec::new();
             for merge in &merges {
                 let mut input = args.input.clone();
-                input.merge = merge.clone();
+                input.chunking.merge = merge.clone();
                 let options =
                     input.summary_options(&args.generation, Some(DEFAULT_BATCH_TOKENS))?;
                 // The model, and the values that differ between variants: `t5-small q8 concat`.

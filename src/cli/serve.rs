@@ -11,7 +11,7 @@ use clap::Args;
 use precis::Summarizer;
 use precis::serve::{self as server, Limits, ServeOptions};
 
-use super::common::{GenerationArgs, InputArgs, ModelArgs};
+use super::common::{ChunkingArgs, GenerationArgs, ModelArgs};
 
 #[derive(Debug, Args)]
 #[command(
@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// Most sequences (chunks or merge passes) in the running batch.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_batch_size)]
     pub max_batch_size: usize,
+
+    /// Most input tokens encoded between two decoder steps: encoding stalls every running
+    /// sequence, so long inputs join over several steps (one pass always joins).
+    #[arg(long, value_name = "TOKENS", default_value_t = Limits::default().max_prefill_tokens)]
+    pub max_prefill_tokens: usize,
 
     /// Summarisation requests in flight before new ones are answered 429.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_concurrent_requests)]
@@ -75,21 +80,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub generation: GenerationArgs,
 
-    /// Encoder window in tokens (default: the model's, 512 for T5, 1024 for BART).
-    #[arg(long)]
-    pub max_input_tokens: Option<usize>,
-
-    /// Largest chunk in tokens (default: the window minus the prefix and special tokens).
-    #[arg(long)]
-    pub chunk_tokens: Option<usize>,
-
-    /// Sentences repeated at the start of the next chunk.
-    #[arg(long, default_value_t = 1)]
-    pub chunk_overlap: usize,
-
-    /// How chunk summaries become one abstract: reduce (summarise them again) or concat.
-    #[arg(long, default_value = "reduce")]
-    pub merge: String,
+    #[command(flatten)]
+    pub chunking: ChunkingArgs,
 }
 
 pub fn run(args: ServeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
@@ -124,14 +116,6 @@ pub fn run(args: ServeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn serve_options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
-    let input = InputArgs {
-        max_input_tokens: args.max_input_tokens,
-        chunk_tokens: args.chunk_tokens,
-        chunk_overlap: args.chunk_overlap,
-        merge: args.merge.clone(),
-        batch_size: None,
-        max_bytes: None,
-    };
     if !(args.shutdown_timeout >= 0.0 && args.shutdown_timeout.is_finite()) {
         return Err(precis::Error::InvalidOption {
             option: "shutdown_timeout",
@@ -141,10 +125,13 @@ fn serve_options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
         .into());
     }
     let options = ServeOptions {
-        defaults: input.summary_options(&args.generation, None)?,
+        defaults: args
+            .chunking
+            .summary_options(&args.generation, None, None)?,
         limits: Limits {
             max_batch_tokens: args.max_batch_tokens,
             max_batch_size: args.max_batch_size,
+            max_prefill_tokens: args.max_prefill_tokens,
             max_concurrent_requests: args.max_concurrent_requests,
             max_input_bytes: args.max_input_bytes,
             max_inputs_per_request: args.max_inputs_per_request,

@@ -20,6 +20,7 @@
 mod errors;
 mod metrics;
 mod openapi;
+mod queue;
 mod routes;
 mod scheduler;
 pub mod schema;
@@ -49,17 +50,19 @@ use crate::{Error, Result, Summarizer, SummaryOptions, SummaryPlan, device};
 use errors::{ApiError, ErrorType};
 use metrics::Metrics;
 use scheduler::SchedulerHandle;
-use schema::{DefaultsInfo, Info, LimitsInfo};
+use schema::{DefaultsInfo, Info};
 use service::Service;
 use state::{AppState, Phase, Ready};
 
 /// The server's limits: what no request can exceed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Limits {
     /// Most padded encoder tokens (sequences × longest input) in the running batch.
     pub max_batch_tokens: usize,
     /// Most sequences in the running batch.
     pub max_batch_size: usize,
+    /// Most input tokens encoded at one step boundary (a longer lone pass still joins).
+    pub max_prefill_tokens: usize,
     /// Summarisation requests in flight before new ones get 429.
     pub max_concurrent_requests: usize,
     /// Largest request body in bytes (413 above).
@@ -77,6 +80,7 @@ impl Default for Limits {
         Self {
             max_batch_tokens: 16_384,
             max_batch_size: 8,
+            max_prefill_tokens: 1024,
             max_concurrent_requests: 64,
             max_input_bytes: 16 * 1024 * 1024,
             max_inputs_per_request: 32,
@@ -105,6 +109,7 @@ impl ServeOptions {
         let positive = [
             ("max_batch_tokens", limits.max_batch_tokens),
             ("max_batch_size", limits.max_batch_size),
+            ("max_prefill_tokens", limits.max_prefill_tokens),
             ("max_concurrent_requests", limits.max_concurrent_requests),
             ("max_input_bytes", limits.max_input_bytes),
             ("max_inputs_per_request", limits.max_inputs_per_request),
@@ -245,7 +250,6 @@ fn info(state: &AppState, summarizer: &Summarizer) -> Result<Info> {
     }
     let loaded = summarizer.loaded();
     let summary = &options.defaults;
-    let limits = &options.limits;
     Ok(Info {
         model: summarizer.name().to_string(),
         architecture: loaded.architecture().to_string(),
@@ -272,15 +276,7 @@ fn info(state: &AppState, summarizer: &Summarizer) -> Result<Info> {
             chunk_tokens: summary.chunk_tokens,
             chunk_overlap: summary.chunk_overlap,
         },
-        limits: LimitsInfo {
-            max_batch_tokens: limits.max_batch_tokens,
-            max_batch_size: limits.max_batch_size,
-            max_concurrent_requests: limits.max_concurrent_requests,
-            max_input_bytes: limits.max_input_bytes,
-            max_inputs_per_request: limits.max_inputs_per_request,
-            max_new_tokens_limit: limits.max_new_tokens_limit,
-            max_num_beams: limits.max_num_beams,
-        },
+        limits: options.limits.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     })
 }

@@ -38,7 +38,7 @@ use super::schema;
         schema::Health,
         schema::Info,
         schema::DefaultsInfo,
-        schema::LimitsInfo,
+        super::Limits,
         crate::SummaryRecord,
         crate::ChunkSummary,
         crate::MergePass

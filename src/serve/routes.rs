@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinSet;
 
 use super::errors::ApiError;
-use super::schema::{Health, HfInputs, HfRequest, HfSummary, Info, SummarizeRequest};
+use super::schema::{
+    Health, HfInputs, HfRequest, HfSummary, Info, SummarizeErrors, SummarizeRequest,
+};
 use super::service::{Service, Summarized};
 use super::state::{AppState, Phase};
 use super::validate::RequestSettings;
@@ -27,12 +29,7 @@ use crate::SummaryRecord;
     request_body = HfRequest,
     responses(
         (status = 200, description = "One summary per input, in order", body = [HfSummary]),
-        (status = 401, description = "Missing or wrong API key", body = super::schema::ErrorBody),
-        (status = 413, description = "Body over --max-input-bytes", body = super::schema::ErrorBody),
-        (status = 422, description = "Invalid parameters or input", body = super::schema::ErrorBody),
-        (status = 429, description = "--max-concurrent-requests in flight", body = super::schema::ErrorBody),
-        (status = 500, description = "The model failed on this request", body = super::schema::ErrorBody),
-        (status = 503, description = "Loading or shutting down", body = super::schema::ErrorBody),
+        SummarizeErrors,
     ),
     security((), ("bearer" = []))
 )]
@@ -80,12 +77,7 @@ pub async fn hf_summarize(
     request_body = SummarizeRequest,
     responses(
         (status = 200, description = "The summary, its chunks and token counts", body = SummaryRecord),
-        (status = 401, description = "Missing or wrong API key", body = super::schema::ErrorBody),
-        (status = 413, description = "Body over --max-input-bytes", body = super::schema::ErrorBody),
-        (status = 422, description = "Invalid parameters or input", body = super::schema::ErrorBody),
-        (status = 429, description = "--max-concurrent-requests in flight", body = super::schema::ErrorBody),
-        (status = 500, description = "The model failed on this request", body = super::schema::ErrorBody),
-        (status = 503, description = "Loading or shutting down", body = super::schema::ErrorBody),
+        SummarizeErrors,
     ),
     security((), ("bearer" = []))
 )]

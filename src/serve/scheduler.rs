@@ -3,16 +3,19 @@
 //!
 //! - **Admission.** Between steps, passes join while the batch holds at most
 //!   `--max-batch-size` sequences and `--max-batch-tokens` padded encoder tokens (sequences ×
-//!   longest input); a lone pass always runs, however long. Passes are taken round-robin over
-//!   submissions (one document's round each), so the chunks of a long article take turns with
-//!   everyone else's work instead of going first.
+//!   longest input), and while the passes joining at this step hold at most
+//!   `--max-prefill-tokens` input tokens: encoding them stalls every running sequence, so a
+//!   long article's chunks join over several steps instead of freezing the batch at once. A lone
+//!   pass always runs, however long. The order is shortest work first, with a bound on waiting
+//!   (see [`super::queue`]): a short request is not stuck behind a long article's chunks, and
+//!   no round waits more than [`STARVATION_STEPS`] steps behind shorter ones.
 //! - **Cancellation.** A pass whose requester went away (its reply channel closed: the client
 //!   disconnected) leaves the queue or the running batch at the next step.
 //! - **Failures.** When a model call fails, the engine drops the batch it ran. Its passes are
 //!   queued again to run one per batch (`isolated`), so only a pass that fails alone is answered
 //!   with an error; the server and the other requests go on.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -21,10 +24,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Limits;
 use super::metrics::Metrics;
+use super::queue::{Queue, Work};
 use crate::batch::error_chain;
 use crate::generation::engine::{Engine, Report, SequenceId};
 use crate::generation::{GenerationConfig, pad_batch};
 use crate::{Error, PassOutput, Summarizer};
+
+/// Decoder steps a queued round may wait behind shorter work before it goes first: a few
+/// summaries' length, so shortest-first never starves a long article.
+pub const STARVATION_STEPS: u64 = 256;
 
 /// One pass to generate.
 #[derive(Debug, Clone)]
@@ -110,6 +118,46 @@ impl Drop for AliveFlag {
     }
 }
 
+/// What may still join the running batch at this step boundary.
+struct Budget<'l> {
+    limits: &'l Limits,
+    /// Sequences in the batch, counting those taken at this step.
+    sequences: usize,
+    /// The longest input among them.
+    width: usize,
+    /// Input tokens taken at this step (to encode before the next decoder step).
+    prefill: usize,
+}
+
+impl<'l> Budget<'l> {
+    fn new(limits: &'l Limits, sequences: usize, padded_tokens: usize) -> Self {
+        Self {
+            limits,
+            sequences,
+            width: padded_tokens / sequences.max(1),
+            prefill: 0,
+        }
+    }
+
+    /// Whether a pass of `tokens` input tokens joins now; counts it if so.
+    fn take(&mut self, tokens: usize) -> bool {
+        let limits = self.limits;
+        let wider = self.width.max(tokens);
+        let room = self.sequences < limits.max_batch_size
+            && (self.sequences + 1) * wider <= limits.max_batch_tokens;
+        // The first pass of a step joins whatever its length, when there is room.
+        let prefill = self.prefill == 0 || self.prefill + tokens <= limits.max_prefill_tokens;
+        // A lone pass runs whatever its size.
+        if !(self.sequences == 0 || room && prefill) {
+            return false;
+        }
+        self.sequences += 1;
+        self.width = wider;
+        self.prefill += tokens;
+        true
+    }
+}
+
 /// A pass waiting or running, with what is needed to run it again after a failure.
 struct Item {
     pass: PassRequest,
@@ -119,16 +167,23 @@ struct Item {
     isolated: bool,
 }
 
+impl Work for (SequenceId, Item) {
+    fn tokens(&self) -> usize {
+        self.1.pass.input_ids.len()
+    }
+}
+
 struct Scheduler<'a> {
     engine: Engine<'a>,
     pad: u32,
     device: candle_core::Device,
     limits: Limits,
     metrics: &'a Metrics,
-    /// One queue per submission, served round-robin.
-    queue: VecDeque<VecDeque<(SequenceId, Item)>>,
+    queue: Queue<(SequenceId, Item)>,
     running: HashMap<SequenceId, Item>,
     next_id: SequenceId,
+    /// Decoder steps run so far: the queue's clock.
+    steps: u64,
 }
 
 impl<'a> Scheduler<'a> {
@@ -140,9 +195,10 @@ impl<'a> Scheduler<'a> {
             device: loaded.device.clone(),
             limits,
             metrics,
-            queue: VecDeque::new(),
+            queue: Queue::new(STARVATION_STEPS),
             running: HashMap::new(),
             next_id: 0,
+            steps: 0,
         }
     }
 
@@ -170,6 +226,7 @@ impl<'a> Scheduler<'a> {
                 self.metrics.decoder_steps.inc();
                 self.metrics.decoder_rows.inc_by(self.engine.rows() as u64);
                 let report = self.engine.step();
+                self.steps += 1;
                 self.deliver(report);
             }
             self.update_gauges();
@@ -182,7 +239,7 @@ impl<'a> Scheduler<'a> {
             return false;
         };
         let enqueued = Instant::now();
-        let round: VecDeque<_> = passes
+        let round: Vec<_> = passes
             .into_iter()
             .map(|(pass, reply)| {
                 let item = Item {
@@ -194,9 +251,7 @@ impl<'a> Scheduler<'a> {
                 (self.new_id(), item)
             })
             .collect();
-        if !round.is_empty() {
-            self.queue.push_back(round);
-        }
+        self.queue.push(round, self.steps, false);
         true
     }
 
@@ -207,15 +262,7 @@ impl<'a> Scheduler<'a> {
 
     /// Forgets passes whose requester is gone.
     fn drop_cancelled(&mut self) {
-        let queued = |queue: &VecDeque<VecDeque<(SequenceId, Item)>>| -> usize {
-            queue.iter().map(VecDeque::len).sum()
-        };
-        let before = queued(&self.queue);
-        for round in &mut self.queue {
-            round.retain(|(_, item)| !item.reply.is_closed());
-        }
-        self.queue.retain(|round| !round.is_empty());
-        let dropped = before - queued(&self.queue);
+        let dropped = self.queue.retain(|(_, item)| !item.reply.is_closed());
         let running = &self.running;
         let gone = |id: SequenceId| running.get(&id).is_none_or(|item| item.reply.is_closed());
         let (stopped, report) = self.engine.cancel(gone);
@@ -229,28 +276,14 @@ impl<'a> Scheduler<'a> {
 
     /// Moves passes from the queue into the running batch while the budgets allow.
     fn admit(&mut self) {
-        let mut chosen: Vec<(SequenceId, Item)> = Vec::new();
-        let mut width = self.engine.padded_tokens() / self.engine.sequences().max(1);
-        while let Some(mut round) = self.queue.pop_front() {
-            let Some((id, item)) = round.pop_front() else {
-                continue;
-            };
-            let sequences = self.engine.sequences() + chosen.len() + 1;
-            let wider = width.max(item.pass.input_ids.len());
-            let alone = sequences == 1;
-            let fits = sequences <= self.limits.max_batch_size
-                && sequences * wider <= self.limits.max_batch_tokens;
-            if !fits && !alone {
-                round.push_front((id, item));
-                self.queue.push_front(round);
-                break;
-            }
-            width = wider;
-            chosen.push((id, item));
-            if !round.is_empty() {
-                self.queue.push_back(round);
-            }
-        }
+        let mut budget = Budget::new(
+            &self.limits,
+            self.engine.sequences(),
+            self.engine.padded_tokens(),
+        );
+        let chosen = self
+            .queue
+            .take_while(self.steps, |pass| budget.take(pass.tokens()));
         if !chosen.is_empty() {
             self.start(chosen);
         }
@@ -326,7 +359,7 @@ impl<'a> Scheduler<'a> {
     fn fail(&mut self, ids: Vec<SequenceId>, error: &Error) {
         let message = error_chain(error);
         tracing::error!("model failure for {} passes: {message}", ids.len());
-        let mut retry = VecDeque::new();
+        let mut retry = Vec::new();
         for id in ids {
             let Some(mut item) = self.running.remove(&id) else {
                 continue;
@@ -335,21 +368,62 @@ impl<'a> Scheduler<'a> {
                 let _ = item.reply.send(Err(message.clone()));
             } else {
                 item.isolated = true;
-                retry.push_back((self.new_id(), item));
+                retry.push((self.new_id(), item));
             }
         }
-        if !retry.is_empty() {
-            // Ahead of everything else: these already waited their turn.
-            self.queue.push_front(retry);
-        }
+        // Ahead of everything else: these already waited their turn.
+        self.queue.push(retry, self.steps, true);
     }
 
     fn update_gauges(&self) {
-        let queued: usize = self.queue.iter().map(VecDeque::len).sum();
-        self.metrics.queue_length.set(queued as i64);
+        self.metrics.queue_length.set(self.queue.len() as i64);
         self.metrics
             .batch_sequences
             .set(self.engine.sequences() as i64);
         self.metrics.batch_rows.set(self.engine.rows() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(size: usize, tokens: usize, prefill: usize) -> Limits {
+        Limits {
+            max_batch_size: size,
+            max_batch_tokens: tokens,
+            max_prefill_tokens: prefill,
+            ..Limits::default()
+        }
+    }
+
+    fn taken(budget: &mut Budget, passes: &[usize]) -> Vec<bool> {
+        passes.iter().map(|&tokens| budget.take(tokens)).collect()
+    }
+
+    #[test]
+    fn prefill_tokens_bound_one_step_but_its_first_pass_always_joins() {
+        let limits = limits(8, 100_000, 1000);
+        let mut budget = Budget::new(&limits, 2, 2 * 300);
+        assert_eq!(taken(&mut budget, &[1200, 10]), [true, false]);
+        let mut budget = Budget::new(&limits, 2, 2 * 300);
+        assert_eq!(taken(&mut budget, &[500, 500, 1]), [true, true, false]);
+    }
+
+    #[test]
+    fn batch_size_and_padded_tokens_bound_the_batch() {
+        let limits = limits(3, 1000, 100_000);
+        let mut budget = Budget::new(&limits, 1, 100);
+        assert_eq!(taken(&mut budget, &[100, 10, 10]), [true, true, false]);
+        // 3 sequences padded to 400 would be 1200 tokens.
+        let mut budget = Budget::new(&limits, 1, 100);
+        assert_eq!(taken(&mut budget, &[100, 400]), [true, false]);
+    }
+
+    #[test]
+    fn a_lone_pass_runs_over_every_budget() {
+        let limits = limits(1, 10, 10);
+        let mut budget = Budget::new(&limits, 0, 0);
+        assert_eq!(taken(&mut budget, &[5000, 1]), [true, false]);
     }
 }

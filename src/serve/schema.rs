@@ -216,23 +216,34 @@ pub struct ErrorBody {
     pub error_type: String,
 }
 
+/// The error answers of both summarisation routes, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+pub enum SummarizeErrors {
+    /// Missing or wrong API key
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Body over --max-input-bytes
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
+    /// Invalid parameters or input
+    #[response(status = 422)]
+    Validation(ErrorBody),
+    /// --max-concurrent-requests in flight
+    #[response(status = 429)]
+    Overloaded(ErrorBody),
+    /// The model failed on this request
+    #[response(status = 500)]
+    Model(ErrorBody),
+    /// Loading or shutting down
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     /// `loading`, `ready` or `shutting_down`.
     pub status: String,
-}
-
-/// The server's limits, as set on its command line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct LimitsInfo {
-    pub max_batch_tokens: usize,
-    pub max_batch_size: usize,
-    pub max_concurrent_requests: usize,
-    pub max_input_bytes: usize,
-    pub max_inputs_per_request: usize,
-    pub max_new_tokens_limit: usize,
-    pub max_num_beams: usize,
 }
 
 /// `GET /info`: what the server runs and with which defaults.
@@ -252,7 +263,8 @@ pub struct Info {
     pub prefix: String,
     /// The decoding settings a request gets by default.
     pub defaults: DefaultsInfo,
-    pub limits: LimitsInfo,
+    /// The server's limits, as set on its command line.
+    pub limits: super::Limits,
     /// precis's version.
     pub version: String,
 }
