@@ -80,7 +80,7 @@ impl Default for Limits {
         Self {
             max_batch_tokens: 16_384,
             max_batch_size: 8,
-            max_prefill_tokens: 1024,
+            max_prefill_tokens: 4096,
             max_concurrent_requests: 64,
             max_input_bytes: 16 * 1024 * 1024,
             max_inputs_per_request: 32,

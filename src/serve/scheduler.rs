@@ -5,7 +5,7 @@
 //!   `--max-batch-size` sequences and `--max-batch-tokens` padded encoder tokens (sequences ×
 //!   longest input), and while the passes joining at this step hold at most
 //!   `--max-prefill-tokens` input tokens: encoding them stalls every running sequence, so a
-//!   long article's chunks join over several steps instead of freezing the batch at once. A lone
+//!   burst of long inputs joins over several steps instead of freezing the batch at once. A lone
 //!   pass always runs, however long. The order is shortest work first, with a bound on waiting
 //!   (see [`super::queue`]): a short request is not stuck behind a long article's chunks, and
 //!   no round waits more than [`STARVATION_STEPS`] steps behind shorter ones.
