@@ -28,6 +28,7 @@ fn every_route_answers_and_is_documented() {
     assert_eq!(info["defaults"]["num_beams"], 4);
     assert_eq!(info["defaults"]["max_new_tokens"], 8);
     assert_eq!(info["limits"]["max_input_bytes"], 16 * 1024 * 1024);
+    assert_eq!(info["limits"]["max_prefill_tokens"], 4096);
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
 
     let text = "The council approved the budget on Monday. Taxes will rise next year.";
@@ -61,11 +62,16 @@ fn every_route_answers_and_is_documented() {
     for path in ["/", "/summarize", "/health", "/info", "/metrics"] {
         assert!(document["paths"][path].is_object(), "{path} undocumented");
     }
-    for code in ["401", "413", "422", "429", "500", "503"] {
-        assert!(
-            document["paths"]["/"]["post"]["responses"][code].is_object(),
-            "POST / does not document {code}"
-        );
+    for (path, code) in ["/", "/summarize"]
+        .iter()
+        .flat_map(|path| ["200", "401", "413", "422", "429", "500", "503"].map(|c| (path, c)))
+    {
+        let response = &document["paths"][path]["post"]["responses"][code];
+        assert!(response.is_object(), "POST {path} does not document {code}");
+        if code != "200" {
+            let schema = &response["content"]["application/json"]["schema"]["$ref"];
+            assert_eq!(schema, "#/components/schemas/ErrorBody", "POST {path} {code}");
+        }
     }
     assert!(document["components"]["schemas"]["ErrorBody"].is_object());
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
