@@ -70,7 +70,10 @@ fn every_route_answers_and_is_documented() {
         assert!(response.is_object(), "POST {path} does not document {code}");
         if code != "200" {
             let schema = &response["content"]["application/json"]["schema"]["$ref"];
-            assert_eq!(schema, "#/components/schemas/ErrorBody", "POST {path} {code}");
+            assert_eq!(
+                schema, "#/components/schemas/ErrorBody",
+                "POST {path} {code}"
+            );
         }
     }
     assert!(document["components"]["schemas"]["ErrorBody"].is_object());
