@@ -24,6 +24,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::int8_tile::{self, BLOCK, GROUP, TILE_TOKENS, Tile};
+use super::packed::SharedOut;
 use super::path::{self, KernelPath};
 
 /// Rows per parallel task of a big product: their quantized inputs (128 KiB at 512 wide) stay
@@ -254,18 +255,6 @@ fn for_each_tile(
             }
         }
     });
-}
-
-/// The output's base pointer, shared by tasks that write disjoint parts.
-struct SharedOut(*mut f32);
-
-// SAFETY: each task writes only its own (block, row) parts (see `matmul_on`).
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    fn at(&self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
 }
 
 #[cfg(test)]

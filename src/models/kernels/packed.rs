@@ -155,14 +155,16 @@ fn pack_inputs(x: &[f32], rows: usize, inner: usize) -> Vec<f32> {
     xp
 }
 
-/// The output's base pointer, shared by tasks that write disjoint columns.
-struct SharedOut(*mut f32);
+/// The output's base pointer, shared by tasks that write disjoint parts of it (this file's
+/// panels' columns; `int8`'s (block, row) parts).
+pub(super) struct SharedOut(pub(super) *mut f32);
 
-// SAFETY: each task writes only its own panels' columns (see `matmul_on`).
+// SAFETY: every user gives each task its own disjoint part of the output (see the callers'
+// `matmul_on`).
 unsafe impl Sync for SharedOut {}
 
 impl SharedOut {
-    fn at(&self, offset: usize) -> *mut f32 {
+    pub(super) fn at(&self, offset: usize) -> *mut f32 {
         self.0.wrapping_add(offset)
     }
 }
