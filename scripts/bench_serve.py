@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_bench_articles as articles_lib  # noqa: E402
 
 # Decoding flags given to both `precis batch` and `precis serve` (the model's defaults
-# otherwise: t5-small searches 4 beams).
+# otherwise: t5-small searches 4 beams); --decoding-flag adds more (e.g. greedy search).
 DECODING = ["--max-new-tokens", "48"]
 
 
@@ -70,11 +70,12 @@ def percentile(values: list[float], p: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def run_batch(precis: str, model: str, folder: Path, out: Path) -> tuple[float, dict[str, str]]:
+def run_batch(precis: str, model: str, folder: Path, out: Path,
+              decoding: list[str]) -> tuple[float, dict[str, str]]:
     """Seconds `precis batch` spends summarising (its model load subtracted) and its summaries."""
     def timed(src: Path, dst: Path) -> float:
         started = time.monotonic()
-        subprocess.run([precis, "batch", str(src), "-o", str(dst), "--model", model, "-q", *DECODING],
+        subprocess.run([precis, "batch", str(src), "-o", str(dst), "--model", model, "-q", *decoding],
                        check=True)
         return time.monotonic() - started
     empty = folder.parent / "empty"
@@ -87,8 +88,9 @@ def run_batch(precis: str, model: str, folder: Path, out: Path) -> tuple[float, 
     return total - load_only, summaries
 
 
-def start_server(precis: str, model: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    server = subprocess.Popen([precis, "serve", "--model", model, "--port", "0", "-q", *DECODING,
+def start_server(precis: str, model: str, decoding: list[str],
+                 extra: list[str]) -> tuple[subprocess.Popen, str]:
+    server = subprocess.Popen([precis, "serve", "--model", model, "--port", "0", "-q", *decoding,
                                "--max-concurrent-requests", "64", *extra],
                               stderr=subprocess.PIPE, text=True)
     assert server.stderr is not None
@@ -198,7 +200,8 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="a t5-small-shaped folder (make_bench_model.py)")
     parser.add_argument("--articles", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client counts")
+    parser.add_argument("--concurrency", default="1,8,32",
+                        help="comma-separated client counts; 'none' runs the short-article mix only")
     parser.add_argument("--sequential-every", type=int, default=1,
                         help="the 1-client run sends every Nth article only (the order is "
                              "shuffled, so the mix of lengths stays); docs/s is per article sent")
@@ -209,8 +212,13 @@ def main() -> None:
                              "sending long articles back to back")
     parser.add_argument("--server-flag", action="append", default=[],
                         help="extra flag for `precis serve` (repeat), e.g. --server-flag=--max-batch-size=16")
+    parser.add_argument("--decoding-flag", action="append", default=[],
+                        help="extra decoding flag for both `precis batch` and `precis serve` "
+                             "(repeat), e.g. --decoding-flag=--num-beams=1 for greedy search")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     args = parser.parse_args()
+    decoding = DECODING + args.decoding_flag
+    concurrencies = [] if args.concurrency == "none" else [int(c) for c in args.concurrency.split(",")]
 
     docs = make_articles(args.articles, args.seed)
     work = Path(tempfile.mkdtemp(prefix="precis-bench-serve-"))
@@ -224,10 +232,13 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"{machine()}; load average before: {load_before[0]:.1f}", flush=True)
 
-    batch_seconds, batch_summaries = run_batch(args.precis, args.model, folder, work / "out")
+    print(f"decoding: {' '.join(decoding)}; server: {' '.join(args.server_flag) or 'defaults'}",
+          flush=True)
+    batch_seconds, batch_summaries = run_batch(args.precis, args.model, folder, work / "out",
+                                               decoding)
     print(f"precis batch: {len(docs) / batch_seconds:.2f} docs/s ({batch_seconds:.0f} s)", flush=True)
 
-    server, address = start_server(args.precis, args.model, args.server_flag)
+    server, address = start_server(args.precis, args.model, decoding, args.server_flag)
     runs = []
     try:
         shorts = [d for d in named if d[1] == "short"][:args.mix_shorts]
@@ -248,7 +259,7 @@ def main() -> None:
             print(f"with {k} long-article clients: p50 {mix[50]:.2f} s, p95 {mix[95]:.2f} s "
                   f"({mix['ratio']:.2f}x alone); summaries differing from batch: "
                   f"{mix['mismatched'] or 'none'}", flush=True)
-        for concurrency in (int(c) for c in args.concurrency.split(",")):
+        for concurrency in concurrencies:
             sent = named[::args.sequential_every] if concurrency == 1 else named
             run = load_run(address, sent, concurrency)
             mismatched = [n for n, s in run.pop("summaries").items() if batch_summaries.get(n) != s]
@@ -267,7 +278,8 @@ def main() -> None:
     batch_rate = len(docs) / batch_seconds
     sequential = next((r["docs_per_second"] for r in runs if r["concurrency"] == 1), None)
     print()
-    print(f"{machine()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
+    print(f"{machine()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
+          f"decoding: {' '.join(decoding)}; server: {' '.join(args.server_flag) or 'defaults'}")
     print()
     print("| clients | docs/s | × `precis batch` | × 1 client | p50 s | p95 s | p99 s "
           "| short p95 s | summaries ≠ batch |")
@@ -290,7 +302,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({
             "machine": machine(), "load_before": load_before, "load_after": load_after,
-            "articles": len(docs), "decoding": DECODING, "server_flags": args.server_flag,
+            "articles": len(docs), "decoding": decoding, "server_flags": args.server_flag,
             "batch_docs_per_second": batch_rate, "short_alone": alone_p, "mixes": mixes,
             "runs": runs,
             "sequential_every": args.sequential_every, "work": str(work),

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 
 use candle_core::Device;
-use precis::generation::engine::{Engine, SequenceId};
+use precis::generation::engine::{Engine, Placement, SequenceId};
 use precis::generation::{EarlyStopping, GenerationConfig, Sampling, generate, pad_batch};
 use precis::models::Seq2Seq;
 
@@ -94,7 +94,12 @@ fn late_joiners_match_alone(name: &str) {
         }));
         let (ids, mask) = pad_batch(&[row.as_slice()], pad, &Device::Cpu).unwrap();
         engine
-            .admit(&ids, &mask, vec![(id, config.clone())], false)
+            .admit(
+                &ids,
+                &mask,
+                vec![(id, config.clone())],
+                Placement::default(),
+            )
             .unwrap();
     }
     while !engine.is_empty() {

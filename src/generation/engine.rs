@@ -6,9 +6,12 @@
 //! - **Per-sequence settings.** Every [`Sequence`] carries its own logits processors, lengths,
 //!   stopping rule and sampler, so one decoder call serves sequences with different settings and
 //!   each gets exactly the tokens it would get alone (see [`super::sequence`]).
-//! - **Groups by beam width.** The decoder state gives every input the same number of rows (its
-//!   beams share one copy of the encoder side), so sequences run in one group per beam width;
-//!   each step runs one decoder call per group.
+//! - **Groups by beam width and lane.** The decoder state gives every input the same number of
+//!   rows (its beams share one copy of the encoder side), so sequences run in one group per
+//!   beam width; each step runs one decoder call per group. The caller may also split sequences
+//!   into lanes (a [`Placement`]): groups of different lanes never merge, and
+//!   [`Engine::step_lanes`] steps only the lanes it is told, which is how a caller gives one
+//!   class of work priority over another.
 //! - **Joining and leaving.** [`Engine::admit`] encodes a padded batch and joins it to its
 //!   group's running [`DecoderState`]; finished and cancelled sequences are filtered out of it
 //!   (see `models::cache::rows`). What to admit and when (token and row budgets, fairness) is
@@ -32,6 +35,26 @@ use crate::{Error, Result};
 
 /// The caller's name for a sequence.
 pub type SequenceId = u64;
+
+/// The caller's name for a class of work whose groups step (or wait) together.
+pub type Lane = usize;
+
+/// Which group admitted sequences join.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// They join a running group of this lane (and their beam width), or start one in it.
+    pub lane: Lane,
+    /// They start a group of their own that nothing else joins.
+    pub isolated: bool,
+}
+
+impl Placement {
+    /// A group of their own in lane 0.
+    pub const ISOLATED: Self = Self {
+        lane: 0,
+        isolated: true,
+    };
+}
 
 /// A completed sequence.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,8 +89,8 @@ pub struct Engine<'m> {
 /// Sequences of one beam width sharing a decoder state; member `i` is the state's input `i`.
 struct Group {
     beams: usize,
-    /// Admitted alone: no other admission joins it.
-    isolated: bool,
+    /// Where it was admitted: its lane, and whether other admissions may join it.
+    placement: Placement,
     state: DecoderState,
     members: Vec<Member>,
 }
@@ -95,9 +118,27 @@ impl<'m> Engine<'m> {
         self.groups.iter().map(|g| g.members.len()).sum()
     }
 
+    /// Running sequences in `lane`.
+    pub fn sequences_in(&self, lane: Lane) -> usize {
+        self.groups
+            .iter()
+            .filter(|g| g.placement.lane == lane)
+            .map(|g| g.members.len())
+            .sum()
+    }
+
     /// Decoder rows of the next step (sequences × beams).
     pub fn rows(&self) -> usize {
         self.groups.iter().map(|g| g.members.len() * g.beams).sum()
+    }
+
+    /// Decoder rows of the next step in `lane`.
+    pub fn rows_in(&self, lane: Lane) -> usize {
+        self.groups
+            .iter()
+            .filter(|g| g.placement.lane == lane)
+            .map(|g| g.members.len() * g.beams)
+            .sum()
     }
 
     /// Encoder positions held for cross-attention: per group, sequences × the longest input.
@@ -117,14 +158,14 @@ impl<'m> Engine<'m> {
 
     /// Encodes the padded batch `input_ids`/`attention_mask` (`(rows, seq)` u32) and starts one
     /// sequence per row, row `i` decoding with `sequences[i]`. All must use the same beam width.
-    /// `isolated` keeps them in a group of their own. Invalid settings are rejected before
-    /// anything runs; a model failure is an error too, and leaves the running batch as it was.
+    /// `placement` says which group they join. Invalid settings are rejected before anything
+    /// runs; a model failure is an error too, and leaves the running batch as it was.
     pub fn admit(
         &mut self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
         sequences: Vec<(SequenceId, GenerationConfig)>,
-        isolated: bool,
+        placement: Placement,
     ) -> Result<()> {
         for (_, config) in &sequences {
             config.validate()?;
@@ -135,7 +176,7 @@ impl<'m> Engine<'m> {
             .into_iter()
             .map(|(id, config)| (id, Sequence::new(&config, spec)))
             .collect();
-        self.admit_sequences(input_ids, attention_mask, sequences, isolated)
+        self.admit_sequences(input_ids, attention_mask, sequences, placement)
     }
 
     /// [`Self::admit`] for sequences already built.
@@ -144,7 +185,7 @@ impl<'m> Engine<'m> {
         input_ids: &Tensor,
         attention_mask: &Tensor,
         sequences: Vec<(SequenceId, Sequence)>,
-        isolated: bool,
+        placement: Placement,
     ) -> Result<()> {
         let rows = check_inputs(input_ids, attention_mask)?;
         let beams = sequences.first().map_or(1, |(_, s)| s.rows());
@@ -172,11 +213,11 @@ impl<'m> Engine<'m> {
             sequence,
             seconds: share,
         });
-        let joinable = (!isolated)
+        let joinable = (!placement.isolated)
             .then(|| {
                 self.groups
                     .iter_mut()
-                    .find(|g| g.beams == beams && !g.isolated)
+                    .find(|g| g.beams == beams && g.placement == placement)
             })
             .flatten();
         match joinable {
@@ -186,7 +227,7 @@ impl<'m> Engine<'m> {
             }
             None => self.groups.push(Group {
                 beams,
-                isolated,
+                placement,
                 state,
                 members: members.collect(),
             }),
@@ -197,9 +238,18 @@ impl<'m> Engine<'m> {
     /// One decoder step for every running sequence. Finished sequences leave; a group whose
     /// step fails is dropped and reported.
     pub fn step(&mut self) -> Report {
+        self.step_lanes(|_| true)
+    }
+
+    /// [`Self::step`] for the sequences of the lanes for which `stepping` holds only; the
+    /// others wait, unchanged.
+    pub fn step_lanes(&mut self, stepping: impl Fn(Lane) -> bool) -> Report {
         let mut report = Report::default();
         let model = self.model;
         self.groups.retain_mut(|group| {
+            if !stepping(group.placement.lane) {
+                return true;
+            }
             match guarded(|| group.step(model)) {
                 Ok(finished) => report.finished.extend(finished),
                 Err(error) => {

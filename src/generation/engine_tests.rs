@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor};
 
 use super::config::{EarlyStopping, GenerationConfig, Sampling};
-use super::engine::{Engine, Finished, SequenceId};
+use super::engine::{Engine, Finished, Placement, SequenceId};
 use super::mock::{MockModel, PAD};
 use super::{generate, pad_batch};
 use crate::Error;
@@ -103,7 +103,9 @@ fn admit(engine: &mut Engine, pending: Vec<Pending>) {
         let rows: Vec<&[u32]> = group.iter().map(|p| p.row.as_slice()).collect();
         let (ids, mask) = pad_batch(&rows, PAD, &Device::Cpu).unwrap();
         let sequences = group.iter().map(|p| (p.id, p.config.clone())).collect();
-        engine.admit(&ids, &mask, sequences, false).unwrap();
+        engine
+            .admit(&ids, &mask, sequences, Placement::default())
+            .unwrap();
     }
 }
 
@@ -175,11 +177,21 @@ fn rows_and_budgets_follow_joins_and_leaves() {
     let rows: [&[u32]; 2] = [&[3, 4, 5], &[6]];
     let (ids, mask) = pad_batch(&rows, PAD, &Device::Cpu).unwrap();
     engine
-        .admit(&ids, &mask, vec![(1, beams.clone()), (2, beams)], false)
+        .admit(
+            &ids,
+            &mask,
+            vec![(1, beams.clone()), (2, beams)],
+            Placement::default(),
+        )
         .unwrap();
     let (ids, mask) = pad_batch(&[&[7, 8, 9, 10]], PAD, &Device::Cpu).unwrap();
     engine
-        .admit(&ids, &mask, vec![(3, GenerationConfig::default())], false)
+        .admit(
+            &ids,
+            &mask,
+            vec![(3, GenerationConfig::default())],
+            Placement::default(),
+        )
         .unwrap();
     assert_eq!((engine.sequences(), engine.rows()), (3, 7));
     assert_eq!(engine.padded_tokens(), 2 * 3 + 4);
@@ -204,6 +216,67 @@ fn rows_and_budgets_follow_joins_and_leaves() {
     assert_eq!(finished, vec![(2, 6), (3, 20)]);
 }
 
+/// Runs three sequences, ids 0 and 2 in lane 0 and id 1 in lane 1, where lane 1 waits for the
+/// first `hold` steps; the step at which each finished, and its tokens.
+fn finish_steps(model: &MockModel, hold: usize) -> HashMap<usize, (usize, Vec<u32>)> {
+    let mut engine = Engine::new(model);
+    for (id, row) in lane_rows().iter().enumerate() {
+        let (ids, mask) = pad_batch(&[*row], PAD, &Device::Cpu).unwrap();
+        let placement = Placement {
+            lane: id % 2,
+            isolated: false,
+        };
+        engine
+            .admit(
+                &ids,
+                &mask,
+                vec![(id as SequenceId, lane_config(id))],
+                placement,
+            )
+            .unwrap();
+    }
+    assert_eq!((engine.sequences_in(0), engine.sequences_in(1)), (2, 1));
+    assert_eq!(engine.rows_in(1), 3);
+    let mut got = HashMap::new();
+    for step in 0.. {
+        if engine.is_empty() {
+            break;
+        }
+        let report = engine.step_lanes(|lane| lane == 0 || step >= hold);
+        assert!(report.failed.is_empty());
+        got.extend(
+            report
+                .finished
+                .into_iter()
+                .map(|f| (f.id as usize, (step, f.tokens))),
+        );
+    }
+    got
+}
+
+fn lane_rows() -> [&'static [u32]; 3] {
+    [&[3, 4, 5], &[6, 7], &[8, 9, 10, 11]]
+}
+
+fn lane_config(id: usize) -> GenerationConfig {
+    configs()[4 + id % 2].clone()
+}
+
+#[test]
+fn lanes_keep_separate_groups_and_only_the_lanes_told_step() {
+    let model = MockModel::hashed(5, 14, 0.25);
+    let together = finish_steps(&model, 0);
+    let held = finish_steps(&model, 4);
+    for (id, row) in lane_rows().iter().enumerate() {
+        let expected = alone(&model, row, &lane_config(id));
+        assert_eq!(together[&id].1, expected, "sequence {id}");
+        assert_eq!(held[&id].1, expected, "sequence {id}");
+        // Lane 1 finished 4 steps later; lane 0 did not wait.
+        let waited = if id == 1 { 4 } else { 0 };
+        assert_eq!(held[&id].0, together[&id].0 + waited, "sequence {id}");
+    }
+}
+
 #[test]
 fn invalid_settings_and_shapes_are_refused_before_anything_runs() {
     let model = MockModel::hashed(0, 14, 0.0);
@@ -224,15 +297,28 @@ fn invalid_settings_and_shapes_are_refused_before_anything_runs() {
         ),
     ];
     assert!(matches!(
-        engine.admit(&ids, &mask, vec![(1, bad.clone()), (2, bad)], false),
+        engine.admit(
+            &ids,
+            &mask,
+            vec![(1, bad.clone()), (2, bad)],
+            Placement::default()
+        ),
         Err(Error::InvalidOption {
             option: "num_beams",
             ..
         })
     ));
-    assert!(engine.admit(&ids, &mask, mixed, false).is_err());
+    assert!(
+        engine
+            .admit(&ids, &mask, mixed, Placement::default())
+            .is_err()
+    );
     let one = vec![(1, GenerationConfig::default())];
-    assert!(engine.admit(&ids, &mask, one, false).is_err());
+    assert!(
+        engine
+            .admit(&ids, &mask, one, Placement::default())
+            .is_err()
+    );
     assert!(engine.is_empty());
 }
 
@@ -298,10 +384,12 @@ fn a_failing_batch_is_dropped_alone_and_its_innocent_members_succeed_when_isolat
         let rows: [&[u32]; 2] = [&[3, 4], &[TRIGGER, 5]];
         let (ids, mask) = pad_batch(&rows, PAD, &Device::Cpu).unwrap();
         let pair = vec![(1, greedy.clone()), (2, greedy.clone())];
-        engine.admit(&ids, &mask, pair, false).unwrap();
+        engine
+            .admit(&ids, &mask, pair, Placement::default())
+            .unwrap();
         let (ids, mask) = pad_batch(&[&[6, 7]], PAD, &Device::Cpu).unwrap();
         engine
-            .admit(&ids, &mask, vec![(3, beams.clone())], false)
+            .admit(&ids, &mask, vec![(3, beams.clone())], Placement::default())
             .unwrap();
         let mut failed = Vec::new();
         let mut finished = Vec::new();
@@ -324,7 +412,7 @@ fn a_failing_batch_is_dropped_alone_and_its_innocent_members_succeed_when_isolat
         for (id, row) in [(1, &rows[0]), (2, &rows[1])] {
             let (ids, mask) = pad_batch(&[row], PAD, &Device::Cpu).unwrap();
             engine
-                .admit(&ids, &mask, vec![(id, greedy.clone())], true)
+                .admit(&ids, &mask, vec![(id, greedy.clone())], Placement::ISOLATED)
                 .unwrap();
         }
         let mut outcome = HashMap::new();

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use candle_core::{Device, Shape, Tensor};
 
 pub use config::{DEFAULT_SEED, EarlyStopping, GenerationConfig, Sampling};
-pub use engine::{Engine, SequenceId};
+pub use engine::{Engine, Lane, Placement, SequenceId};
 pub use overrides::{GenerationOverrides, SamplingOverrides};
 pub use processors::{LogitsProcessor, ProcessorList};
 
@@ -109,7 +109,7 @@ fn start<'a>(
         .map(|id| (id, config.clone()))
         .collect();
     let mut engine = Engine::new(model);
-    engine.admit(input_ids, attention_mask, sequences, false)?;
+    engine.admit(input_ids, attention_mask, sequences, Placement::default())?;
     Ok((engine, batch))
 }
 

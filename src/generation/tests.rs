@@ -6,7 +6,7 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 
 use super::config::{EarlyStopping, GenerationConfig, Sampling};
-use super::engine::Engine;
+use super::engine::{Engine, Placement};
 use super::hypotheses::length_penalised;
 use super::mock::{EOS, MockModel, PAD};
 use super::scores::log_softmax_in_place;
@@ -158,7 +158,7 @@ fn one_beam_search_equals_greedy() {
             .collect();
         let mut engine = Engine::new(&model);
         engine
-            .admit_sequences(&ids, &mask, sequences, false)
+            .admit_sequences(&ids, &mask, sequences, Placement::default())
             .expect("admit");
         let (beamed, _) = run_to_completion(&mut engine, rows.len()).expect("beam search");
         assert_eq!(beamed, greedy, "seed {seed}");

@@ -9,7 +9,8 @@
 //!   token-identical to the CLI whatever else is in the batch.
 //! - **Different settings in one batch**: per-sequence settings (processors, lengths, stopping,
 //!   sampler) ride along in one decoder call; only the beam width splits sequences into groups
-//!   (see `generation::engine`).
+//!   (see `generation::engine`), and the class of work: short documents go before long ones'
+//!   chunks ([`priority`]).
 //! - **Safe defaults**: binds 127.0.0.1 unless told; `--api-key` guards every route but
 //!   `/health` (compared in constant time); body size, inputs per request, new tokens and beams
 //!   are capped; `--max-concurrent-requests` in flight answer 429 at once; SIGTERM drains
@@ -20,6 +21,7 @@
 mod errors;
 mod metrics;
 mod openapi;
+mod priority;
 mod queue;
 mod routes;
 mod scheduler;

@@ -9,6 +9,11 @@
 //!   pass always runs, however long. The order is shortest work first, with a bound on waiting
 //!   (see [`super::queue`]): a short request is not stuck behind a long article's chunks, and
 //!   no round waits more than [`STARVATION_STEPS`] steps behind shorter ones.
+//! - **Priority.** Each round is interactive (a document done in one pass) or bulk (a long
+//!   document's chunk and merge passes), and each class runs in its own engine lane: while
+//!   interactive sequences run, bulk ones step only every [`priority::BULK_EVERY`]th step and
+//!   queued bulk passes wait unless starved, so a short request keeps close to its time alone
+//!   beside long work; with one class present everything steps (see [`super::priority`]).
 //! - **Cancellation.** A pass whose requester went away (its reply channel closed: the client
 //!   disconnected) leaves the queue or the running batch at the next step.
 //! - **Failures.** When a model call fails, the engine drops the batch it ran. Its passes are
@@ -24,9 +29,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Limits;
 use super::metrics::Metrics;
+use super::priority::{self, Class, Pacer};
 use super::queue::{Queue, Work};
 use crate::batch::error_chain;
-use crate::generation::engine::{Engine, Report, SequenceId};
+use crate::generation::engine::{Engine, Placement, Report, SequenceId};
 use crate::generation::{GenerationConfig, pad_batch};
 use crate::{Error, PassOutput, Summarizer};
 
@@ -49,7 +55,7 @@ pub type PassReply = Result<PassOutput, String>;
 pub struct Stopped;
 
 enum Command {
-    Submit(Vec<(PassRequest, oneshot::Sender<PassReply>)>),
+    Submit(Class, Vec<(PassRequest, oneshot::Sender<PassReply>)>),
     Stop,
 }
 
@@ -84,10 +90,11 @@ impl SchedulerHandle {
         self.alive.load(Ordering::SeqCst)
     }
 
-    /// Queues `passes` (one document's round); each reply comes on its own channel. Dropping a
-    /// receiver cancels its pass.
+    /// Queues `passes` (one document's round, of `class`); each reply comes on its own channel.
+    /// Dropping a receiver cancels its pass.
     pub fn submit(
         &self,
+        class: Class,
         passes: Vec<PassRequest>,
     ) -> Result<Vec<oneshot::Receiver<PassReply>>, Stopped> {
         let (items, receivers): (Vec<_>, Vec<_>) = passes
@@ -98,7 +105,7 @@ impl SchedulerHandle {
             })
             .unzip();
         self.commands
-            .send(Command::Submit(items))
+            .send(Command::Submit(class, items))
             .map_err(|_| Stopped)?;
         Ok(receivers)
     }
@@ -163,8 +170,18 @@ struct Item {
     pass: PassRequest,
     reply: oneshot::Sender<PassReply>,
     enqueued: Instant,
+    class: Class,
     /// Run in a batch of its own: it was in a batch that failed.
     isolated: bool,
+}
+
+impl Item {
+    fn placement(&self) -> Placement {
+        Placement {
+            lane: self.class.lane(),
+            isolated: self.isolated,
+        }
+    }
 }
 
 impl Work for (SequenceId, Item) {
@@ -184,6 +201,7 @@ struct Scheduler<'a> {
     next_id: SequenceId,
     /// Decoder steps run so far: the queue's clock.
     steps: u64,
+    pacer: Pacer,
 }
 
 impl<'a> Scheduler<'a> {
@@ -199,6 +217,7 @@ impl<'a> Scheduler<'a> {
             running: HashMap::new(),
             next_id: 0,
             steps: 0,
+            pacer: Pacer::new(priority::BULK_EVERY),
         }
     }
 
@@ -223,19 +242,32 @@ impl<'a> Scheduler<'a> {
             self.drop_cancelled();
             self.admit();
             if !self.engine.is_empty() {
-                self.metrics.decoder_steps.inc();
-                self.metrics.decoder_rows.inc_by(self.engine.rows() as u64);
-                let report = self.engine.step();
-                self.steps += 1;
-                self.deliver(report);
+                self.step();
             }
             self.update_gauges();
         }
     }
 
+    /// One decoder step for the lanes the pacer picks.
+    fn step(&mut self) {
+        let running = |class: Class| self.engine.sequences_in(class.lane()) > 0;
+        let (interactive, bulk) = (running(Class::Interactive), running(Class::Bulk));
+        let stepping = self.pacer.next(interactive, bulk);
+        let rows: usize = [Class::Interactive, Class::Bulk]
+            .into_iter()
+            .filter(|class| stepping.steps(class.lane()))
+            .map(|class| self.engine.rows_in(class.lane()))
+            .sum();
+        self.metrics.decoder_steps.inc();
+        self.metrics.decoder_rows.inc_by(rows as u64);
+        let report = self.engine.step_lanes(|lane| stepping.steps(lane));
+        self.steps += 1;
+        self.deliver(report);
+    }
+
     /// Queues a submission; `false` on a stop request.
     fn take(&mut self, command: Command) -> bool {
-        let Command::Submit(passes) = command else {
+        let Command::Submit(class, passes) = command else {
             return false;
         };
         let enqueued = Instant::now();
@@ -246,12 +278,13 @@ impl<'a> Scheduler<'a> {
                     pass,
                     reply,
                     enqueued,
+                    class,
                     isolated: false,
                 };
                 (self.new_id(), item)
             })
             .collect();
-        self.queue.push(round, self.steps, false);
+        self.queue.push(round, self.steps, class, false);
         true
     }
 
@@ -274,29 +307,37 @@ impl<'a> Scheduler<'a> {
         self.deliver(report);
     }
 
-    /// Moves passes from the queue into the running batch while the budgets allow.
+    /// Moves passes from the queue into the running batch while the budgets and the priority
+    /// between classes allow.
     fn admit(&mut self) {
         let mut budget = Budget::new(
             &self.limits,
             self.engine.sequences(),
             self.engine.padded_tokens(),
         );
-        let chosen = self
-            .queue
-            .take_while(self.steps, |pass| budget.take(pass.tokens()));
+        let mut interactive_busy = self.engine.sequences_in(Class::Interactive.lane()) > 0;
+        let chosen = self.queue.take_while(self.steps, |pass, offer| {
+            let joins = priority::may_join(offer.class, offer.starved, interactive_busy)
+                && budget.take(pass.tokens());
+            interactive_busy |= joins && offer.class == Class::Interactive;
+            joins
+        });
         if !chosen.is_empty() {
             self.start(chosen);
         }
     }
 
-    /// Encodes and joins `chosen`: one admission per beam width, one per isolated pass.
+    /// Encodes and joins `chosen`: one admission per beam width and class, one per isolated
+    /// pass.
     fn start(&mut self, chosen: Vec<(SequenceId, Item)>) {
         let mut batches: Vec<Vec<(SequenceId, Item)>> = Vec::new();
         for (id, item) in chosen {
             let beams = item.pass.config.beam_width();
             let shared = batches.iter_mut().find(|b| {
                 let (_, first) = &b[0];
-                !item.isolated && !first.isolated && first.pass.config.beam_width() == beams
+                !item.isolated
+                    && first.placement() == item.placement()
+                    && first.pass.config.beam_width() == beams
             });
             match shared {
                 Some(batch) => batch.push((id, item)),
@@ -304,8 +345,8 @@ impl<'a> Scheduler<'a> {
             }
         }
         for batch in batches {
-            let isolated = batch[0].1.isolated;
-            let admitted = self.admit_batch(&batch, isolated);
+            let placement = batch[0].1.placement();
+            let admitted = self.admit_batch(&batch, placement);
             let ids: Vec<SequenceId> = batch.iter().map(|(id, _)| *id).collect();
             self.running.extend(batch);
             if let Err(error) = admitted {
@@ -314,7 +355,11 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn admit_batch(&mut self, batch: &[(SequenceId, Item)], isolated: bool) -> crate::Result<()> {
+    fn admit_batch(
+        &mut self,
+        batch: &[(SequenceId, Item)],
+        placement: Placement,
+    ) -> crate::Result<()> {
         let now = Instant::now();
         for (_, item) in batch {
             let waited = now.duration_since(item.enqueued).as_secs_f64();
@@ -332,7 +377,7 @@ impl<'a> Scheduler<'a> {
             .iter()
             .map(|(id, item)| (*id, GenerationConfig::clone(&item.pass.config)))
             .collect();
-        self.engine.admit(&ids, &mask, sequences, isolated)
+        self.engine.admit(&ids, &mask, sequences, placement)
     }
 
     /// Answers finished passes; failed ones run again alone, or are answered with the error
@@ -359,7 +404,6 @@ impl<'a> Scheduler<'a> {
     fn fail(&mut self, ids: Vec<SequenceId>, error: &Error) {
         let message = error_chain(error);
         tracing::error!("model failure for {} passes: {message}", ids.len());
-        let mut retry = Vec::new();
         for id in ids {
             let Some(mut item) = self.running.remove(&id) else {
                 continue;
@@ -368,11 +412,12 @@ impl<'a> Scheduler<'a> {
                 let _ = item.reply.send(Err(message.clone()));
             } else {
                 item.isolated = true;
-                retry.push((self.new_id(), item));
+                // Ahead of everything else: it already waited its turn.
+                let class = item.class;
+                let retry = [(self.new_id(), item)];
+                self.queue.push(retry, self.steps, class, true);
             }
         }
-        // Ahead of everything else: these already waited their turn.
-        self.queue.push(retry, self.steps, true);
     }
 
     fn update_gauges(&self) {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::errors::ApiError;
+use super::priority::Class;
 use super::scheduler::{PassRequest, SchedulerHandle};
 use super::validate::RequestSettings;
 use crate::{Error, PassOutput, PendingSummary, Summarizer, Summary, SummaryPlan, text};
@@ -60,7 +61,10 @@ impl Service {
             Ok((document, cleaned, step))
         })
         .await?;
+        let mut first = true;
         while !passes.is_empty() {
+            let class = Class::of_round(first, &passes);
+            first = false;
             let requests = passes
                 .into_iter()
                 .map(|pass| PassRequest {
@@ -68,7 +72,7 @@ impl Service {
                     input_ids: pass.input_ids,
                 })
                 .collect();
-            let outputs = self.generate(requests).await?;
+            let outputs = self.generate(class, requests).await?;
             let (summarizer, round_settings) = (self.summarizer.clone(), settings.clone());
             (pending, passes) = blocking(move || {
                 let next = plan(&summarizer, &round_settings)?.advance(&mut pending, outputs)?;
@@ -91,11 +95,15 @@ impl Service {
         })
     }
 
-    /// Runs one round's passes through the scheduler; outputs in pass order.
-    async fn generate(&self, requests: Vec<PassRequest>) -> Result<Vec<PassOutput>, ApiError> {
+    /// Runs one round's passes, of `class`, through the scheduler; outputs in pass order.
+    async fn generate(
+        &self,
+        class: Class,
+        requests: Vec<PassRequest>,
+    ) -> Result<Vec<PassOutput>, ApiError> {
         let receivers = self
             .scheduler
-            .submit(requests)
+            .submit(class, requests)
             .map_err(|_| ApiError::shutting_down())?;
         let mut outputs = Vec::with_capacity(receivers.len());
         for receiver in receivers {
