@@ -16,6 +16,11 @@
 //!   group's running [`DecoderState`]; finished and cancelled sequences are filtered out of it
 //!   (see `models::cache::rows`). What to admit and when (token and row budgets, fairness) is
 //!   the caller's policy.
+//! - **Batch-invariant on the CPU.** A sequence's logits are bit-identical whatever else is in
+//!   the batch — the number of rows, how wide the encoder side is padded, the step it joined
+//!   at — so it gets exactly the tokens it gets alone: the CPU kernels (float32 and q8) sum in
+//!   one order for any batch (`tests/batch_invariance.rs`). That is a CPU guarantee only: GPU
+//!   kernels choose their algorithms by shape, so there a near-tie may still go either way.
 //! - **Failures stay in their batch.** An error or a panic in model code while encoding or
 //!   stepping a group drops that group only and is reported with its sequence ids; other groups
 //!   and later admissions go on. A caller can re-admit the ids one per group (`isolated`) to

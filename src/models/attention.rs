@@ -281,8 +281,9 @@ fn attend_cached_fused(
         head_dim,
         capacity,
     };
+    let first_keys: Vec<usize> = (0..rows).map(|row| cache.first_key(row)).collect();
     let context = with_cpu_values((q, cache.k, cache.v), &bias, |q, kv, bias| {
-        kernel::single_query_cached(q, kv, cache.buffer_rows, bias, shape)
+        kernel::single_query_cached(q, kv, (cache.buffer_rows, &first_keys), bias, shape)
     });
     context_tensor(context, q)
 }

@@ -10,10 +10,10 @@
 use super::activation::Activation;
 use super::attention;
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, VarBuilder};
+use candle_nn::{LayerNorm, VarBuilder};
 
 use super::linear::{Linear, Projections, linear, model_projections, quantize_all, quantized};
-use super::tied::own_copy_or_shared;
+use super::tied::{TokenEmbedding, TokenMatrices, own_copy_or_shared};
 use serde::Deserialize;
 
 use super::cache::{DecoderState, padding_bias};
@@ -428,7 +428,7 @@ pub(crate) struct Positions {
 /// embedding norm if the layout has one.
 #[derive(Debug, Clone)]
 struct Embedder {
-    tokens: Embedding,
+    tokens: TokenEmbedding,
     scale: f64,
     positions: PositionTable,
     norm: Option<LayerNorm>,
@@ -491,11 +491,15 @@ impl EncoderDecoder {
         cfg.validate()?;
         let d = cfg.d_model;
         let [encoder_tokens, decoder_tokens, head] = token_matrices(cfg, &vb)?;
-        let lm_head = quantized(Linear::new(head, None), cfg.quantize)?;
+        let mut tokens = TokenMatrices::default();
+        let encoder_tokens = tokens.embedding(encoder_tokens)?;
+        let decoder_tokens = tokens.embedding(decoder_tokens)?;
+        let lm_head = quantized(tokens.head(head)?, cfg.quantize)?;
+        drop(tokens);
         let (enc, dec) = (vb.pp("model.encoder"), vb.pp("model.decoder"));
-        let embedder = |tokens: Tensor, positions: PositionTable, vb: &VarBuilder| {
+        let embedder = |tokens: TokenEmbedding, positions: PositionTable, vb: &VarBuilder| {
             Ok::<_, candle_core::Error>(Embedder {
-                tokens: Embedding::new(tokens, d),
+                tokens,
                 scale: cfg.embed_scale(),
                 positions,
                 norm: optional_norm(layout.embedding_norm, d, vb.pp("layernorm_embedding"))?,

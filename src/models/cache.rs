@@ -47,9 +47,19 @@ pub struct SelfKvView<'a> {
     pub buffer_rows: &'a [u32],
     /// Positions filled, the current step's included.
     pub keys: usize,
+    /// Per encoded input, the first position its rows can see (the slot it joined a running
+    /// batch at; earlier ones are other rows' history, hidden by the self-attention bias).
+    pub starts: &'a [usize],
+    /// Decoder rows per encoded input: row `r` belongs to input `r / beams`.
+    pub beams: usize,
 }
 
 impl SelfKvView<'_> {
+    /// The first position decoder row `row` can see.
+    pub fn first_key(&self, row: usize) -> usize {
+        self.starts[row / self.beams.max(1)]
+    }
+
     /// The keys and values gathered into `(rows, heads, keys, head_dim)`, for kernels that need
     /// them contiguous (GPUs, half precision).
     pub fn gather(&self) -> Result<(Tensor, Tensor)> {
@@ -223,6 +233,8 @@ impl DecoderState {
             v: &kv.v,
             buffer_rows: &self.buffer_rows,
             keys,
+            starts: &self.starts,
+            beams: self.beams,
         })
     }
 

@@ -6,15 +6,18 @@
 //! step. Folding the leading dimensions into rows reads each weight once per step.
 //!
 //! On the CPU in float32 a layer's own weight is packed once, at load, for the product kernels
-//! (`kernels::packed`); a weight it shares with something else (an output head tied to the
-//! token embeddings) stays as it is and goes through the streaming kernel or the blocked GEMM.
-//! `--quantize q8` turns every weight, shared or not, into its own int8 copy (`kernels::int8`).
+//! (`kernels::packed`), and so is an output head tied to the token embeddings (see
+//! [`super::tied`]); a weight left as it is goes through the streaming kernel. `--quantize q8`
+//! turns every weight, shared or not, into its own int8 copy (`kernels::int8`).
+//!
+//! Each kernel sums every output in one order whatever the number of rows (batch-invariance:
+//! a sequence's logits do not depend on what else is in the batch), so a layer never switches
+//! kernels by row count.
 
 use candle_core::{DType, Module, Result, Tensor};
 
 use super::Quantization;
 use super::attention::cpu_f32;
-use super::kernels::gemm::{self, MatMut, MatRef, Threads};
 use super::kernels::int8::{self, PackedI8};
 use super::kernels::packed::{self, PackedF32};
 use super::kernels::skinny;
@@ -42,6 +45,15 @@ impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self {
             weight: Weight::Dense(weight),
+            bias,
+        }
+    }
+
+    /// A layer over a float32 weight already packed for the CPU kernels (a tied output head,
+    /// whose packed matrix the embeddings share).
+    pub(crate) fn packed(weight: PackedF32, bias: Option<Tensor>) -> Self {
+        Self {
+            weight: Weight::Packed(weight),
             bias,
         }
     }
@@ -137,14 +149,10 @@ pub(crate) fn quantize_all<'a>(
     Ok((quantized, dense))
 }
 
-/// Up to this many rows go through the streaming kernel; past it the product is compute-bound
-/// and the blocked GEMM is faster (measured with `precis bench`, t5-small shape, 2 threads).
-const SKINNY_MAX_ROWS: usize = 8;
-
 impl Linear {
     /// float32 rows on the CPU, weight and bias in plain row-major storage: the streaming
-    /// kernel for a decoder step's few rows, the blocked GEMM of the CPU kernel path otherwise.
-    /// `None` when any of that does not hold (GPU, half precision).
+    /// kernel, for any number of rows (one summation order). `None` when any of that does not
+    /// hold (GPU, half precision).
     fn forward_cpu_f32(
         &self,
         xs: &Tensor,
@@ -171,19 +179,7 @@ impl Linear {
             },
             None => None,
         };
-        let ys = if rows <= SKINNY_MAX_ROWS {
-            skinny::matmul_transposed(x, w, b, rows, inner, out)
-        } else {
-            // The bias goes in first and the product is added to it: no separate pass.
-            let mut ys = match b {
-                Some(b) => b.repeat(rows),
-                None => vec![0f32; rows * out],
-            };
-            let (x, w) = (MatRef::row_major(x, inner), MatRef::transposed(w, inner));
-            let dst = MatMut::row_major(&mut ys, out);
-            gemm::matmul(dst, b.is_some(), x, w, (rows, out, inner), Threads::Pool);
-            ys
-        };
+        let ys = skinny::matmul_transposed(x, w, b, rows, inner, out);
         Ok(Some(Tensor::from_vec(ys, (rows, out), xs.device())?))
     }
 }

@@ -20,7 +20,7 @@ use super::linear::{
     Linear, Projections, linear_no_bias, model_projections, quantize_all, quantized,
 };
 use super::overflow::{self, HalfClamp};
-use super::tied::own_copy_or_shared;
+use super::tied::{TokenEmbedding, TokenMatrices, own_copy_or_shared};
 use super::{DecoderSpec, Quantization, Seq2Seq};
 
 fn default_relative_attention_max_distance() -> usize {
@@ -398,8 +398,8 @@ fn clamp_half(xs: &Tensor) -> Result<Tensor> {
 /// A T5 or T5 v1.1 / FLAN-T5 checkpoint.
 #[derive(Debug, Clone)]
 pub struct T5 {
-    encoder_embedding: Embedding,
-    decoder_embedding: Embedding,
+    encoder_embedding: TokenEmbedding,
+    decoder_embedding: TokenEmbedding,
     encoder_blocks: Vec<EncoderBlock>,
     encoder_positions: RelativePositions,
     encoder_norm: LayerNorm,
@@ -438,12 +438,20 @@ impl T5 {
             (cfg.vocab_size, cfg.d_model),
             &format!("{shared_name}.weight"),
         )?;
-        let stack_embedding = |name: &str| -> Result<Embedding> {
-            let matrix = own_copy_or_shared(&vb, name, &shared)?;
-            Ok(Embedding::new(matrix, cfg.d_model))
+        let mut tokens = TokenMatrices::default();
+        let mut stack_embedding = |name: &str| -> Result<TokenEmbedding> {
+            tokens.embedding(own_copy_or_shared(&vb, name, &shared)?)
         };
         let encoder_embedding = stack_embedding("encoder.embed_tokens.weight")?;
         let decoder_embedding = stack_embedding("decoder.embed_tokens.weight")?;
+        // A separate head in the weights wins; without one the head is the shared embedding
+        // (transformers 5 ties it whenever the file has no `lm_head.weight`). Built before the
+        // layers so that the plain shared matrix is gone (only its packed copy is kept) while
+        // they load.
+        let head = own_copy_or_shared(&vb, "lm_head.weight", &shared)?;
+        drop(shared);
+        let lm_head = quantized(tokens.head(head)?, cfg.quantize)?;
+        drop(tokens);
 
         let enc = vb.pp("encoder");
         let encoder_blocks = (0..cfg.num_layers)
@@ -485,11 +493,6 @@ impl T5 {
             cfg.layer_norm_epsilon,
             dec.pp("final_layer_norm"),
         )?;
-
-        // A separate head in the weights wins; without one the head is the shared embedding
-        // (transformers 5 ties it whenever the file has no `lm_head.weight`).
-        let head = own_copy_or_shared(&vb, "lm_head.weight", &shared)?;
-        let lm_head = quantized(Linear::new(head, None), cfg.quantize)?;
 
         let scale = cfg.scale_decoder_outputs.unwrap_or(cfg.tie_word_embeddings);
         let head_scale = scale.then(|| (cfg.d_model as f64).powf(-0.5));

@@ -6,7 +6,8 @@
 //!   to it through channels. Every request is planned exactly as `precis summarize` plans it
 //!   ([`SummaryPlan`](crate::SummaryPlan): tokenise, chunk, merge), and each generation pass
 //!   joins the running decoder batch at a step boundary and leaves it when done, so output is
-//!   token-identical to the CLI whatever else is in the batch.
+//!   token-identical to the CLI whatever else is in the batch. That rests on the CPU kernels
+//!   being batch-invariant (see `generation::engine`); on a GPU it is not guaranteed.
 //! - **Different settings in one batch**: per-sequence settings (processors, lengths, stopping,
 //!   sampler) ride along in one decoder call; only the beam width splits sequences into groups
 //!   (see `generation::engine`), and the class of work: short documents go before long ones'

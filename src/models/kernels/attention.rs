@@ -121,14 +121,25 @@ pub struct CacheShape {
 /// row `r`'s key and value at position `p` live in buffer row `buffer_rows[r * keys + p]`.
 /// Following that table instead of copying rows is what lets beam search reorder its beams
 /// without moving any cached tensor.
+///
+/// Row `r` attends to positions `first_keys[r]..keys` only: a row that joined a running batch
+/// late sees its own keys as key 0, 1, … exactly as it would alone, so the softmax sums them in
+/// the same lanes whatever step it joined at (its hidden earlier slots would shift them).
 pub fn single_query_cached(
     q: &[f32],
     kv: (&[f32], &[f32]),
-    buffer_rows: &[u32],
+    (buffer_rows, first_keys): (&[u32], &[usize]),
     bias: Option<KeyBias>,
     shape: CacheShape,
 ) -> Vec<f32> {
-    single_query_cached_on(path::active(), q, kv, buffer_rows, bias, shape)
+    single_query_cached_on(
+        path::active(),
+        q,
+        kv,
+        (buffer_rows, first_keys),
+        bias,
+        shape,
+    )
 }
 
 /// [`single_query_cached`] on a given path, which the CPU must support.
@@ -136,7 +147,7 @@ pub(crate) fn single_query_cached_on(
     path: KernelPath,
     q: &[f32],
     (k, v): (&[f32], &[f32]),
-    buffer_rows: &[u32],
+    (buffer_rows, first_keys): (&[u32], &[usize]),
     bias: Option<KeyBias>,
     shape: CacheShape,
 ) -> Vec<f32> {
@@ -149,14 +160,22 @@ pub(crate) fn single_query_cached_on(
     } = shape;
     debug_assert_eq!(q.len(), rows * heads * head_dim);
     debug_assert_eq!(buffer_rows.len(), rows * keys);
+    assert!(
+        first_keys.len() == rows && first_keys.iter().all(|&first| first < keys),
+        "single_query_cached: a first key below {keys} for each of {rows} rows"
+    );
     let mut out = vec![0f32; rows * heads * head_dim];
     let one_head = |(unit, out): (usize, &mut [f32])| {
         let (row, head) = (unit / heads, unit % heads);
-        let sources = &buffer_rows[row * keys..(row + 1) * keys];
-        let offset = |p: usize| ((sources[p] as usize * capacity + p) * heads + head) * head_dim;
-        let bias = bias.map(|b| b.for_query(row, head, keys));
+        let first = first_keys[row];
+        let sources = &buffer_rows[row * keys + first..(row + 1) * keys];
+        let offset = |p: usize| {
+            let slot = first + p;
+            ((sources[p] as usize * capacity + slot) * heads + head) * head_dim
+        };
+        let bias = bias.map(|b| &b.for_query(row, head, keys)[first..]);
         let q = &q[unit * head_dim..(unit + 1) * head_dim];
-        attend_one(path, q, (k, v), keys, offset, bias, out);
+        attend_one(path, q, (k, v), keys - first, offset, bias, out);
     };
     for_each_chunk(&mut out, head_dim, rows * heads * keys * head_dim, one_head);
     out
@@ -468,13 +487,77 @@ mod tests {
         let expected = reference(&q, &gather(&k_buf), &gather(&v_buf), Some(bias), flat);
         for path in KernelPath::supported() {
             let kv = (k_buf.as_slice(), v_buf.as_slice());
-            let ours = single_query_cached_on(path, &q, kv, &table, Some(bias), expected_shape);
+            let rows_of_table = (table.as_slice(), [0, 0].as_slice());
+            let ours =
+                single_query_cached_on(path, &q, kv, rows_of_table, Some(bias), expected_shape);
             for (a, b) in ours.iter().zip(&expected) {
                 assert!(
                     (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
                     "{path}: {a} vs {b}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_row_that_joined_late_gets_the_bits_it_gets_alone() {
+        // Row 1 joined at slot 3 of 21 (its earlier slots hidden by the bias): it must equal
+        // the same 18 keys and values alone in a fresh cache, bit for bit. Past 16 keys the
+        // softmax sums in lanes, which a shift by 3 slots would regroup.
+        let (heads, head_dim, capacity) = (2, 20, 24);
+        let (keys, first) = (21, 3);
+        let k_buf = values(2 * capacity * heads * head_dim, 11);
+        let v_buf = values(2 * capacity * heads * head_dim, 12);
+        let q = values(2 * heads * head_dim, 13);
+        let table: Vec<u32> = [0u32; 21].into_iter().chain([1u32; 21]).collect();
+        let mut hidden = vec![0f32; 2 * keys];
+        hidden[keys..keys + first].fill(f32::MIN);
+        let bias = KeyBias {
+            values: &hidden,
+            row_stride: keys,
+            head_stride: 0,
+            row_group: 1,
+        };
+        let shape = CacheShape {
+            rows: 2,
+            heads,
+            keys,
+            head_dim,
+            capacity,
+        };
+        // Alone: row 1's slots first..keys moved to slots 0.. of a one-row cache.
+        let slot = heads * head_dim;
+        let own = |buf: &[f32]| {
+            let mut alone = vec![0f32; capacity * slot];
+            let start = (capacity + first) * slot;
+            alone[..(keys - first) * slot].copy_from_slice(&buf[start..(capacity + keys) * slot]);
+            alone
+        };
+        let alone_shape = CacheShape {
+            rows: 1,
+            keys: keys - first,
+            ..shape
+        };
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for path in KernelPath::supported() {
+            let (k_alone, v_alone) = (own(&k_buf), own(&v_buf));
+            let want = single_query_cached_on(
+                path,
+                &q[slot..],
+                (&k_alone, &v_alone),
+                (&[0; 18], &[0]),
+                None,
+                alone_shape,
+            );
+            let got = single_query_cached_on(
+                path,
+                &q,
+                (&k_buf, &v_buf),
+                (&table, &[0, first]),
+                Some(bias),
+                shape,
+            );
+            assert_eq!(bits(&got[slot..]), bits(&want), "{path}");
         }
     }
 

@@ -4,13 +4,13 @@
 //! candle's matmul calls `gemm::gemm`, which picks its micro-kernels itself (AVX-512 where the
 //! crate's `x86-v4` feature is on and the CPU has it, else AVX2+FMA, else scalar) and cannot be
 //! told otherwise. Here the same crate's blocked driver (`gemm_common::gemm::gemm_basic_generic`)
-//! is called with the micro-kernel set of [`path::active`](super::path::active): with
+//! is called with the micro-kernel set of the kernel path it is given: with
 //! `PRECIS_CPU_KERNELS=avx2` the AVX2 kernels really run, so the parity tests check each path.
 
 use gemm_common::Parallelism;
 use gemm_common::gemm::gemm_basic_generic;
 
-use super::path::{self, KernelPath};
+use super::path::KernelPath;
 
 /// A float32 matrix in memory: element `(row, col)` is `data[row * row_stride + col * col_stride]`.
 #[derive(Debug, Clone, Copy)]
@@ -27,16 +27,6 @@ impl<'a> MatRef<'a> {
             data,
             row_stride: cols,
             col_stride: 1,
-        }
-    }
-
-    /// The transpose of the row-major matrix `data` with `cols` columns: `x · Wᵀ` takes a
-    /// PyTorch `(out, in)` weight this way, without copying it.
-    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
-        Self {
-            data,
-            row_stride: 1,
-            col_stride: cols,
         }
     }
 
@@ -75,36 +65,8 @@ impl<'a> MatMut<'a> {
     }
 }
 
-/// Whether a product runs on the calling thread or on the thread pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Threads {
-    /// The caller is already one of many parallel tasks.
-    Calling,
-    /// Split over candle's thread count (`--threads`).
-    Pool,
-}
-
-/// `dst (m, n) = lhs (m, k) · rhs (k, n)`, or `dst += …` when `accumulate`.
-pub fn matmul(
-    dst: MatMut,
-    accumulate: bool,
-    lhs: MatRef,
-    rhs: MatRef,
-    (m, n, k): (usize, usize, usize),
-    threads: Threads,
-) {
-    matmul_on(
-        path::active(),
-        dst,
-        accumulate,
-        lhs,
-        rhs,
-        (m, n, k),
-        threads,
-    );
-}
-
-/// [`matmul`] on a given path, which the CPU must support.
+/// `dst (m, n) = lhs (m, k) · rhs (k, n)`, or `dst += …` when `accumulate`, on `path` (which
+/// the CPU must support), on the calling thread (the caller is one of many parallel tasks).
 pub(crate) fn matmul_on(
     path: KernelPath,
     dst: MatMut,
@@ -112,7 +74,6 @@ pub(crate) fn matmul_on(
     lhs: MatRef,
     rhs: MatRef,
     (m, n, k): (usize, usize, usize),
-    threads: Threads,
 ) {
     let dst_view = MatRef {
         data: &*dst.data,
@@ -122,12 +83,6 @@ pub(crate) fn matmul_on(
     dst_view.check(m, n, "matmul destination");
     lhs.check(m, k, "matmul lhs");
     rhs.check(k, n, "matmul rhs");
-    let parallelism = match threads {
-        Threads::Pool if candle_core::utils::get_num_threads() > 1 => {
-            Parallelism::Rayon(candle_core::utils::get_num_threads())
-        }
-        _ => Parallelism::None,
-    };
     // The micro-kernels favour a column-major destination: compute dstᵀ = rhsᵀ · lhsᵀ, whose
     // column-major layout is `dst` in row-major order (what `gemm::gemm` does too).
     let args = Args {
@@ -144,7 +99,7 @@ pub(crate) fn matmul_on(
         rhs: lhs.data.as_ptr(),
         rhs_cs: lhs.row_stride as isize,
         rhs_rs: lhs.col_stride as isize,
-        parallelism,
+        parallelism: Parallelism::None,
     };
     // SAFETY: `check` keeps every element the strides reach inside its slice (the destination
     // included), and `path` is one the CPU runs (the simd tokens are created only then).
@@ -266,17 +221,21 @@ mod tests {
             let start = values(m * n, 3);
             let lhs = MatRef::row_major(&x, k);
             // An (out, in) weight read as its transpose, as linear layers do.
-            let rhs = MatRef::transposed(&w, k);
+            let rhs = MatRef {
+                data: &w,
+                row_stride: 1,
+                col_stride: k,
+            };
             let product = reference(lhs, rhs, (m, n, k));
             for path in KernelPath::supported() {
-                for (accumulate, threads) in [(false, Threads::Pool), (true, Threads::Calling)] {
+                for accumulate in [false, true] {
                     let mut dst = if accumulate {
                         start.clone()
                     } else {
                         vec![f32::NAN; m * n]
                     };
                     let out = MatMut::row_major(&mut dst, n);
-                    matmul_on(path, out, accumulate, lhs, rhs, (m, n, k), threads);
+                    matmul_on(path, out, accumulate, lhs, rhs, (m, n, k));
                     for (i, (got, want)) in dst.iter().zip(&product).enumerate() {
                         let want = want + if accumulate { f64::from(start[i]) } else { 0.0 };
                         assert!(
@@ -295,13 +254,7 @@ mod tests {
         let x = values(5, 1);
         let mut dst = vec![0.0; 4];
         let (lhs, rhs) = (MatRef::row_major(&x, 3), MatRef::row_major(&x, 2));
-        matmul(
-            MatMut::row_major(&mut dst, 2),
-            false,
-            lhs,
-            rhs,
-            (2, 2, 3),
-            Threads::Calling,
-        );
+        let dst = MatMut::row_major(&mut dst, 2);
+        matmul_on(KernelPath::Portable, dst, false, lhs, rhs, (2, 2, 3));
     }
 }

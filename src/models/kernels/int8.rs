@@ -342,6 +342,18 @@ mod tests {
     }
 
     #[test]
+    fn a_row_gets_the_same_bits_in_a_batch_of_any_size_on_every_path() {
+        let (inner, out) = (70, 130);
+        let (w, bias) = (values(out * inner, 5), values(out, 6));
+        let packed = PackedI8::quantize(&w, out, inner);
+        for path in KernelPath::supported() {
+            super::super::assert_rows_independent(&format!("int8 {path}"), inner, |x, rows| {
+                matmul_on(path, x, &packed, Some(&bias), rows)
+            });
+        }
+    }
+
+    #[test]
     fn the_product_is_the_dequantized_product_plus_bias() {
         for (rows, inner, out) in SHAPES {
             let x = values(rows * inner, 1);

@@ -25,3 +25,24 @@ fn test_values(len: usize, seed: u32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Asserts that every row of `product(x, rows)` (a `(rows, out)` result of `rows` input rows of
+/// `inner`) is bit-identical to that row's product alone, for batches of many sizes (every tile
+/// tail and more than one token block): batch-invariance of a kernel.
+#[cfg(test)]
+fn assert_rows_independent(what: &str, inner: usize, product: impl Fn(&[f32], usize) -> Vec<f32>) {
+    for rows in [2, 5, 8, 9, 17, 33, 300] {
+        let x = test_values(rows * inner, rows as u32);
+        let together = product(&x, rows);
+        let out = together.len() / rows;
+        for r in [0, rows / 2, rows - 1] {
+            let alone = product(&x[r * inner..(r + 1) * inner], 1);
+            let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&together[r * out..(r + 1) * out]),
+                bits(&alone),
+                "{what}: row {r} of {rows} differs from the row alone"
+            );
+        }
+    }
+}

@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{MatMut, MatRef, Threads, matmul_on};
+use super::gemm::{MatMut, MatRef, matmul_on};
 use super::path::{self, KernelPath};
 use super::softmax::softmax_on;
 
@@ -132,15 +132,7 @@ impl Task {
             let dst = MatMut::row_major(&mut scores, keys);
             let queries = q.tokens(self.row, head, self.first);
             let shape = (count, keys, head_dim);
-            matmul_on(
-                self.path,
-                dst,
-                false,
-                queries,
-                keys_t,
-                shape,
-                Threads::Calling,
-            );
+            matmul_on(self.path, dst, false, queries, keys_t, shape);
             for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
                 for bias in biases {
                     let [rs, hs, qs] = bias.strides;
@@ -157,15 +149,7 @@ impl Task {
             };
             let values = v.tokens(self.row, head, 0);
             let shape = (count, head_dim, keys);
-            matmul_on(
-                self.path,
-                context,
-                false,
-                weights,
-                values,
-                shape,
-                Threads::Calling,
-            );
+            matmul_on(self.path, context, false, weights, values, shape);
         }
     }
 }

@@ -68,12 +68,18 @@ impl PackedF32 {
     pub fn unpack(&self) -> Vec<f32> {
         let mut w = vec![0f32; self.out * self.inner];
         for (feature, row) in w.chunks_exact_mut(self.inner).enumerate() {
-            let panel = self.panel(feature / PANEL);
-            for (k, value) in row.iter_mut().enumerate() {
-                *value = panel[k * PANEL + feature % PANEL];
-            }
+            self.row_into(feature, row);
         }
         w
+    }
+
+    /// Row `feature` of the `(out, inner)` matrix into `row` (`inner` long): a token's
+    /// embedding, when the matrix is a token matrix shared with an output head.
+    pub fn row_into(&self, feature: usize, row: &mut [f32]) {
+        let panel = self.panel(feature / PANEL);
+        for (k, value) in row.iter_mut().enumerate() {
+            *value = panel[k * PANEL + feature % PANEL];
+        }
     }
 
     fn panel(&self, p: usize) -> &[f32] {
@@ -173,6 +179,19 @@ impl SharedOut {
 mod tests {
     use super::super::test_values as values;
     use super::*;
+
+    #[test]
+    fn a_row_gets_the_same_bits_in_a_batch_of_any_size_on_every_path() {
+        // 300 inputs: more than one K block; 100 features: a partial panel.
+        let (inner, out) = (300, 100);
+        let (w, bias) = (values(out * inner, 5), values(out, 6));
+        let packed = PackedF32::pack(&w, out, inner);
+        for path in KernelPath::supported() {
+            super::super::assert_rows_independent(&format!("packed {path}"), inner, |x, rows| {
+                matmul_on(path, x, &packed, Some(&bias), rows)
+            });
+        }
+    }
 
     #[test]
     fn every_path_matches_a_plain_product_on_every_remainder() {

@@ -294,6 +294,17 @@ mod tests {
     }
 
     #[test]
+    fn a_row_gets_the_same_bits_in_a_batch_of_any_size_on_every_path() {
+        let (inner, out) = (71, 67);
+        let w = values(out * inner, 5);
+        for path in KernelPath::supported() {
+            super::super::assert_rows_independent(&format!("skinny {path}"), inner, |x, rows| {
+                matmul_transposed_on(path, x, &w, None, rows, inner, out)
+            });
+        }
+    }
+
+    #[test]
     fn matches_a_plain_product_on_every_remainder() {
         // Odd sizes exercise every tail: every row count up to a full tile and past it,
         // features not a multiple of a tile or of a task, inner not a multiple of 8 or 16.

@@ -69,23 +69,29 @@ fn softmax_with(row: &mut [f32], exp: impl Fn([f32; LANES]) -> [f32; LANES]) {
             sums[i] += e[i];
         }
     }
+    // The tail goes into the same lanes as a whole chunk would: score `s` always adds into lane
+    // `s % LANES`. A row padded wider (masked keys, whose exponentials are exactly 0) then sums
+    // its real scores in the same order, so the result does not depend on the padded width.
     let mut tail_lanes = [f32::NEG_INFINITY; LANES];
     for (lane, s) in tail_lanes.iter_mut().zip(tail.iter()) {
         *lane = s - max;
     }
     let e = exp(tail_lanes);
     tail.copy_from_slice(&e[..tail.len()]);
-    let sum = sums.iter().sum::<f32>() + tail.iter().sum::<f32>();
+    for (sum, e) in sums.iter_mut().zip(tail.iter()) {
+        *sum += e;
+    }
+    let sum = sums.iter().sum::<f32>();
     for s in row.iter_mut() {
         *s /= sum;
     }
 }
 
 /// `e^x` on each lane: Cephes' `expf` (a degree-5 polynomial on the remainder of a base-2
-/// range reduction). Below ln(FLT_MIN) the result is FLT_MIN instead of a denormal or 0, which
-/// next to the row's maximum (whose exponential is 1) weighs nothing in a softmax; above
-/// 88.376 (which a softmax, exponentiating scores minus their maximum, never reaches) it stays
-/// at e^88.376.
+/// range reduction). Below ln(FLT_MIN) the result is exactly 0 instead of a denormal, as libm's
+/// is for masked scores: a masked key must add nothing at all to a softmax's sum (not even
+/// FLT_MIN), or a row's sum would depend on how many padded keys it has. Above 88.376 (which a
+/// softmax, exponentiating scores minus their maximum, never reaches) it stays at e^88.376.
 #[inline(always)]
 fn exp_lanes(x: [f32; LANES]) -> [f32; LANES] {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -103,9 +109,11 @@ fn exp_lanes(x: [f32; LANES]) -> [f32; LANES] {
     ];
     // Plain loops over the lanes (no closures), so that the path's target features reach
     // every operation and each line becomes one vector instruction.
+    const LOWEST: f32 = -87.336_55;
     let mut out = [0f32; LANES];
     for i in 0..LANES {
-        let x = x[i].clamp(-87.336_55, 88.376_26);
+        let underflows = x[i] < LOWEST;
+        let x = x[i].clamp(LOWEST, 88.376_26);
         let n = (x * LOG2E + 0.5).floor();
         let r = x - n * LN2_HI - n * LN2_LO;
         let mut p = P[0];
@@ -118,7 +126,7 @@ fn exp_lanes(x: [f32; LANES]) -> [f32; LANES] {
         // conversion (whose saturating semantics would not vectorise).
         let biased = (n + (127.0 + 8_388_608.0)).to_bits();
         let scale = f32::from_bits(biased << 23);
-        out[i] = y * scale;
+        out[i] = if underflows { 0.0 } else { y * scale };
     }
     out
 }
@@ -148,6 +156,39 @@ mod tests {
                 assert!(ulp <= 2, "exp({x}) = {got}, libm {want} ({ulp} ulp)");
             }
         }
+    }
+
+    #[test]
+    fn masked_keys_padding_a_row_wider_change_no_bit_of_the_real_ones() {
+        for len in [1, 5, 15, 16, 17, 40, 75, 130] {
+            let scores: Vec<f32> = super::super::test_values(len, len as u32)
+                .iter()
+                .map(|s| s * 3.0)
+                .collect();
+            for path in KernelPath::supported() {
+                let mut alone = scores.clone();
+                softmax_on(path, &mut alone);
+                for padding in [1, 11, 16, 31] {
+                    let mut padded = scores.clone();
+                    padded.extend(std::iter::repeat_n(f32::MIN, padding));
+                    softmax_on(path, &mut padded);
+                    let bits = |row: &[f32]| row.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&padded[..len]), bits(&alone), "{path} {len}+{padding}");
+                    assert!(
+                        padded[len..].iter().all(|&w| w == 0.0),
+                        "{path} {len}+{padding}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_lane_exponential_of_a_masked_score_is_exactly_zero() {
+        let mut lanes = [0f32; LANES];
+        lanes[..4].copy_from_slice(&[-87.4, -200.0, f32::MIN, f32::NEG_INFINITY]);
+        assert_eq!(exp_lanes(lanes)[..4], [0.0; 4]);
+        assert_eq!(exp_lanes(lanes)[4], 1.0);
     }
 
     #[test]
