@@ -19,7 +19,7 @@
 
 use super::config::{DECODER_PROMPT_LEN, EarlyStopping};
 use super::hypotheses::{BeamHypotheses, EXCLUDED, Offer, StopRule};
-use super::scores::top_k;
+use super::scores::{TopK, top_k};
 
 /// A live beam: its tokens (start token first) and summed log-probability.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,11 +142,11 @@ impl InputSearch {
 
     /// The `k` best (beam, token) pairs by running score plus log-probability.
     fn top_candidates(&self, log_probs: &[f32], vocab: usize, k: usize) -> Vec<Candidate> {
-        let totals = log_probs
-            .chunks_exact(vocab)
-            .zip(&self.beams)
-            .flat_map(|(row, beam)| row.iter().map(move |&lp| lp + beam.score));
-        top_k(totals, k)
+        let mut best = TopK::new(k);
+        for (i, (row, beam)) in log_probs.chunks_exact(vocab).zip(&self.beams).enumerate() {
+            best.offer_shifted(i * vocab, row, beam.score);
+        }
+        best.into_sorted()
             .into_iter()
             .map(|(index, score)| Candidate {
                 beam: index / vocab,

@@ -30,10 +30,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use candle_core::Tensor;
+use rayon::prelude::*;
 
 use super::config::GenerationConfig;
 use super::logits::decode_step;
-use super::sequence::Sequence;
+use super::sequence::{Advance, Sequence};
 use super::{check_inputs, check_token_ids};
 use crate::models::{DecoderState, Seq2Seq};
 use crate::{Error, Result};
@@ -302,11 +303,19 @@ impl Group {
         }
         let mut logits = decode_step(model, &mut self.state, &last)?;
         let vocab = logits.vocab();
+        // Each sequence reads and rewrites only its own rows, so they advance in parallel: a
+        // beam step's log-softmax over every row's vocabulary is most of its host-side time.
+        let rows = logits.values_mut().par_chunks_exact_mut(self.beams * vocab);
+        let advances: Vec<Result<Advance>> = self
+            .members
+            .par_iter_mut()
+            .zip(rows)
+            .map(|(member, scores)| member.sequence.advance(scores, vocab))
+            .collect();
         let mut sources = Vec::with_capacity(last.len());
         let mut keep = Vec::with_capacity(self.members.len());
-        let rows = logits.values_mut().chunks_exact_mut(self.beams * vocab);
-        for (i, (member, scores)) in self.members.iter_mut().zip(rows).enumerate() {
-            let advance = member.sequence.advance(scores, vocab)?;
+        for (i, advance) in advances.into_iter().enumerate() {
+            let advance = advance?;
             let first = (i * self.beams) as u32;
             match advance.sources {
                 Some(within) => sources.extend(within.iter().map(|&s| first + s as u32)),

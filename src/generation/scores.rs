@@ -26,12 +26,30 @@ pub fn descending(a: f32, b: f32) -> Ordering {
 /// The sum is accumulated in f64: torch's vectorised f32 sum depends on the CPU's SIMD width, so
 /// no fixed order reproduces it everywhere, and the most accurate sum is the closest on average.
 pub fn log_softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = max_ignoring_nan(row);
     let sum: f64 = row.iter().map(|&x| f64::from((x - max).exp())).sum();
     let log_sum = sum.ln() as f32;
     for x in row.iter_mut() {
         *x = (*x - max) - log_sum;
     }
+}
+
+/// The largest value, skipping NaN (a fold with `f32::max` from -inf, as before: -inf for a row
+/// of NaN). Taken in [`BLOCK`] independent lanes, which the compiler vectorises: a maximum does
+/// not depend on the order it is taken in.
+fn max_ignoring_nan(row: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; BLOCK];
+    let blocks = row.chunks_exact(BLOCK);
+    let rest = blocks.remainder();
+    for block in blocks {
+        for (lane, &x) in lanes.iter_mut().zip(block) {
+            *lane = lane.max(x);
+        }
+    }
+    lanes
+        .into_iter()
+        .chain(rest.iter().copied())
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// Index of the first largest value (NaN counting as largest), as `torch.argmax`.
@@ -50,20 +68,74 @@ pub fn argmax(row: &[f32]) -> usize {
 /// Streams once over `values` keeping a sorted buffer of `k`, which beats sorting when, as in
 /// beam search, `k` is a handful and `values` spans beams × vocabulary.
 pub fn top_k(values: impl IntoIterator<Item = f32>, k: usize) -> Vec<(usize, f32)> {
-    let mut best: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
-    if k == 0 {
-        return best;
-    }
+    let mut best = TopK::new(k);
     for (i, x) in values.into_iter().enumerate() {
-        if best.len() == k && !ranks_before(x, best[k - 1].1) {
-            continue;
+        best.offer(i, x);
+    }
+    best.into_sorted()
+}
+
+/// [`top_k`] fed in pieces: values are offered in increasing index order.
+#[derive(Debug, Clone)]
+pub struct TopK {
+    k: usize,
+    /// At most `k` entries, best first.
+    best: Vec<(usize, f32)>,
+}
+
+/// Values checked together by [`TopK::offer_shifted`] before any of them is looked at alone.
+const BLOCK: usize = 16;
+
+impl TopK {
+    pub fn new(k: usize) -> Self {
+        Self {
+            k,
+            best: Vec::with_capacity(k + 1),
+        }
+    }
+
+    /// Offers `x` as the value at `index`, after every lower index.
+    #[inline]
+    pub fn offer(&mut self, index: usize, x: f32) {
+        if self.k == 0 || (self.best.len() == self.k && !ranks_before(x, self.best[self.k - 1].1)) {
+            return;
         }
         // After every kept value that `x` does not beat, so equal values stay in index order.
-        let at = best.partition_point(|&(_, kept)| !ranks_before(x, kept));
-        best.insert(at, (i, x));
-        best.truncate(k);
+        let at = self
+            .best
+            .partition_point(|&(_, kept)| !ranks_before(x, kept));
+        self.best.insert(at, (index, x));
+        self.best.truncate(self.k);
     }
-    best
+
+    /// Offers `values[j] + shift` (rounded in f32) as the value at `first + j`, for every `j`.
+    ///
+    /// Once `k` values are kept, almost no value of a long row enters: each block of values is
+    /// first compared with the worst kept one in a single vectorisable pass, and only a block
+    /// with a value that ranks before it is offered value by value. The result is the same as
+    /// offering every value.
+    pub fn offer_shifted(&mut self, first: usize, values: &[f32], shift: f32) {
+        for (b, block) in values.chunks(BLOCK).enumerate() {
+            let full = self.k > 0 && self.best.len() == self.k;
+            if full {
+                let bar = self.best[self.k - 1].1;
+                let enters = block
+                    .iter()
+                    .fold(false, |any, &v| any | ranks_before(v + shift, bar));
+                if !enters {
+                    continue;
+                }
+            }
+            for (j, &v) in block.iter().enumerate() {
+                self.offer(first + b * BLOCK + j, v + shift);
+            }
+        }
+    }
+
+    /// The kept values with their indices, best first.
+    pub fn into_sorted(self) -> Vec<(usize, f32)> {
+        self.best
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +155,18 @@ mod tests {
         for (a, b) in row.iter().zip(&shifted) {
             assert!(a == b || (a - b).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn the_lane_wise_maximum_is_the_folded_one() {
+        let mut row: Vec<f32> = (0..37u32).map(|i| ((i * 13) % 17) as f32 - 20.0).collect();
+        row[33] = -1.5;
+        let folded = |r: &[f32]| r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(max_ignoring_nan(&row), -1.5);
+        row[5] = f32::NAN;
+        assert_eq!(max_ignoring_nan(&row), folded(&row));
+        assert_eq!(max_ignoring_nan(&[f32::NAN; 20]), f32::NEG_INFINITY);
+        assert_eq!(max_ignoring_nan(&[]), f32::NEG_INFINITY);
     }
 
     #[test]
@@ -111,6 +195,37 @@ mod tests {
         sorted.sort_by(|a, b| descending(a.1, b.1));
         for k in [1, 5, 31, 200] {
             assert_eq!(top_k(values.iter().copied(), k), sorted[..k].to_vec());
+        }
+    }
+
+    #[test]
+    fn offering_shifted_rows_in_blocks_matches_offering_every_value() {
+        // Rows longer than a block with a ragged end, ties across rows and blocks, NaN and
+        // infinities; each row shifted by its own score, as beam search does.
+        let row: Vec<f32> = (0..41u32)
+            .map(|i| ((i * 29 + 5) % 11) as f32 * 0.25)
+            .collect();
+        let mut odd = row.clone();
+        odd[3] = f32::NAN;
+        odd[20] = f32::INFINITY;
+        odd[39] = f32::NEG_INFINITY;
+        let rows = [(row.clone(), 0.0f32), (odd, -0.5), (row, 1.0)];
+        for k in [0, 1, 3, 8, 130] {
+            let mut streamed = TopK::new(k);
+            let mut first = 0;
+            for (values, shift) in &rows {
+                streamed.offer_shifted(first, values, *shift);
+                first += values.len();
+            }
+            let each = rows
+                .iter()
+                .flat_map(|(values, shift)| values.iter().map(move |v| v + shift));
+            let want = top_k(each, k);
+            let got = streamed.into_sorted();
+            let bits = |v: &[(usize, f32)]| -> Vec<(usize, u32)> {
+                v.iter().map(|&(i, x)| (i, x.to_bits())).collect()
+            };
+            assert_eq!(bits(&got), bits(&want), "k = {k}");
         }
     }
 

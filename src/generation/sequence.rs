@@ -5,6 +5,8 @@
 //! options and still give each the tokens it would get alone. Only the beam width shapes the
 //! decoder state (rows per input), so the engine groups sequences by it (see [`super::engine`]).
 
+use rayon::prelude::*;
+
 use super::beam::InputSearch;
 use super::config::{DECODER_PROMPT_LEN, EarlyStopping, GenerationConfig};
 use super::greedy::TokenSearch;
@@ -112,8 +114,12 @@ impl Sequence {
                 })
             }
             Search::Beams(input) => {
+                // Rows are independent: each thread normalises whole rows, so the values are the
+                // same as one after the other.
+                scores
+                    .par_chunks_exact_mut(vocab)
+                    .for_each(log_softmax_in_place);
                 for (row, beam) in scores.chunks_exact_mut(vocab).zip(input.beams()) {
-                    log_softmax_in_place(row);
                     self.processors.apply(&beam.tokens, row);
                 }
                 let outcome = input.step(scores, vocab, self.max_length);
