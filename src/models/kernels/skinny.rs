@@ -9,6 +9,7 @@
 
 use rayon::prelude::*;
 
+use super::packed::SharedOut;
 use super::path::{self, KernelPath};
 
 /// Output features per parallel task: 64 rows of a 512-wide matrix are 128 KiB, enough work to
@@ -37,25 +38,36 @@ pub(crate) fn matmul_transposed_on(
     inner: usize,
     out: usize,
 ) -> Vec<f32> {
-    debug_assert_eq!(x.len(), rows * inner);
-    debug_assert_eq!(w.len(), out * inner);
-    // Computed transposed (feature-major) so each task owns one contiguous slice.
-    let mut yt = vec![0f32; out * rows];
-    yt.par_chunks_mut(FEATURES_PER_TASK * rows)
-        .enumerate()
-        .for_each(|(task, yt)| {
-            let first = task * FEATURES_PER_TASK;
-            let features = yt.len() / rows;
-            let w = &w[first * inner..(first + features) * inner];
-            dot_block(path, x, w, rows, inner, yt);
-        });
+    assert_eq!(
+        x.len(),
+        rows * inner,
+        "matmul_transposed: {rows} rows of {inner}"
+    );
+    assert_eq!(
+        w.len(),
+        out * inner,
+        "matmul_transposed: {out} features of {inner}"
+    );
     let mut y = vec![0f32; rows * out];
-    for (feature, column) in yt.chunks_exact(rows).enumerate() {
-        let b = bias.map_or(0.0, |b| b[feature]);
-        for (row, value) in column.iter().enumerate() {
-            y[row * out + feature] = value + b;
+    let dst = SharedOut(y.as_mut_ptr());
+    let tasks = out.div_ceil(FEATURES_PER_TASK);
+    (0..tasks).into_par_iter().for_each(|task| {
+        let first = task * FEATURES_PER_TASK;
+        let features = FEATURES_PER_TASK.min(out - first);
+        // Computed transposed (feature-major), then written into the task's own columns of
+        // every row, bias added: the tasks share the copy as well as the products.
+        let mut yt = vec![0f32; features * rows];
+        let w = &w[first * inner..(first + features) * inner];
+        dot_block(path, x, w, rows, inner, &mut yt);
+        for (j, column) in yt.chunks_exact(rows).enumerate() {
+            let b = bias.map_or(0.0, |b| b[first + j]);
+            for (row, value) in column.iter().enumerate() {
+                // SAFETY: `row < rows` and `first + j < out`: inside `y`, in columns
+                // `first..first + features`, which no other task writes.
+                unsafe { *dst.at(row * out + first + j) = value + b };
+            }
         }
-    }
+    });
     y
 }
 
@@ -93,35 +105,37 @@ mod avx2 {
     /// 4 × 2 accumulators + 4 weight registers + 1 input register fit AVX2's 16 registers.
     const X_ROWS: usize = 4;
 
+    /// Each tile of [`X_ROWS`] input rows (then the rows left one by one) against the task's
+    /// weight rows: the tile stays in L1 and the weights in L2 (see the AVX-512 kernel).
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_block(x: &[f32], w: &[f32], rows: usize, inner: usize, yt: &mut [f32]) {
         let features = w.len() / inner;
-        let mut f = 0;
-        while f + W_ROWS <= features {
-            let mut r = 0;
-            while r + X_ROWS <= rows {
+        let mut r = 0;
+        while r + X_ROWS <= rows {
+            let mut f = 0;
+            while f + W_ROWS <= features {
                 let sums = unsafe { tile::<W_ROWS, X_ROWS>(x, w, f, r, inner) };
                 for (i, row_sums) in sums.iter().enumerate() {
                     for (j, s) in row_sums.iter().enumerate() {
                         yt[(f + i) * rows + r + j] = *s;
                     }
                 }
-                r += X_ROWS;
+                f += W_ROWS;
             }
-            while r < rows {
-                let sums = unsafe { tile::<W_ROWS, 1>(x, w, f, r, inner) };
-                for (i, row_sums) in sums.iter().enumerate() {
-                    yt[(f + i) * rows + r] = row_sums[0];
+            while f < features {
+                let sums = unsafe { tile::<1, X_ROWS>(x, w, f, r, inner) };
+                for (j, s) in sums[0].iter().enumerate() {
+                    yt[f * rows + r + j] = *s;
                 }
-                r += 1;
+                f += 1;
             }
-            f += W_ROWS;
+            r += X_ROWS;
         }
-        while f < features {
-            for r in 0..rows {
+        while r < rows {
+            for f in 0..features {
                 yt[f * rows + r] = unsafe { tile::<1, 1>(x, w, f, r, inner) }[0][0];
             }
-            f += 1;
+            r += 1;
         }
     }
 
@@ -193,15 +207,19 @@ mod avx512 {
 
     /// Like the AVX2 kernel, one weight row at a time (a single sequential stream per task,
     /// which the hardware prefetcher follows), against up to 8 input rows while it is in L1.
+    /// Past 8 rows the task's weight rows go by once per tile of 8 input rows: the tile stays in
+    /// L1 and the task's weights (a few hundred KiB at most) in L2, where taking every input row
+    /// per weight row would stream all the inputs through L1 once per feature.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
     pub unsafe fn dot_block(x: &[f32], w: &[f32], rows: usize, inner: usize, yt: &mut [f32]) {
         assert!(x.len() >= rows * inner && yt.len() >= w.len() / inner * rows);
-        for f in 0..w.len() / inner {
-            let mut r = 0;
-            while r < rows {
+        let mut r = 0;
+        while r < rows {
+            let tile_rows = (rows - r).min(X_ROWS);
+            for f in 0..w.len() / inner {
                 let out = &mut yt[f * rows + r..];
                 // SAFETY (each arm): rows r..r+XR of `x` and row f of `w` exist (assert, loop).
-                r += match (rows - r).min(X_ROWS) {
+                match tile_rows {
                     1 => unsafe { tile::<1>(x, w, f, r, inner, out) },
                     2 => unsafe { tile::<2>(x, w, f, r, inner, out) },
                     3 => unsafe { tile::<3>(x, w, f, r, inner, out) },
@@ -210,12 +228,13 @@ mod avx512 {
                     6 => unsafe { tile::<6>(x, w, f, r, inner, out) },
                     7 => unsafe { tile::<7>(x, w, f, r, inner, out) },
                     _ => unsafe { tile::<X_ROWS>(x, w, f, r, inner, out) },
-                };
+                }
             }
+            r += tile_rows;
         }
     }
 
-    /// `out[j] = dot(w[f], x[r + j])` for `j < XR`; returns `XR`.
+    /// `out[j] = dot(w[f], x[r + j])` for `j < XR`.
     ///
     /// # Safety
     /// Row `f` of `w` and rows `r..r+XR` of `x` must exist.
@@ -228,7 +247,7 @@ mod avx512 {
         r: usize,
         inner: usize,
         out: &mut [f32],
-    ) -> usize {
+    ) {
         // Two accumulators per row along k, so consecutive FMAs do not wait on each other.
         let mut acc = [[_mm512_setzero_ps(); 2]; XR];
         let w_ptr = unsafe { w.as_ptr().add(f * inner) };
@@ -264,7 +283,6 @@ mod avx512 {
         for j in 0..XR {
             out[j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[j][0], acc[j][1]));
         }
-        XR
     }
 }
 
@@ -319,6 +337,8 @@ mod tests {
             (8, 100, 67),
             (9, 31, 6),
             (32, 24, 5),
+            // Past one tile of rows with a ragged last tile, over several tasks of features.
+            (21, 70, 150),
         ] {
             let x = values(rows * inner, 1);
             let w = values(out * inner, 2);
