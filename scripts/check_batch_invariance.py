@@ -50,7 +50,7 @@ def main() -> None:
                         *flags], check=True)
         differing = []
         for name in names:
-            batch = json.loads((out / f"{name}.summary.json").read_text())
+            batch = json.loads((out / f"{name}.txt.summary.json").read_text())
             alone = subprocess.run([args.precis, "summarize", str(folder / f"{name}.txt"), "--format",
                                     "json", *flags], check=True, capture_output=True, text=True)
             alone = json.loads(alone.stdout)
