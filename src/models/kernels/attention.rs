@@ -601,39 +601,26 @@ mod tests {
     #[test]
     fn the_fixed_head_width_gives_the_values_of_any_width_bit_for_bit() {
         let (keys, head_dim) = (37, FIXED_HEAD_DIM);
-        let q = values(head_dim, 11);
+        // A small query spreads the weights over every key (not one that takes them all), so
+        // each value row really goes into the sum.
+        let q: Vec<f32> = values(head_dim, 11).iter().map(|x| x * 0.02).collect();
         let k = values(keys * head_dim, 12);
         let v = values(keys * head_dim, 13);
         let bias = values(keys, 14);
+        fn run<const D: usize>(path: KernelPath, (q, k, v, bias): Inputs) -> Vec<u32> {
+            let mut out = vec![0f32; q.len()];
+            let offset = |s: usize| s * q.len();
+            attend_one_as::<D>(path, q, (k, v), bias.len(), &offset, Some(bias), &mut out);
+            out.iter().map(|x| x.to_bits()).collect()
+        }
+        type Inputs<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32]);
+        let inputs: Inputs = (&q, &k, &v, &bias);
         for path in KernelPath::supported() {
-            let run = |fixed: bool| {
-                let mut out = vec![0f32; head_dim];
-                let args = (path, q.as_slice(), (k.as_slice(), v.as_slice()), keys);
-                let offset = |s: usize| s * head_dim;
-                if fixed {
-                    attend_one_as::<FIXED_HEAD_DIM>(
-                        args.0,
-                        args.1,
-                        args.2,
-                        args.3,
-                        &offset,
-                        Some(&bias),
-                        &mut out,
-                    );
-                } else {
-                    attend_one_as::<0>(
-                        args.0,
-                        args.1,
-                        args.2,
-                        args.3,
-                        &offset,
-                        Some(&bias),
-                        &mut out,
-                    );
-                }
-                out.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
-            };
-            assert_eq!(run(true), run(false), "{path}");
+            assert_eq!(
+                run::<FIXED_HEAD_DIM>(path, inputs),
+                run::<0>(path, inputs),
+                "{path}"
+            );
         }
     }
 
