@@ -7,9 +7,12 @@
 //! - **Classes.** A document that fits one pass (one chunk, no merge) is [`Class::Interactive`];
 //!   the chunk passes and merge passes of a long, chunked document are [`Class::Bulk`]. Each
 //!   class runs in its own engine lane (groups of different lanes never share a decoder call).
-//! - **Stepping.** While interactive sequences run, bulk groups step only every
-//!   [`BULK_EVERY`]th step ([`Pacer`]), so bulk work always moves, at a quarter of its pace or
-//!   more. With one class present it steps every time: nothing is held back for nobody.
+//! - **Stepping.** While interactive sequences run, bulk groups step only once the interactive
+//!   rows stepped since their last step reach [`INTERACTIVE_ROWS_PER_BULK_ROW`] times their own
+//!   rows, and at least every [`MAX_BULK_WAIT`] steps ([`Pacer`]). So bulk work gets about a
+//!   fifth of the decoder's rows and a short request's steps slow by about a quarter, however
+//!   much long work runs beside it; and bulk work always moves. With one class present it
+//!   steps every time: nothing is held back for nobody.
 //! - **Admission.** While interactive passes run or join, queued bulk passes wait (their
 //!   encoding would stall the interactive ones) unless their round has waited the queue's
 //!   starvation bound ([`may_join`]); so bulk work is never starved either.
@@ -20,10 +23,15 @@
 use crate::Pass;
 use crate::generation::Lane;
 
-/// While interactive sequences run, bulk groups step once every this many steps: a short
-/// request's steps then carry the long work's rows a quarter of the time, and long work still
-/// moves at a quarter of its pace or more.
-pub const BULK_EVERY: u64 = 4;
+/// While interactive sequences run, bulk groups step once the interactive rows stepped since
+/// their last step reach this many times their own rows: bulk work then takes about a fifth of
+/// the decoder's rows (a step costs about in proportion to its rows on a CPU), so a short
+/// request runs within about 1.25x of its steps alone.
+pub const INTERACTIVE_ROWS_PER_BULK_ROW: usize = 4;
+
+/// Bulk groups wait at most this many steps in a row (when they are far wider than the
+/// interactive ones), so long work always moves.
+pub const MAX_BULK_WAIT: u64 = 64;
 
 /// The two classes of work, in the order they are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,29 +78,40 @@ impl Stepping {
 /// Paces bulk steps while interactive sequences run.
 #[derive(Debug)]
 pub struct Pacer {
-    every: u64,
+    ratio: usize,
+    max_wait: u64,
+    /// Interactive rows stepped while bulk sequences waited.
+    credit: usize,
     /// Steps in a row at which bulk sequences waited.
-    skipped: u64,
+    waited: u64,
 }
 
 impl Pacer {
-    /// Bulk groups step every `every`th step while interactive ones run.
-    pub fn new(every: u64) -> Self {
-        Self { every, skipped: 0 }
+    /// Bulk groups step once `ratio` interactive rows per bulk row stepped meanwhile, or after
+    /// waiting `max_wait` steps.
+    pub fn new(ratio: usize, max_wait: u64) -> Self {
+        Self {
+            ratio,
+            max_wait,
+            credit: 0,
+            waited: 0,
+        }
     }
 
-    /// The classes to step now, given which have running sequences.
-    pub fn next(&mut self, interactive: bool, bulk: bool) -> Stepping {
-        let bulk_steps = bulk && (!interactive || self.skipped + 1 >= self.every);
-        self.skipped = if bulk && !bulk_steps {
-            self.skipped + 1
+    /// The classes to step now, given the rows each has running.
+    pub fn next(&mut self, interactive_rows: usize, bulk_rows: usize) -> Stepping {
+        let interactive = interactive_rows > 0;
+        let bulk = bulk_rows > 0
+            && (!interactive
+                || self.credit + interactive_rows >= self.ratio * bulk_rows
+                || self.waited + 1 >= self.max_wait);
+        if bulk || bulk_rows == 0 {
+            (self.credit, self.waited) = (0, 0);
         } else {
-            0
-        };
-        Stepping {
-            interactive,
-            bulk: bulk_steps,
+            self.credit += interactive_rows;
+            self.waited += 1;
         }
+        Stepping { interactive, bulk }
     }
 }
 
@@ -128,7 +147,8 @@ mod tests {
         assert_ne!(Class::Interactive.lane(), Class::Bulk.lane());
     }
 
-    fn schedule(pacer: &mut Pacer, interactive: bool, bulk: bool, steps: usize) -> String {
+    /// The classes stepped at each of `steps` steps with these rows running.
+    fn schedule(pacer: &mut Pacer, interactive: usize, bulk: usize, steps: usize) -> String {
         (0..steps)
             .map(|_| {
                 let s = pacer.next(interactive, bulk);
@@ -143,15 +163,28 @@ mod tests {
     }
 
     #[test]
-    fn bulk_steps_every_nth_step_while_interactive_runs() {
-        let mut pacer = Pacer::new(4);
-        assert_eq!(schedule(&mut pacer, true, true, 9), "iiiAiiiAi");
-        // Alone, each class steps every time; the count starts over after bulk ran alone.
-        assert_eq!(schedule(&mut pacer, false, true, 3), "bbb");
-        assert_eq!(schedule(&mut pacer, true, false, 3), "iii");
-        assert_eq!(schedule(&mut pacer, true, true, 4), "iiiA");
-        assert_eq!(schedule(&mut pacer, false, false, 1), "-");
-        assert_eq!(schedule(&mut Pacer::new(1), true, true, 3), "AAA");
+    fn bulk_steps_once_interactive_rows_reach_its_share() {
+        let mut pacer = Pacer::new(4, 100);
+        // 4 interactive rows, 12 bulk rows: bulk steps once 48 interactive rows stepped.
+        assert_eq!(schedule(&mut pacer, 4, 12, 13), "iiiiiiiiiiiAi");
+        // Wider interactive work lets bulk step more often; narrower bulk work too.
+        let mut pacer = Pacer::new(4, 100);
+        assert_eq!(schedule(&mut pacer, 16, 12, 6), "iiAiiA");
+        let mut pacer = Pacer::new(4, 100);
+        assert_eq!(schedule(&mut pacer, 4, 1, 3), "AAA");
+        assert_eq!(schedule(&mut Pacer::new(1, 100), 4, 4, 3), "AAA");
+    }
+
+    #[test]
+    fn bulk_never_waits_more_than_the_bound_and_alone_each_class_steps_every_time() {
+        let mut pacer = Pacer::new(4, 5);
+        assert_eq!(schedule(&mut pacer, 1, 128, 10), "iiiiAiiiiA");
+        assert_eq!(schedule(&mut pacer, 1, 128, 2), "ii");
+        // The count starts over after bulk ran alone.
+        assert_eq!(schedule(&mut pacer, 0, 128, 3), "bbb");
+        assert_eq!(schedule(&mut pacer, 1, 128, 5), "iiiiA");
+        assert_eq!(schedule(&mut pacer, 4, 0, 3), "iii");
+        assert_eq!(schedule(&mut pacer, 0, 0, 1), "-");
     }
 
     #[test]

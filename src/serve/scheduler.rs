@@ -11,8 +11,10 @@
 //!   no round waits more than [`STARVATION_STEPS`] steps behind shorter ones.
 //! - **Priority.** Each round is interactive (a document done in one pass) or bulk (a long
 //!   document's chunk and merge passes), and each class runs in its own engine lane: while
-//!   interactive sequences run, bulk ones step only every [`priority::BULK_EVERY`]th step and
-//!   queued bulk passes wait unless starved, so a short request keeps close to its time alone
+//!   interactive sequences run, bulk ones get about a fifth of the decoder's rows (they step
+//!   once [`priority::INTERACTIVE_ROWS_PER_BULK_ROW`] interactive rows per bulk row stepped
+//!   meanwhile, or after [`priority::MAX_BULK_WAIT`] steps) and queued bulk passes wait unless
+//!   starved, so a short request keeps close to its time alone
 //!   beside long work; with one class present everything steps (see [`super::priority`]).
 //! - **Cancellation.** A pass whose requester went away (its reply channel closed: the client
 //!   disconnected) leaves the queue or the running batch at the next step.
@@ -217,7 +219,10 @@ impl<'a> Scheduler<'a> {
             running: HashMap::new(),
             next_id: 0,
             steps: 0,
-            pacer: Pacer::new(priority::BULK_EVERY),
+            pacer: Pacer::new(
+                priority::INTERACTIVE_ROWS_PER_BULK_ROW,
+                priority::MAX_BULK_WAIT,
+            ),
         }
     }
 
@@ -250,14 +255,11 @@ impl<'a> Scheduler<'a> {
 
     /// One decoder step for the lanes the pacer picks.
     fn step(&mut self) {
-        let running = |class: Class| self.engine.sequences_in(class.lane()) > 0;
-        let (interactive, bulk) = (running(Class::Interactive), running(Class::Bulk));
+        let interactive = self.engine.rows_in(Class::Interactive.lane());
+        let bulk = self.engine.rows_in(Class::Bulk.lane());
         let stepping = self.pacer.next(interactive, bulk);
-        let rows: usize = [Class::Interactive, Class::Bulk]
-            .into_iter()
-            .filter(|class| stepping.steps(class.lane()))
-            .map(|class| self.engine.rows_in(class.lane()))
-            .sum();
+        let rows =
+            usize::from(stepping.interactive) * interactive + usize::from(stepping.bulk) * bulk;
         self.metrics.decoder_steps.inc();
         self.metrics.decoder_rows.inc_by(rows as u64);
         let report = self.engine.step_lanes(|lane| stepping.steps(lane));
