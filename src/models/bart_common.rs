@@ -9,6 +9,7 @@
 
 use super::activation::Activation;
 use super::attention;
+use super::feed_forward::FeedForwardRef;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 
@@ -19,6 +20,7 @@ use serde::Deserialize;
 use super::cache::{DecoderState, padding_bias};
 pub(crate) use super::overflow::HalfClamp;
 use super::overflow::clamp_half;
+use super::residual::residual;
 use super::{DecoderSpec, Quantization, Seq2Seq};
 
 /// transformers builds every norm here as `nn.LayerNorm(d_model)`, whose eps is fixed at 1e-5
@@ -269,26 +271,18 @@ impl FeedForward {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.fc2
-            .forward(&self.activation.apply(&self.fc1.forward(xs)?)?)
+        FeedForwardRef {
+            up: &self.fc1,
+            gate: None,
+            down: &self.fc2,
+            activation: self.activation,
+        }
+        .forward(xs)
     }
 }
 
 fn layer_norm(d_model: usize, vb: VarBuilder) -> Result<LayerNorm> {
     candle_nn::layer_norm(d_model, LAYER_NORM_EPS, vb)
-}
-
-/// One residual sub-layer `x + f(x)` with its norm before or after, as the layout says.
-fn residual(
-    xs: &Tensor,
-    norm: &LayerNorm,
-    placement: NormPlacement,
-    sublayer: impl FnOnce(&Tensor) -> Result<Tensor>,
-) -> Result<Tensor> {
-    match placement {
-        NormPlacement::Post => norm.forward(&(xs + sublayer(xs)?)?),
-        NormPlacement::Pre => xs + sublayer(&norm.forward(xs)?)?,
-    }
 }
 
 #[derive(Debug, Clone)]

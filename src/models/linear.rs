@@ -72,12 +72,35 @@ impl Linear {
         })
     }
 
-    fn out_features(&self) -> Result<usize> {
+    pub(crate) fn out_features(&self) -> Result<usize> {
         match &self.weight {
             Weight::Dense(weight) => weight.dim(0),
             Weight::Packed(packed) => Ok(packed.out()),
             Weight::Quantized(packed) => Ok(packed.out()),
         }
+    }
+
+    /// Whether the weight is packed float32 ([`Self::packed_product_into`] applies).
+    pub(crate) fn is_packed_f32(&self) -> bool {
+        matches!(self.weight, Weight::Packed(_))
+    }
+
+    /// `y = x · Wᵀ (+ bias)` for `rows` float32 rows `x` when the weight is packed float32 and
+    /// the bias (if any) float32 on the CPU; `false`, with `y` untouched, otherwise.
+    pub(crate) fn packed_product_into(&self, x: &[f32], rows: usize, y: &mut [f32]) -> bool {
+        let Weight::Packed(w) = &self.weight else {
+            return false;
+        };
+        let bias = self.bias.as_ref().map(Tensor::storage_and_layout);
+        let b = match &bias {
+            Some((storage, layout)) => match cpu_f32(storage, layout) {
+                Some(b) => Some(b),
+                None => return false,
+            },
+            None => None,
+        };
+        packed::matmul_into(x, w, b, rows, y);
+        true
     }
 
     /// Replaces the weight by its `quantization` (int8, any width). A weight that is not

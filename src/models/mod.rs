@@ -8,10 +8,12 @@ mod attention;
 pub mod bart;
 mod bart_common;
 pub mod cache;
+mod feed_forward;
 mod kernels;
 mod linear;
 mod overflow;
 pub mod pegasus;
+mod residual;
 pub mod t5;
 mod tied;
 

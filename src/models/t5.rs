@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::activation::Activation;
 use super::attention::{self, cpu_f32};
 use super::cache::{DecoderState, padding_bias};
+use super::feed_forward::FeedForwardRef;
 use super::kernels;
 use super::linear::{
     Linear, Projections, linear_no_bias, model_projections, quantize_all, quantized,
@@ -194,11 +195,13 @@ impl FeedForward {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let mut hidden = self.activation.apply(&self.wi.forward(xs)?)?;
-        if let Some(gate) = &self.wi_gate {
-            hidden = hidden.mul(&gate.forward(xs)?)?;
+        FeedForwardRef {
+            up: &self.wi,
+            gate: self.wi_gate.as_ref(),
+            down: &self.wo,
+            activation: self.activation,
         }
-        self.wo.forward(&hidden)
+        .forward(xs)
     }
 }
 

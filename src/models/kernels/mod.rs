@@ -5,7 +5,6 @@
 //! Which compiled variant runs is decided once, in [`path`].
 
 pub mod attention;
-pub mod gemm;
 pub mod int8;
 mod int8_tile;
 mod microkernel;

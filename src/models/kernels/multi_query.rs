@@ -4,17 +4,25 @@
 //! candle runs attention as `q · kᵀ` over every head into a `(rows, heads, queries, keys)`
 //! tensor, adds the bias broadcast to that size, softmaxes it into another one, multiplies by
 //! the values and copies the context back into `(rows, queries, heads · head_dim)`: for 8 inputs
-//! of 1024 tokens and 16 heads each of those tensors is 512 MB. Here one task takes one input
-//! row and a block of queries; for each head it computes the block's scores into a buffer that
-//! stays in cache, adds the biases, normalises each row and multiplies by the values straight
-//! into the context's columns. Queries, keys and values are read in place through their
-//! strides, so splitting the projections into heads copies nothing.
+//! of 1024 tokens and 16 heads each of those tensors is 512 MB. Here one task takes one head of
+//! one input row and a panel of [`PANEL`] queries, and runs both products on the register tiles
+//! of the packed float32 product ([`microkernel`]):
+//! - scoresᵀ `(keys, PANEL)` = keys · the panel's queries, the queries packed as a weight panel
+//!   and the keys as inputs in groups of [`GROUP`];
+//! - the biases added, each column exponentiated against its maximum (a softmax without its
+//!   division), which leaves the scores in exactly the layout of a weight panel;
+//! - contextᵀ `(head_dim, PANEL)` = valuesᵀ · those weights, over the keys in blocks of
+//!   [`K_BLOCK`], divided by each column's sum as it is written into the context's columns.
+//!
+//! Each input row's keys and values are packed once per head, for all its query panels.
+//! Every sum runs over keys or head dimensions in a fixed order, whatever the batch.
 
 use rayon::prelude::*;
 
-use super::gemm::{MatMut, MatRef, matmul_on};
+use super::microkernel::{self, GROUP, Tile};
+use super::packed::{K_BLOCK, PANEL, SharedOut};
 use super::path::{self, KernelPath};
-use super::softmax::softmax_on;
+use super::softmax::exp_columns_on;
 
 /// Queries, keys or values: element `(row, head, token, d)` is at
 /// `data[row * strides[0] + head * strides[1] + token * strides[2] + d]`.
@@ -25,14 +33,10 @@ pub struct Heads<'a> {
 }
 
 impl<'a> Heads<'a> {
-    /// The `(tokens, head_dim)` matrix of one row and head, from token `first` on.
-    fn tokens(&self, row: usize, head: usize, first: usize) -> MatRef<'a> {
-        let start = row * self.strides[0] + head * self.strides[1] + first * self.strides[2];
-        MatRef {
-            data: &self.data[start..],
-            row_stride: self.strides[2],
-            col_stride: 1,
-        }
+    /// The `head_dim` values of one token of one row and head.
+    fn token(&self, row: usize, head: usize, token: usize, head_dim: usize) -> &'a [f32] {
+        let start = row * self.strides[0] + head * self.strides[1] + token * self.strides[2];
+        &self.data[start..start + head_dim]
     }
 }
 
@@ -56,9 +60,6 @@ pub struct Shape {
     pub head_dim: usize,
 }
 
-/// Scores per task buffer: 32 K floats (128 KiB) stay in a core's L2 cache.
-const SCORES_PER_TASK: usize = 1 << 15;
-
 /// The context `(rows, queries, heads * head_dim)` of `softmax(q · kᵀ + Σ biases) · v`.
 pub fn multi_query(q: Heads, k: Heads, v: Heads, biases: &[Bias], shape: Shape) -> Vec<f32> {
     multi_query_on(path::active(), (q, k, v), biases, shape)
@@ -78,81 +79,176 @@ pub(crate) fn multi_query_on(
         keys,
         head_dim,
     } = shape;
-    let width = heads * head_dim;
-    let mut out = vec![0f32; rows * queries * width];
-    if out.is_empty() {
+    let mut out = vec![0f32; rows * queries * heads * head_dim];
+    if out.is_empty() || keys == 0 {
         return out;
     }
-    let block = (SCORES_PER_TASK / keys.max(1)).clamp(8, 128).min(queries);
-    out.par_chunks_mut(queries * width)
-        .enumerate()
-        .for_each(|(row, row_out)| {
-            row_out
-                .par_chunks_mut(block * width)
-                .enumerate()
-                .for_each(|(b, out)| {
-                    let task = Task {
-                        path,
-                        row,
-                        first: b * block,
-                        shape,
-                    };
-                    task.run((q, k, v), biases, out);
-                });
+    let packing = Packing { keys, head_dim };
+    // Padding stays zero: every row packs into the same positions.
+    let mut packed = vec![0f32; heads * packing.len()];
+    let panels = queries.div_ceil(PANEL);
+    let dst = SharedOut(out.as_mut_ptr());
+    for row in 0..rows {
+        packed
+            .par_chunks_mut(packing.len())
+            .enumerate()
+            .for_each(|(head, buffer)| packing.pack(k, v, (row, head), buffer));
+        // Tasks of one head next to each other: its packed keys and values stay in cache.
+        (0..heads * panels).into_par_iter().for_each(|task| {
+            let (head, panel) = (task / panels, task % panels);
+            let buffer = &packed[head * packing.len()..(head + 1) * packing.len()];
+            let task = Task {
+                path,
+                row,
+                head,
+                first: panel * PANEL,
+                shape,
+            };
+            task.run(q, packing.split(buffer), biases, &dst);
         });
+    }
     out
 }
 
-/// One input row and a block of its queries, over every head.
+/// Where one head's keys and values go in its packing buffer: keys as product inputs in groups
+/// of [`GROUP`] keys, then valuesᵀ (head dimensions as the inputs' tokens, keys as their
+/// inner index) in groups of [`GROUP`] dimensions.
+#[derive(Debug, Clone, Copy)]
+struct Packing {
+    keys: usize,
+    head_dim: usize,
+}
+
+impl Packing {
+    fn keys_len(&self) -> usize {
+        self.keys.div_ceil(GROUP) * GROUP * self.head_dim
+    }
+
+    fn len(&self) -> usize {
+        self.keys_len() + self.head_dim.div_ceil(GROUP) * GROUP * self.keys
+    }
+
+    fn split<'a>(&self, buffer: &'a [f32]) -> (&'a [f32], &'a [f32]) {
+        buffer.split_at(self.keys_len())
+    }
+
+    fn pack(&self, k: Heads, v: Heads, (row, head): (usize, usize), buffer: &mut [f32]) {
+        let Self { keys, head_dim } = *self;
+        let (packed_k, packed_v) = buffer.split_at_mut(self.keys_len());
+        for s in 0..keys {
+            let group = s / GROUP * head_dim * GROUP + s % GROUP;
+            for (d, value) in k.token(row, head, s, head_dim).iter().enumerate() {
+                packed_k[group + d * GROUP] = *value;
+            }
+            for (d, value) in v.token(row, head, s, head_dim).iter().enumerate() {
+                packed_v[d / GROUP * keys * GROUP + s * GROUP + d % GROUP] = *value;
+            }
+        }
+    }
+}
+
+/// One head of one input row, for the panel of queries from `first` on.
 struct Task {
     path: KernelPath,
     row: usize,
+    head: usize,
     first: usize,
     shape: Shape,
 }
 
 impl Task {
-    fn run(&self, (q, k, v): (Heads, Heads, Heads), biases: &[Bias], out: &mut [f32]) {
+    fn run(
+        &self,
+        q: Heads,
+        (keys_in, values_in): (&[f32], &[f32]),
+        biases: &[Bias],
+        dst: &SharedOut,
+    ) {
         let Shape {
             heads,
+            queries,
             keys,
             head_dim,
             ..
         } = self.shape;
-        let width = heads * head_dim;
-        let count = out.len() / width;
-        let mut scores = vec![0f32; count * keys];
-        for head in 0..heads {
-            let keys_t = k.tokens(self.row, head, 0);
-            let keys_t = MatRef {
-                data: keys_t.data,
-                row_stride: 1,
-                col_stride: keys_t.row_stride,
-            };
-            let dst = MatMut::row_major(&mut scores, keys);
-            let queries = q.tokens(self.row, head, self.first);
-            let shape = (count, keys, head_dim);
-            matmul_on(self.path, dst, false, queries, keys_t, shape);
-            for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
-                for bias in biases {
-                    let [rs, hs, qs] = bias.strides;
-                    let start = self.row * rs + head * hs + (self.first + i) * qs;
-                    let values = &bias.values[start..start + keys];
-                    row.iter_mut().zip(values).for_each(|(s, b)| *s += b);
-                }
-                softmax_on(self.path, row);
+        let count = PANEL.min(queries - self.first);
+        // The panel's queries as a weight panel: row `d` holds dimension `d` of each query.
+        let mut panel = vec![0f32; head_dim * PANEL];
+        for i in 0..count {
+            let query = q.token(self.row, self.head, self.first + i, head_dim);
+            for (d, value) in query.iter().enumerate() {
+                panel[d * PANEL + i] = *value;
             }
-            let weights = MatRef::row_major(&scores, keys);
-            let context = MatMut {
-                data: &mut out[head * head_dim..],
-                row_stride: width,
+        }
+        let mut weights = vec![0f32; keys * PANEL];
+        let scores = Tile {
+            w: &panel,
+            x: keys_in,
+            group_stride: head_dim * GROUP,
+            tokens: keys,
+            columns: count,
+            dst_stride: PANEL,
+        };
+        // SAFETY: `weights` holds `keys` rows of PANEL >= `count` columns.
+        unsafe { microkernel::f32_tile(self.path, &scores, weights.as_mut_ptr()) };
+        self.add_biases(biases, count, &mut weights);
+        let sums = exp_columns_on(self.path, &mut weights);
+        let mut context = vec![0f32; head_dim * PANEL];
+        for k0 in (0..keys).step_by(K_BLOCK) {
+            let kc = K_BLOCK.min(keys - k0);
+            let tile = Tile {
+                w: &weights[k0 * PANEL..(k0 + kc) * PANEL],
+                x: &values_in[k0 * GROUP..],
+                group_stride: keys * GROUP,
+                tokens: head_dim,
+                columns: count,
+                dst_stride: PANEL,
             };
-            let values = v.tokens(self.row, head, 0);
-            let shape = (count, head_dim, keys);
-            matmul_on(self.path, context, false, weights, values, shape);
+            // SAFETY: `context` holds `head_dim` rows of PANEL >= `count` columns.
+            unsafe { microkernel::f32_tile(self.path, &tile, context.as_mut_ptr()) };
+        }
+        let width = heads * head_dim;
+        for i in 0..count {
+            let start = (self.row * queries + self.first + i) * width + self.head * head_dim;
+            for d in 0..head_dim {
+                // SAFETY: this task alone writes this head's columns of its queries' rows, all
+                // inside the output (`multi_query_on` gives each task its own head and panel).
+                unsafe { *dst.at(start + d) = context[d * PANEL + i] / sums[i] };
+            }
+        }
+    }
+
+    /// Adds every bias to the scoresᵀ `weights` (`keys` rows of [`PANEL`] queries).
+    fn add_biases(&self, biases: &[Bias], count: usize, weights: &mut [f32]) {
+        let keys = self.shape.keys;
+        for bias in biases {
+            let [rs, hs, qs] = bias.strides;
+            let start = |i: usize| self.row * rs + self.head * hs + (self.first + i) * qs;
+            if qs == 0 {
+                // The same bias for every query (padding): one value per key, added across.
+                let values = &bias.values[start(0)..start(0) + keys];
+                for (row, b) in weights.chunks_exact_mut(PANEL).zip(values) {
+                    row.iter_mut().for_each(|w| *w += b);
+                }
+                continue;
+            }
+            // A bias per query (T5's positions) is transposed on the way in, a block of keys at a
+            // time so that the block's scores stay in L1 across the queries.
+            for first_key in (0..keys).step_by(BIAS_KEYS) {
+                let block = first_key..keys.min(first_key + BIAS_KEYS);
+                for i in 0..count {
+                    let values = &bias.values[start(i) + block.start..start(i) + block.end];
+                    for (s, b) in block.clone().zip(values) {
+                        weights[s * PANEL + i] += b;
+                    }
+                }
+            }
         }
     }
 }
+
+/// Keys per block of a per-query bias's transposition: 12 KiB of scores.
+const BIAS_KEYS: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -287,6 +383,58 @@ mod tests {
         let expected = reference(&split(&q), &split(&k), &split(&v), &|_, _, _, _| 0.0, shape);
         for (a, b) in ours.iter().zip(&expected) {
             assert!((a - b).abs() <= 2e-5 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn a_rows_context_is_bit_identical_however_far_its_keys_are_padded() {
+        // One input of 9 tokens alone, then padded to 300 keys (masked) and 300 queries: its
+        // 9 queries' context must not change by a bit on any path.
+        let (heads, head_dim, real) = (2, 8, 9);
+        let run = |path, tokens: usize| {
+            let shape = Shape {
+                rows: 1,
+                heads,
+                queries: tokens,
+                keys: tokens,
+                head_dim,
+            };
+            // (heads, tokens, head_dim) with the real tokens' values the same at every width.
+            let at = |seed: u32| -> Vec<f32> {
+                let base = values(heads * real * head_dim, seed);
+                let mut x = vec![0.25f32; heads * tokens * head_dim];
+                for h in 0..heads {
+                    let (from, to) = (h * real * head_dim, h * tokens * head_dim);
+                    x[to..to + real * head_dim]
+                        .copy_from_slice(&base[from..from + real * head_dim]);
+                }
+                x
+            };
+            let (q, k, v) = (at(1), at(2), at(3));
+            let mask: Vec<f32> = (0..tokens)
+                .map(|s| if s < real { 0.0 } else { f32::MIN })
+                .collect();
+            let bias = [Bias {
+                values: &mask,
+                strides: [0, 0, 0],
+            }];
+            let heads_of = |x| Heads {
+                data: x,
+                strides: [heads * tokens * head_dim, tokens * head_dim, head_dim],
+            };
+            let out = multi_query_on(
+                path,
+                (heads_of(&q), heads_of(&k), heads_of(&v)),
+                &bias,
+                shape,
+            );
+            out[..real * heads * head_dim].to_vec()
+        };
+        for path in KernelPath::supported() {
+            let alone = run(path, real);
+            for tokens in [10, 17, 300] {
+                assert_eq!(run(path, tokens), alone, "{path}, padded to {tokens}");
+            }
         }
     }
 }

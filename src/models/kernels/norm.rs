@@ -1,9 +1,11 @@
-//! T5's RMS norm in one pass per row, on the CPU, in float32.
+//! Norms in one pass per row, on the CPU, in float32: T5's RMS norm, and BART's residual sum
+//! followed by its layer norm.
 //!
-//! Written with candle's tensor ops it is five passes over the activations, each into a fresh
-//! tensor (square, mean, scale by the inverse root, scale by the weight, and a copy); here each
-//! row is read twice (sum of squares, then the scaled output) while it is in cache, and rows run
-//! in parallel.
+//! Written with candle's tensor ops T5's RMS norm is five passes over the activations, each into
+//! a fresh tensor (square, mean, scale by the inverse root, scale by the weight, and a copy);
+//! here each row is read twice (sum of squares, then the scaled output) while it is in cache,
+//! and rows run in parallel. BART's `layer_norm(x + sublayer(x))` is one pass per row instead of
+//! candle's sum (a fresh tensor, on candle's second thread pool) and its layer norm.
 
 use rayon::prelude::*;
 
@@ -38,6 +40,46 @@ pub(crate) fn rms_norm_on(path: KernelPath, x: &[f32], weight: &[f32], eps: f32)
                         row_avx2(x, weight, eps, out)
                     },
                     _ => row(x, weight, eps, out),
+                }
+            }
+        });
+    out
+}
+
+/// `layer_norm(x + y)` over rows of `weight.len()`, bit for bit what candle gives for
+/// `LayerNorm::forward(&(x + y))` (candle-nn's CPU layer norm: sums in row order, the
+/// variance as `E[v²] - mean²`), with one pass fewer and no intermediate tensor.
+pub fn add_layer_norm(
+    x: &[f32],
+    y: &[f32],
+    (weight, bias): (&[f32], &[f32]),
+    eps: f32,
+) -> Vec<f32> {
+    let width = weight.len();
+    assert!(
+        width > 0 && x.len().is_multiple_of(width) && x.len() == y.len() && bias.len() == width,
+        "add_layer_norm: rows of {width}"
+    );
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(ROWS_PER_TASK * width)
+        .zip(x.par_chunks(ROWS_PER_TASK * width))
+        .zip(y.par_chunks(ROWS_PER_TASK * width))
+        .for_each(|((out, x), y)| {
+            let rows = out.chunks_exact_mut(width).zip(x.chunks_exact(width));
+            for ((out, x), y) in rows.zip(y.chunks_exact(width)) {
+                for ((o, a), b) in out.iter_mut().zip(x).zip(y) {
+                    *o = a + b;
+                }
+                let (mut sum, mut sum2) = (0f32, 0f32);
+                for v in out.iter() {
+                    sum += v;
+                    sum2 += v * v;
+                }
+                let mean = sum / width as f32;
+                let var = sum2 / width as f32 - mean * mean;
+                let inverse_std = (var + eps).sqrt().recip();
+                for ((o, w), b) in out.iter_mut().zip(weight).zip(bias) {
+                    *o = (*o - mean) * inverse_std * w + b;
                 }
             }
         });
@@ -105,5 +147,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn residual_layer_norm_is_candles_bit_for_bit() {
+        use candle_core::{Device, Module, Tensor};
+        let (rows, width) = (37, 96);
+        let (x, y) = (values(rows * width, 1), values(rows * width, 2));
+        let (weight, bias) = (values(width, 3), values(width, 4));
+        let tensor =
+            |v: &[f32], shape: &[usize]| Tensor::from_slice(v, shape, &Device::Cpu).unwrap();
+        let norm =
+            candle_nn::LayerNorm::new(tensor(&weight, &[width]), tensor(&bias, &[width]), 1e-5);
+        let sum = (tensor(&x, &[rows, width]) + tensor(&y, &[rows, width])).unwrap();
+        let theirs: Vec<f32> = norm
+            .forward(&sum)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let ours = add_layer_norm(&x, &y, (&weight, &bias), 1e-5);
+        assert!(
+            ours.iter()
+                .zip(&theirs)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
     }
 }

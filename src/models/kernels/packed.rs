@@ -17,16 +17,36 @@ use super::path::{self, KernelPath};
 
 /// Output features per panel: three AVX-512 registers, six AVX2 ones.
 pub const PANEL: usize = 48;
+const _: () = assert!(PANEL.is_multiple_of(LINE), "a panel row is whole lines");
 
 /// Inputs per cache block: a panel's block (48 KiB) stays in L1/L2 while tokens pass over it.
-const K_BLOCK: usize = 256;
+pub(super) const K_BLOCK: usize = 256;
 /// Tokens per cache block: their inputs for one K block (256 KiB) stay in L2.
 const TOKEN_BLOCK: usize = 256;
+
+/// Sixteen floats on a 64-byte boundary. A panel's row of [`PANEL`] weights is three of them,
+/// so each AVX-512 load of a panel reads one whole cache line instead of straddling two.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+const LINE: usize = 16;
+
+/// The floats of `lines`, in order.
+fn floats(lines: &[Line]) -> &[f32] {
+    // SAFETY: a `Line` is exactly 16 floats (repr(C), 64 bytes, no padding).
+    unsafe { std::slice::from_raw_parts(lines.as_ptr().cast(), lines.len() * LINE) }
+}
+
+fn floats_mut(lines: &mut [Line]) -> &mut [f32] {
+    // SAFETY: as in `floats`, and the borrow is unique.
+    unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast(), lines.len() * LINE) }
+}
 
 /// An `(out, in)` float32 weight in panels (see the module header). Cloning shares the values.
 #[derive(Debug, Clone)]
 pub struct PackedF32 {
-    panels: Arc<[f32]>,
+    panels: Arc<[Line]>,
     out: usize,
     inner: usize,
 }
@@ -36,8 +56,8 @@ impl PackedF32 {
     pub fn pack(w: &[f32], out: usize, inner: usize) -> Self {
         assert_eq!(w.len(), out * inner, "pack: a {out}x{inner} weight");
         let panels = out.div_ceil(PANEL);
-        let mut packed = vec![0f32; panels * inner * PANEL];
-        packed
+        let mut packed = vec![Line([0.0; LINE]); panels * inner * PANEL / LINE];
+        floats_mut(&mut packed)
             .par_chunks_mut(inner * PANEL)
             .enumerate()
             .for_each(|(p, panel)| {
@@ -83,7 +103,7 @@ impl PackedF32 {
     }
 
     fn panel(&self, p: usize) -> &[f32] {
-        &self.panels[p * self.inner * PANEL..(p + 1) * self.inner * PANEL]
+        &floats(&self.panels)[p * self.inner * PANEL..(p + 1) * self.inner * PANEL]
     }
 }
 
@@ -100,49 +120,105 @@ pub(crate) fn matmul_on(
     bias: Option<&[f32]>,
     rows: usize,
 ) -> Vec<f32> {
+    let mut y = vec![0f32; rows * w.out];
+    matmul_into_on(path, x, w, bias, rows, &mut y);
+    y
+}
+
+/// [`matmul`] into `y` (`rows x out`, overwritten), so that a caller going over a big input in
+/// chunks of rows writes each chunk's product in place.
+pub fn matmul_into(x: &[f32], w: &PackedF32, bias: Option<&[f32]>, rows: usize, y: &mut [f32]) {
+    matmul_into_on(path::active(), x, w, bias, rows, y);
+}
+
+fn matmul_into_on(
+    path: KernelPath,
+    x: &[f32],
+    w: &PackedF32,
+    bias: Option<&[f32]>,
+    rows: usize,
+    y: &mut [f32],
+) {
     let (out, inner) = (w.out, w.inner);
     assert_eq!(x.len(), rows * inner, "matmul: {rows} rows of {inner}");
+    assert_eq!(y.len(), rows * out, "matmul: {rows} rows of {out} out");
     // The bias goes in first and every product is added to it: no separate pass.
-    let mut y = match bias {
+    match bias {
         Some(b) => {
             assert_eq!(b.len(), out, "matmul: bias of {out}");
-            b.repeat(rows)
+            y.chunks_exact_mut(out.max(1))
+                .for_each(|row| row.copy_from_slice(b));
         }
-        None => vec![0f32; rows * out],
-    };
+        None => y.fill(0.0),
+    }
     let xp = pack_inputs(x, rows, inner);
-    let panels = out.div_ceil(PANEL);
-    // Enough tasks to balance the threads, each at least one panel.
-    let tasks = (rayon::current_num_threads() * 4).clamp(1, panels.max(1));
-    let per_task = panels.div_ceil(tasks);
+    let grid = Grid::new(rows, out.div_ceil(PANEL));
     let dst = SharedOut(y.as_mut_ptr());
-    (0..panels.div_ceil(per_task))
-        .into_par_iter()
-        .for_each(|task| {
-            let first = task * per_task;
-            let panel_range = first..panels.min(first + per_task);
-            let dst = &dst;
-            for k0 in (0..inner).step_by(K_BLOCK) {
-                let kc = K_BLOCK.min(inner - k0);
-                for t0 in (0..rows).step_by(TOKEN_BLOCK) {
-                    let tokens = TOKEN_BLOCK.min(rows - t0);
-                    for p in panel_range.clone() {
-                        let tile = Tile {
-                            w: &w.panel(p)[k0 * PANEL..(k0 + kc) * PANEL],
-                            x: &xp[t0 / GROUP * inner * GROUP + k0 * GROUP..],
-                            group_stride: inner * GROUP,
-                            tokens,
-                            columns: PANEL.min(out - p * PANEL),
-                            dst_stride: out,
-                        };
-                        // SAFETY: this task alone writes the columns of panels `panel_range` (the
-                        // ranges of different tasks do not overlap), inside `y`'s rows t0..t0+tokens.
-                        unsafe { microkernel::f32_tile(path, &tile, dst.at(t0 * out + p * PANEL)) };
-                    }
-                }
+    (0..grid.tasks()).into_par_iter().for_each(|task| {
+        let (tokens, panels) = grid.task(task);
+        for k0 in (0..inner).step_by(K_BLOCK) {
+            let kc = K_BLOCK.min(inner - k0);
+            for p in panels.clone() {
+                let tile = Tile {
+                    w: &w.panel(p)[k0 * PANEL..(k0 + kc) * PANEL],
+                    x: &xp[tokens.start / GROUP * inner * GROUP + k0 * GROUP..],
+                    group_stride: inner * GROUP,
+                    tokens: tokens.len(),
+                    columns: PANEL.min(out - p * PANEL),
+                    dst_stride: out,
+                };
+                // SAFETY: this task alone writes the columns of `panels` in rows `tokens` (the
+                // tasks of the grid do not overlap), all inside `y`.
+                unsafe {
+                    microkernel::f32_tile(path, &tile, dst.at(tokens.start * out + p * PANEL))
+                };
             }
-        });
-    y
+        }
+    });
+}
+
+/// The parallel tasks of one product: blocks of [`TOKEN_BLOCK`] tokens times runs of panels, so
+/// that a few threads get even shares whatever the shape (a split by panels alone left one of
+/// two threads a third more work on 1024-wide products). Each output element is still summed
+/// by one task, over the K blocks in order: the grid changes who computes it, never how.
+struct Grid {
+    rows: usize,
+    panels: usize,
+    per_task: usize,
+    panel_runs: usize,
+}
+
+impl Grid {
+    fn new(rows: usize, panels: usize) -> Self {
+        let token_blocks = rows.div_ceil(TOKEN_BLOCK).max(1);
+        // Enough tasks to balance the threads, each at least one panel; a product over many
+        // tokens (the encoder) cuts finer, as its tasks are long.
+        let per_thread = if token_blocks > 1 { 8 } else { 4 };
+        let wanted = rayon::current_num_threads() * per_thread;
+        let panel_runs = wanted.div_ceil(token_blocks).clamp(1, panels.max(1));
+        let per_task = panels.div_ceil(panel_runs).max(1);
+        Self {
+            rows,
+            panels,
+            per_task,
+            panel_runs: panels.div_ceil(per_task),
+        }
+    }
+
+    fn tasks(&self) -> usize {
+        self.rows.div_ceil(TOKEN_BLOCK) * self.panel_runs
+    }
+
+    /// Task `i`'s tokens and panels.
+    fn task(&self, i: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (block, run) = (i / self.panel_runs, i % self.panel_runs);
+        let first = block * TOKEN_BLOCK;
+        let panel = run * self.per_task;
+        (
+            first..self.rows.min(first + TOKEN_BLOCK),
+            panel..self.panels.min(panel + self.per_task),
+        )
+    }
 }
 
 /// `x (rows, inner)` in groups of [`GROUP`] tokens: input `k` of token `t` at

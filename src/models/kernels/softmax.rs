@@ -8,6 +8,7 @@
 // Lanes are indexed on purpose: the loops unroll into whole vector registers.
 #![allow(clippy::needless_range_loop)]
 
+use super::packed::PANEL;
 use super::path::KernelPath;
 
 /// `row` -> `softmax(row)` in place, on `path` (which the CPU must support): the kernels
@@ -33,6 +34,65 @@ unsafe fn softmax_avx512(row: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_avx2(row: &mut [f32]) {
     softmax_with(row, exp_lanes);
+}
+
+/// Each column of the row-major `(rows, PANEL)` `block` -> `e^(x - column max)` in place;
+/// returns the columns' sums, for the caller to divide by after the weighted sum (one division
+/// per output instead of one per score). The encoder's attention keeps its scores this way:
+/// keys down, a panel of queries across. Each column is summed over its rows in order and a
+/// weight below `e^MIN_EXPONENT` (a masked key) is exactly 0, so keys past a row's real ones
+/// change nothing: the result does not depend on how wide the batch is padded.
+pub(crate) fn exp_columns_on(path: KernelPath, block: &mut [f32]) -> [f32; PANEL] {
+    match path {
+        // SAFETY: the CPU supports the path's features (`path` is one it runs).
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => unsafe { exp_columns_avx512(block) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe { exp_columns_avx2(block) },
+        _ => exp_columns_with(block, exp_libm),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn exp_columns_avx512(block: &mut [f32]) -> [f32; PANEL] {
+    exp_columns_with(block, exp_lanes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_columns_avx2(block: &mut [f32]) -> [f32; PANEL] {
+    exp_columns_with(block, exp_lanes)
+}
+
+/// ln(FLT_MIN): below it [`exp_lanes`] clamps, and a column weight is taken as 0.
+const MIN_EXPONENT: f32 = -87.336_55;
+
+#[inline(always)]
+fn exp_columns_with(block: &mut [f32], exp: impl Fn([f32; LANES]) -> [f32; LANES]) -> [f32; PANEL] {
+    let mut max = [f32::NEG_INFINITY; PANEL];
+    for row in block.chunks_exact(PANEL) {
+        for i in 0..PANEL {
+            max[i] = if row[i] > max[i] { row[i] } else { max[i] };
+        }
+    }
+    let mut sums = [0f32; PANEL];
+    for row in block.chunks_exact_mut(PANEL) {
+        for lanes in 0..PANEL / LANES {
+            let mut shifted = [0f32; LANES];
+            for l in 0..LANES {
+                shifted[l] = row[lanes * LANES + l] - max[lanes * LANES + l];
+            }
+            let e = exp(shifted);
+            for l in 0..LANES {
+                let i = lanes * LANES + l;
+                let weight = if shifted[l] < MIN_EXPONENT { 0.0 } else { e[l] };
+                row[i] = weight;
+                sums[i] += weight;
+            }
+        }
+    }
+    sums
 }
 
 /// Lanes processed together: one AVX-512 register, two AVX2 ones.
@@ -213,6 +273,42 @@ mod tests {
                         (f64::from(*got) - want).abs() <= 1e-5 * want.max(1e-30) + 1e-37,
                         "{path} len {len}: score {s} -> {got}, want {want}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn column_exponentials_over_their_sums_are_the_softmax_of_each_column() {
+        for rows in [1, 7, 300] {
+            let mut block: Vec<f32> = (0..rows * PANEL)
+                .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.9)
+                .collect();
+            // A masked key in the last row of every other column (when there are two rows).
+            if rows > 1 {
+                for i in (0..PANEL).step_by(2) {
+                    block[(rows - 1) * PANEL + i] = f32::MIN;
+                }
+            }
+            for path in KernelPath::supported() {
+                let mut weights = block.clone();
+                let sums = exp_columns_on(path, &mut weights);
+                for i in 0..PANEL {
+                    let column: Vec<f64> =
+                        (0..rows).map(|r| f64::from(block[r * PANEL + i])).collect();
+                    let max = column.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let total: f64 = column.iter().map(|s| (s - max).exp()).sum();
+                    for (r, s) in column.iter().enumerate() {
+                        let got = f64::from(weights[r * PANEL + i]) / f64::from(sums[i]);
+                        let want = (s - max).exp() / total;
+                        assert!(
+                            (got - want).abs() <= 1e-5 * want.max(1e-30),
+                            "{path} {rows} rows, column {i} row {r}: {got}, want {want}"
+                        );
+                        if *s == f64::from(f32::MIN) {
+                            assert_eq!(weights[r * PANEL + i], 0.0, "{path}: a masked key");
+                        }
+                    }
                 }
             }
         }
