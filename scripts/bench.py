@@ -308,6 +308,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--models-dir", type=Path, default=REPO / "target" / "bench-models")
     ap.add_argument("--json", type=Path, help="save every measurement here")
     ap.add_argument("--markdown", type=Path, help="save the table here")
+    ap.add_argument(
+        "--isa", choices=["native", "avx2"], default="native",
+        help="avx2: restrict every engine to AVX2+FMA (precis, CTranslate2 and its MKL/oneDNN, "
+        "PyTorch), to compare them as on an AVX2-only CPU; caches and bandwidth stay this machine's",
+    )  # fmt: skip
     args = ap.parse_args()
     if args.quick:
         args.runs = 1
@@ -316,9 +321,23 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+# Environment that keeps each engine's own runtime dispatch to AVX2+FMA: precis's kernel path,
+# CTranslate2's kernels and the MKL / oneDNN it links, PyTorch's ATen kernels.
+AVX2_ONLY = {
+    "PRECIS_CPU_KERNELS": "avx2",
+    "CT2_FORCE_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "DNNL_MAX_CPU_ISA": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+}
+
+
 def main() -> None:
     ensure_venv()
     args = parse_args()
+    if args.isa == "avx2":
+        os.environ.update(AVX2_ONLY)
     precis = args.precis.resolve() if args.precis else build_precis()
     args.models_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now().astimezone()
@@ -359,6 +378,7 @@ class Report:
             f"{args.runs} runs after {args.warmup} warm-up; load average before {load[0]:.2f}, "
             f"now {os.getloadavg()[0]:.2f}; memory bandwidth {bandwidth.get('read_gbs')} GB/s read, "
             f"{bandwidth['copy_gbs']} GB/s copy ({bandwidth['threads']} threads); precis kernels: {self.kernels()}"
+            + ("; every engine restricted to AVX2+FMA (--isa avx2)" if args.isa == "avx2" else "")
         )
 
     def kernels(self) -> str:

@@ -1,9 +1,10 @@
 //! The register tiles of the packed float32 product: a panel block of 48 features times a few
 //! tokens, accumulated over a block of inputs, one variant per kernel path.
 //!
-//! AVX-512 keeps 8 tokens x 3 registers of 16 features in 24 accumulators; AVX2 takes each
-//! half panel (24 features, 3 registers) for 4 tokens at a time; the portable tile is plain
-//! loops the compiler vectorises for the baseline target.
+//! AVX-512 keeps 8 tokens x 3 registers of 16 features in 24 accumulators; AVX2 keeps 2 tokens
+//! x 6 registers of 8 features in 12; the portable tile is plain loops the compiler vectorises
+//! for the baseline target. Every output sums its inputs in order, one FMA chain, whatever the
+//! tile's token count: the grouping of tokens never changes a result.
 
 // Register tiles are indexed by position on purpose: the loops unroll into fixed registers.
 #![allow(clippy::needless_range_loop)]
@@ -169,67 +170,60 @@ mod avx2 {
 
     use super::{GROUP, PANEL, Tile};
 
-    /// Features per half panel: 3 registers of 8.
-    const HALF: usize = PANEL / 2;
+    /// Registers of 8 floats per panel row.
+    const REGISTERS: usize = PANEL / 8;
+    const _: () = assert!(GROUP.is_multiple_of(2), "token pairs stay inside a packed group");
 
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn tile(tile: &Tile, dst: *mut f32) {
-        for half in 0..2 {
-            let columns = tile.columns.saturating_sub(HALF * half).min(HALF);
-            if columns == 0 {
-                break;
-            }
-            // Lanes of each of the 3 registers that hold real features (all bits set = on).
-            let masks: [__m256i; 3] = std::array::from_fn(|v| {
-                let lanes = columns.saturating_sub(8 * v).min(8) as i32;
-                _mm256_cmpgt_epi32(
-                    _mm256_set1_epi32(lanes),
-                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                )
-            });
-            let dst = dst.wrapping_add(HALF * half);
-            token_groups!(tile.tokens, 4, [1, 2, 3], |t0, N| unsafe {
-                group::<N>(tile, half, t0, dst, masks)
-            });
-        }
+        // Lanes of each register that hold real features (all bits set = on).
+        let masks: [__m256i; REGISTERS] = std::array::from_fn(|v| {
+            let lanes = tile.columns.saturating_sub(8 * v).min(8) as i32;
+            _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(lanes),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            )
+        });
+        // Two tokens over the whole panel row: 12 accumulators, 2 broadcasts and one weight
+        // register reused by both tokens fit AVX2's 16 registers. (Four tokens over half a
+        // panel needed all 16 and the compiler spilled an accumulator to the stack, a
+        // store-to-load chain in the inner loop that made the tile ~40% slower.)
+        token_groups!(tile.tokens, 2, [1], |t0, N| unsafe {
+            group::<N>(tile, t0, dst, masks)
+        });
     }
 
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn group<const N: usize>(
         tile: &Tile,
-        half: usize,
         t0: usize,
         dst: *mut f32,
-        masks: [__m256i; 3],
+        masks: [__m256i; REGISTERS],
     ) {
         let kc = tile.w.len() / PANEL;
-        let w = unsafe { tile.w.as_ptr().add(HALF * half) };
+        let w = tile.w.as_ptr();
+        // Two tokens never straddle a group of GROUP (even) packed tokens.
         let x = unsafe {
             tile.x
                 .as_ptr()
                 .add(t0 / GROUP * tile.group_stride + t0 % GROUP)
         };
-        let mut acc = [[_mm256_setzero_ps(); 3]; N];
+        let mut acc = [[_mm256_setzero_ps(); REGISTERS]; N];
         for k in 0..kc {
             // SAFETY: k < kc and t < tokens: inside `w` and `x` (checked by the caller).
             let wk = unsafe { w.add(k * PANEL) };
-            let wv = unsafe {
-                [
-                    _mm256_loadu_ps(wk),
-                    _mm256_loadu_ps(wk.add(8)),
-                    _mm256_loadu_ps(wk.add(16)),
-                ]
-            };
-            for t in 0..N {
-                let xb = _mm256_set1_ps(unsafe { *x.add(k * GROUP + t) });
-                for v in 0..3 {
-                    acc[t][v] = _mm256_fmadd_ps(wv[v], xb, acc[t][v]);
+            let xb: [__m256; N] =
+                std::array::from_fn(|t| _mm256_set1_ps(unsafe { *x.add(k * GROUP + t) }));
+            for v in 0..REGISTERS {
+                let wv = unsafe { _mm256_loadu_ps(wk.add(8 * v)) };
+                for t in 0..N {
+                    acc[t][v] = _mm256_fmadd_ps(wv, xb[t], acc[t][v]);
                 }
             }
         }
         for t in 0..N {
-            for v in 0..3 {
+            for v in 0..REGISTERS {
                 // SAFETY: the masks keep the writes to the tile's real columns.
                 unsafe {
                     let at = dst.add((t0 + t) * tile.dst_stride + 8 * v);
