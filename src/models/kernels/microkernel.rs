@@ -172,7 +172,10 @@ mod avx2 {
 
     /// Registers of 8 floats per panel row.
     const REGISTERS: usize = PANEL / 8;
-    const _: () = assert!(GROUP.is_multiple_of(2), "token pairs stay inside a packed group");
+    const _: () = assert!(
+        GROUP.is_multiple_of(2),
+        "token pairs stay inside a packed group"
+    );
 
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn tile(tile: &Tile, dst: *mut f32) {
