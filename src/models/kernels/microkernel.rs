@@ -1,8 +1,8 @@
 //! The register tiles of the packed float32 product: a panel block of 48 features times a few
 //! tokens, accumulated over a block of inputs, one variant per kernel path.
 //!
-//! AVX-512 keeps 8 tokens x 3 registers of 16 features in 24 accumulators; AVX2 keeps 2 tokens
-//! x 6 registers of 8 features in 12; the portable tile is plain loops the compiler vectorises
+//! AVX-512 keeps 8 tokens x 3 registers of 16 features in 24 accumulators; AVX2 keeps 4 tokens
+//! x 2 registers of 8 features in 8 (and 1-2 tokens x the whole row of 6 registers); the portable tile is plain loops the compiler vectorises
 //! for the baseline target. Every output sums its inputs in order, one FMA chain, whatever the
 //! tile's token count: the grouping of tokens never changes a result.
 
@@ -170,63 +170,85 @@ mod avx2 {
 
     use super::{GROUP, PANEL, Tile};
 
-    /// Registers of 8 floats per panel row.
-    const REGISTERS: usize = PANEL / 8;
+    /// Features per pass: a third of the panel row, one cache line, two registers.
+    const PART: usize = 16;
+    /// Tokens per pass.
+    const TOKENS: usize = 4;
     const _: () = assert!(
-        GROUP.is_multiple_of(2),
-        "token pairs stay inside a packed group"
+        GROUP.is_multiple_of(TOKENS) && GROUP.is_multiple_of(2) && PANEL.is_multiple_of(PART),
+        "passes stay inside a packed group and a panel"
     );
 
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn tile(tile: &Tile, dst: *mut f32) {
-        // Lanes of each register that hold real features (all bits set = on).
-        let masks: [__m256i; REGISTERS] = std::array::from_fn(|v| {
-            let lanes = tile.columns.saturating_sub(8 * v).min(8) as i32;
+        // Whole groups of 4 tokens go 16 features at a time: 8 accumulators, 2 weights and a
+        // broadcast leave the compiler room in AVX2's 16 registers (4 x 24 needed all 16 and
+        // it spilled an accumulator to the stack), and each pass streams one line of each
+        // panel row: 16 KiB of a 256-input block, which stays in a 32 KiB L1 while the task's
+        // tokens go over it. The 1 to 3 tokens left (a decoder step's few rows) go over the
+        // whole row, whose 6 accumulator chains per token keep up with memory where 2 would
+        // wait on FMA latency. Each output is one FMA chain over k in order either way.
+        let whole = tile.tokens / TOKENS * TOKENS;
+        for part in 0..PANEL / PART {
+            let columns = tile.columns.saturating_sub(PART * part).min(PART);
+            if columns == 0 || whole == 0 {
+                break;
+            }
+            let masks = lane_masks::<2>(columns);
+            let dst = dst.wrapping_add(PART * part);
+            let mut t0 = 0;
+            while t0 < whole {
+                unsafe { part_group(tile, part, t0, dst, masks) };
+                t0 += TOKENS;
+            }
+        }
+        let masks = lane_masks::<{ PANEL / 8 }>(tile.columns);
+        let mut t0 = whole;
+        while t0 < tile.tokens {
+            if tile.tokens - t0 >= 2 {
+                unsafe { row_group::<2>(tile, t0, dst, masks) };
+                t0 += 2;
+            } else {
+                unsafe { row_group::<1>(tile, t0, dst, masks) };
+                t0 += 1;
+            }
+        }
+    }
+
+    /// For each of `R` registers of 8 features, the lanes that hold one of the first `columns`
+    /// (all bits set = on).
+    #[target_feature(enable = "avx2,fma")]
+    fn lane_masks<const R: usize>(columns: usize) -> [__m256i; R] {
+        std::array::from_fn(|v| {
+            let lanes = columns.saturating_sub(8 * v).min(8) as i32;
             _mm256_cmpgt_epi32(
                 _mm256_set1_epi32(lanes),
                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
             )
-        });
-        // Two tokens over the whole panel row: 12 accumulators, 2 broadcasts and one weight
-        // register reused by both tokens fit AVX2's 16 registers. (Four tokens over half a
-        // panel needed all 16 and the compiler spilled an accumulator to the stack, a
-        // store-to-load chain in the inner loop that made the tile ~40% slower.)
-        token_groups!(tile.tokens, 2, [1], |t0, N| unsafe {
-            group::<N>(tile, t0, dst, masks)
-        });
+        })
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn group<const N: usize>(
-        tile: &Tile,
-        t0: usize,
-        dst: *mut f32,
-        masks: [__m256i; REGISTERS],
-    ) {
-        let kc = tile.w.len() / PANEL;
-        let w = tile.w.as_ptr();
-        // Two tokens never straddle a group of GROUP (even) packed tokens.
-        let x = unsafe {
+    /// Token `t0`'s packed inputs (tokens never straddle a group: see the asserts).
+    unsafe fn inputs(tile: &Tile, t0: usize) -> *const f32 {
+        unsafe {
             tile.x
                 .as_ptr()
                 .add(t0 / GROUP * tile.group_stride + t0 % GROUP)
-        };
-        let mut acc = [[_mm256_setzero_ps(); REGISTERS]; N];
-        for k in 0..kc {
-            // SAFETY: k < kc and t < tokens: inside `w` and `x` (checked by the caller).
-            let wk = unsafe { w.add(k * PANEL) };
-            let xb: [__m256; N] =
-                std::array::from_fn(|t| _mm256_set1_ps(unsafe { *x.add(k * GROUP + t) }));
-            for v in 0..REGISTERS {
-                let wv = unsafe { _mm256_loadu_ps(wk.add(8 * v)) };
-                for t in 0..N {
-                    acc[t][v] = _mm256_fmadd_ps(wv, xb[t], acc[t][v]);
-                }
-            }
         }
+    }
+
+    /// `dst` rows `t0..t0 + N` += `acc`, in the columns the masks keep.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn add_into<const N: usize, const R: usize>(
+        tile: &Tile,
+        t0: usize,
+        dst: *mut f32,
+        acc: &[[__m256; R]; N],
+        masks: &[__m256i; R],
+    ) {
         for t in 0..N {
-            for v in 0..REGISTERS {
+            for v in 0..R {
                 // SAFETY: the masks keep the writes to the tile's real columns.
                 unsafe {
                     let at = dst.add((t0 + t) * tile.dst_stride + 8 * v);
@@ -235,5 +257,55 @@ mod avx2 {
                 }
             }
         }
+    }
+
+    /// Tokens `t0..t0 + 4` times features `16 part..16 part + 16`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn part_group(tile: &Tile, part: usize, t0: usize, dst: *mut f32, masks: [__m256i; 2]) {
+        let kc = tile.w.len() / PANEL;
+        let w = unsafe { tile.w.as_ptr().add(PART * part) };
+        let x = unsafe { inputs(tile, t0) };
+        let mut acc = [[_mm256_setzero_ps(); 2]; TOKENS];
+        for k in 0..kc {
+            // SAFETY: k < kc and t < tokens: inside `w` and `x` (checked by the caller).
+            let wk = unsafe { w.add(k * PANEL) };
+            let wv = unsafe { [_mm256_loadu_ps(wk), _mm256_loadu_ps(wk.add(8))] };
+            for t in 0..TOKENS {
+                let xb = _mm256_set1_ps(unsafe { *x.add(k * GROUP + t) });
+                for v in 0..2 {
+                    acc[t][v] = _mm256_fmadd_ps(wv[v], xb, acc[t][v]);
+                }
+            }
+        }
+        unsafe { add_into(tile, t0, dst, &acc, &masks) };
+    }
+
+    /// Tokens `t0..t0 + N` (N = 1 or 2) times the whole panel row.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn row_group<const N: usize>(
+        tile: &Tile,
+        t0: usize,
+        dst: *mut f32,
+        masks: [__m256i; PANEL / 8],
+    ) {
+        let kc = tile.w.len() / PANEL;
+        let w = tile.w.as_ptr();
+        let x = unsafe { inputs(tile, t0) };
+        let mut acc = [[_mm256_setzero_ps(); PANEL / 8]; N];
+        for k in 0..kc {
+            // SAFETY: k < kc and t < tokens: inside `w` and `x` (checked by the caller).
+            let wk = unsafe { w.add(k * PANEL) };
+            let xb: [__m256; N] =
+                std::array::from_fn(|t| _mm256_set1_ps(unsafe { *x.add(k * GROUP + t) }));
+            for v in 0..PANEL / 8 {
+                let wv = unsafe { _mm256_loadu_ps(wk.add(8 * v)) };
+                for t in 0..N {
+                    acc[t][v] = _mm256_fmadd_ps(wv, xb[t], acc[t][v]);
+                }
+            }
+        }
+        unsafe { add_into(tile, t0, dst, &acc, &masks) };
     }
 }
