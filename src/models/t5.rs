@@ -243,6 +243,10 @@ impl RelativePositions {
     }
 
     /// Bias `(1, heads, queries, keys)` for query positions `queries` against keys `0..keys`.
+    ///
+    /// The bias depends only on `key - query`: each distance's bucket and embedding is looked
+    /// up once (2 × 512 distances for a 512-token input, not 512²), and one gather lays the
+    /// values out head-major, with no transpose after.
     fn bias(
         &self,
         queries: std::ops::Range<usize>,
@@ -250,15 +254,26 @@ impl RelativePositions {
         device: &Device,
     ) -> Result<Tensor> {
         let q_len = queries.len();
-        let buckets: Vec<u32> = queries
-            .flat_map(|q| (0..keys).map(move |k| self.bucket(k as i64 - q as i64)))
+        // Distances from `keys - 1 - first query` down to `0 - last query`, as signed offsets
+        // from the lowest: distance `d` is entry `d + lowest`.
+        let lowest = queries.end.saturating_sub(1) as i64;
+        let highest = keys as i64 - 1 - queries.start as i64;
+        let distances: Vec<u32> = (-lowest..=highest.max(-lowest))
+            .map(|distance| self.bucket(distance))
             .collect();
-        let buckets = Tensor::from_vec(buckets, (q_len, keys), device)?;
-        // (q, k, heads) -> (1, heads, q, k)
-        self.embedding
-            .forward(&buckets)?
-            .permute((2, 0, 1))?
-            .unsqueeze(0)
+        let table = self
+            .embedding
+            .forward(&Tensor::new(distances.as_slice(), device)?)?
+            .t()?
+            .contiguous()?; // (heads, distances)
+        let entries: Vec<u32> = queries
+            .flat_map(|q| (0..keys).map(move |k| (k as i64 - q as i64 + lowest) as u32))
+            .collect();
+        let entries = Tensor::from_vec(entries, q_len * keys, device)?;
+        let heads = table.dim(0)?;
+        table
+            .index_select(&entries, 1)?
+            .reshape((1, heads, q_len, keys))
     }
 }
 
