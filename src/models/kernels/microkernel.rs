@@ -1,8 +1,8 @@
 //! The register tiles of the packed float32 product: a panel block of 48 features times a few
 //! tokens, accumulated over a block of inputs, one variant per kernel path.
 //!
-//! AVX-512 keeps 8 tokens x 3 registers of 16 features in 24 accumulators; AVX2 keeps 4 tokens
-//! x 2 registers of 8 features in 8 (and 1-2 tokens x the whole row of 6 registers); the portable tile is plain loops the compiler vectorises
+//! AVX-512 keeps 8 tokens x 3 registers of 16 features in 24 accumulators; AVX2 keeps 6 tokens
+//! x 2 registers of 8 features in 12 (and 1-2 tokens x the whole row of 6 registers); the portable tile is plain loops the compiler vectorises
 //! for the baseline target. Every output sums its inputs in order, one FMA chain, whatever the
 //! tile's token count: the grouping of tokens never changes a result.
 
@@ -172,38 +172,48 @@ mod avx2 {
 
     /// Features per pass: a third of the panel row, one cache line, two registers.
     const PART: usize = 16;
-    /// Tokens per pass.
-    const TOKENS: usize = 4;
+    /// Tokens per pass: 6 x 2 accumulators, 2 weights and a broadcast are 15 of AVX2's 16
+    /// registers.
+    const TOKENS: usize = 6;
     const _: () = assert!(
-        GROUP.is_multiple_of(TOKENS) && GROUP.is_multiple_of(2) && PANEL.is_multiple_of(PART),
-        "passes stay inside a packed group and a panel"
+        GROUP.is_multiple_of(2) && PANEL.is_multiple_of(PART),
+        "token pairs stay inside a packed group, parts inside a panel"
     );
 
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn tile(tile: &Tile, dst: *mut f32) {
-        // Whole groups of 4 tokens go 16 features at a time: 8 accumulators, 2 weights and a
-        // broadcast leave the compiler room in AVX2's 16 registers (4 x 24 needed all 16 and
-        // it spilled an accumulator to the stack), and each pass streams one line of each
-        // panel row: 16 KiB of a 256-input block, which stays in a 32 KiB L1 while the task's
-        // tokens go over it. The 1 to 3 tokens left (a decoder step's few rows) go over the
-        // whole row, whose 6 accumulator chains per token keep up with memory where 2 would
-        // wait on FMA latency. Each output is one FMA chain over k in order either way.
-        let whole = tile.tokens / TOKENS * TOKENS;
+        // Tokens go 6 at a time (and 3 to 5 at the end) over 16 features: 12 accumulator chains
+        // cover the FMA latency and each weight load serves 6 tokens. (4 x 24 needed all 16
+        // registers and the compiler spilled an accumulator to the stack.) Each pass streams
+        // one line of each panel row: 16 KiB of a 256-input block, which stays in a 32 KiB L1
+        // while the task's tokens go over it. 1 or 2 tokens (a decoder step's few rows, or
+        // what is left) go over the whole row instead, whose 6 chains per token keep up with
+        // memory where 2 would wait on FMA latency. Each output is one FMA chain over k in
+        // order either way, so the grouping never changes a result.
+        let mut passes = tile.tokens / TOKENS * TOKENS;
+        if tile.tokens - passes >= 3 {
+            passes = tile.tokens;
+        }
         for part in 0..PANEL / PART {
             let columns = tile.columns.saturating_sub(PART * part).min(PART);
-            if columns == 0 || whole == 0 {
+            if columns == 0 || passes == 0 {
                 break;
             }
             let masks = lane_masks::<2>(columns);
             let dst = dst.wrapping_add(PART * part);
             let mut t0 = 0;
-            while t0 < whole {
-                unsafe { part_group(tile, part, t0, dst, masks) };
+            while t0 < passes {
+                match passes - t0 {
+                    3 => unsafe { part_group::<3>(tile, part, t0, dst, masks) },
+                    4 => unsafe { part_group::<4>(tile, part, t0, dst, masks) },
+                    5 => unsafe { part_group::<5>(tile, part, t0, dst, masks) },
+                    _ => unsafe { part_group::<TOKENS>(tile, part, t0, dst, masks) },
+                }
                 t0 += TOKENS;
             }
         }
         let masks = lane_masks::<{ PANEL / 8 }>(tile.columns);
-        let mut t0 = whole;
+        let mut t0 = passes;
         while t0 < tile.tokens {
             if tile.tokens - t0 >= 2 {
                 unsafe { row_group::<2>(tile, t0, dst, masks) };
@@ -228,7 +238,7 @@ mod avx2 {
         })
     }
 
-    /// Token `t0`'s packed inputs (tokens never straddle a group: see the asserts).
+    /// Token `t0`'s packed inputs: its input `k` is `k * GROUP` floats on.
     unsafe fn inputs(tile: &Tile, t0: usize) -> *const f32 {
         unsafe {
             tile.x
@@ -259,20 +269,27 @@ mod avx2 {
         }
     }
 
-    /// Tokens `t0..t0 + 4` times features `16 part..16 part + 16`.
+    /// Tokens `t0..t0 + N` times features `16 part..16 part + 16`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn part_group(tile: &Tile, part: usize, t0: usize, dst: *mut f32, masks: [__m256i; 2]) {
+    unsafe fn part_group<const N: usize>(
+        tile: &Tile,
+        part: usize,
+        t0: usize,
+        dst: *mut f32,
+        masks: [__m256i; 2],
+    ) {
         let kc = tile.w.len() / PANEL;
         let w = unsafe { tile.w.as_ptr().add(PART * part) };
-        let x = unsafe { inputs(tile, t0) };
-        let mut acc = [[_mm256_setzero_ps(); 2]; TOKENS];
+        // Six tokens may straddle two packed groups: one input pointer per token.
+        let x: [*const f32; N] = std::array::from_fn(|t| unsafe { inputs(tile, t0 + t) });
+        let mut acc = [[_mm256_setzero_ps(); 2]; N];
         for k in 0..kc {
             // SAFETY: k < kc and t < tokens: inside `w` and `x` (checked by the caller).
             let wk = unsafe { w.add(k * PANEL) };
             let wv = unsafe { [_mm256_loadu_ps(wk), _mm256_loadu_ps(wk.add(8))] };
-            for t in 0..TOKENS {
-                let xb = _mm256_set1_ps(unsafe { *x.add(k * GROUP + t) });
+            for t in 0..N {
+                let xb = _mm256_set1_ps(unsafe { *x[t].add(k * GROUP) });
                 for v in 0..2 {
                     acc[t][v] = _mm256_fmadd_ps(wv[v], xb, acc[t][v]);
                 }
