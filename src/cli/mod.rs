@@ -69,16 +69,29 @@ fn size_thread_pools(threads: Option<usize>) -> anyhow::Result<()> {
             }
             .into());
         }
-        Some(threads) => threads,
+        Some(threads) => Some(threads),
         // An explicit RAYON_NUM_THREADS in the environment is left as it is.
-        None if std::env::var_os("RAYON_NUM_THREADS").is_some() => return Ok(()),
+        None if std::env::var_os("RAYON_NUM_THREADS").is_some() => None,
         // Physical cores, as candle counts them: rayon's own default is every logical CPU, and
         // two hyper-threads of one core only fight over its vector units and memory bandwidth.
-        None => candle_core::utils::get_num_threads(),
+        None => Some(candle_core::utils::get_num_threads()),
     };
-    // SAFETY: the process has one thread here (see above), so nothing reads the environment
-    // concurrently.
-    unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    if let Some(threads) = threads {
+        // SAFETY: the process has one thread here (see above), so nothing reads the
+        // environment concurrently.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    }
+    name_kernel_threads()
+}
+
+/// Starts the kernels' rayon pool with named threads: unnamed, they would take the name of
+/// whichever thread first ran a kernel (an HTTP worker of `precis serve`, say), and `top -H`
+/// would show the model's work on the wrong threads.
+fn name_kernel_threads() -> anyhow::Result<()> {
+    // Sized by RAYON_NUM_THREADS, as candle's kernels are.
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("precis-kernel-{i}"))
+        .build_global()?;
     Ok(())
 }
 
