@@ -15,7 +15,7 @@
 //! count to a whole block, so every width can be quantized.
 //!
 //! Every product, a decoder step's few rows or the encoder's thousands, runs the same way: the
-//! threads split the blocks (and, past [`TOKEN_CHUNK`] rows, the rows); each takes one block
+//! threads split the blocks and the rows ([`Grid`]); each takes one block
 //! of weights, which stays in cache, past its rows a tile of up to 6 at a time. A decoder step
 //! therefore streams each weight byte from memory once.
 
@@ -23,13 +23,10 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::grid::Grid;
 use super::int8_tile::{self, BLOCK, GROUP, TILE_TOKENS, Tile};
 use super::packed::SharedOut;
 use super::path::{self, KernelPath};
-
-/// Rows per parallel task of a big product: their quantized inputs (128 KiB at 512 wide) stay
-/// in L2 while the task's blocks pass over them.
-const TOKEN_CHUNK: usize = 256;
 
 /// An `(out, in)` float32 weight as int8 with one scale per output feature (see the module
 /// header). Cloning shares the values.
@@ -227,16 +224,9 @@ fn for_each_tile(
     done: impl Fn(usize, usize, usize, &[i32; TILE_TOKENS * BLOCK]) + Sync,
 ) {
     let padded = padded_inner(w.inner);
-    let blocks = w.block_count();
-    let chunks = rows.div_ceil(TOKEN_CHUNK);
-    // Enough tasks to balance the threads, each at least one block.
-    let wanted = (rayon::current_num_threads() * 4).div_ceil(chunks.max(1));
-    let per_task = blocks.div_ceil(wanted.clamp(1, blocks.max(1)));
-    let block_tasks = blocks.div_ceil(per_task.max(1));
-    (0..chunks * block_tasks).into_par_iter().for_each(|task| {
-        let (chunk, block_task) = (task / block_tasks, task % block_tasks);
-        let row_range = chunk * TOKEN_CHUNK..rows.min((chunk + 1) * TOKEN_CHUNK);
-        let block_range = block_task * per_task..blocks.min((block_task + 1) * per_task);
+    let grid = Grid::new(rows, w.block_count());
+    (0..grid.tasks()).into_par_iter().for_each(|task| {
+        let (row_range, block_range) = grid.task(task);
         let mut acc = [0i32; TILE_TOKENS * BLOCK];
         for b in block_range {
             let (block, sums) = w.block(b);

@@ -12,17 +12,20 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::grid::{Grid, ROW_BLOCK};
 use super::microkernel::{self, GROUP, Tile};
 use super::path::{self, KernelPath};
 
 /// Output features per panel: three AVX-512 registers, six AVX2 ones.
 pub const PANEL: usize = 48;
 const _: () = assert!(PANEL.is_multiple_of(LINE), "a panel row is whole lines");
+const _: () = assert!(
+    ROW_BLOCK.is_multiple_of(GROUP),
+    "a task's first token starts a packed group"
+);
 
 /// Inputs per cache block: a panel's block (48 KiB) stays in L1/L2 while tokens pass over it.
 pub(super) const K_BLOCK: usize = 256;
-/// Tokens per cache block: their inputs for one K block (256 KiB) stay in L2.
-const TOKEN_BLOCK: usize = 256;
 
 /// Sixteen floats on a 64-byte boundary. A panel's row of [`PANEL`] weights is three of them,
 /// so each AVX-512 load of a panel reads one whole cache line instead of straddling two.
@@ -175,50 +178,6 @@ fn matmul_into_on(
             }
         }
     });
-}
-
-/// The parallel tasks of one product: blocks of [`TOKEN_BLOCK`] tokens times runs of panels, so
-/// that a few threads get even shares whatever the shape (a split by panels alone left one of
-/// two threads a third more work on 1024-wide products). Each output element is still summed
-/// by one task, over the K blocks in order: the grid changes who computes it, never how.
-struct Grid {
-    rows: usize,
-    panels: usize,
-    per_task: usize,
-    panel_runs: usize,
-}
-
-impl Grid {
-    fn new(rows: usize, panels: usize) -> Self {
-        let token_blocks = rows.div_ceil(TOKEN_BLOCK).max(1);
-        // Enough tasks to balance the threads, each at least one panel; a product over many
-        // tokens (the encoder) cuts finer, as its tasks are long.
-        let per_thread = if token_blocks > 1 { 8 } else { 4 };
-        let wanted = rayon::current_num_threads() * per_thread;
-        let panel_runs = wanted.div_ceil(token_blocks).clamp(1, panels.max(1));
-        let per_task = panels.div_ceil(panel_runs).max(1);
-        Self {
-            rows,
-            panels,
-            per_task,
-            panel_runs: panels.div_ceil(per_task),
-        }
-    }
-
-    fn tasks(&self) -> usize {
-        self.rows.div_ceil(TOKEN_BLOCK) * self.panel_runs
-    }
-
-    /// Task `i`'s tokens and panels.
-    fn task(&self, i: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
-        let (block, run) = (i / self.panel_runs, i % self.panel_runs);
-        let first = block * TOKEN_BLOCK;
-        let panel = run * self.per_task;
-        (
-            first..self.rows.min(first + TOKEN_BLOCK),
-            panel..self.panels.min(panel + self.per_task),
-        )
-    }
 }
 
 /// `x (rows, inner)` in groups of [`GROUP`] tokens: input `k` of token `t` at
