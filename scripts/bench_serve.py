@@ -209,7 +209,7 @@ def main() -> None:
                         help="short articles timed alone and in the mix")
     parser.add_argument("--long-clients", default="1,2",
                         help="comma-separated: for each, a mix run with that many clients "
-                             "sending long articles back to back")
+                             "sending long articles back to back; 'none' skips the mix")
     parser.add_argument("--server-flag", action="append", default=[],
                         help="extra flag for `precis serve` (repeat), e.g. --server-flag=--max-batch-size=16")
     parser.add_argument("--decoding-flag", action="append", default=[],
@@ -244,13 +244,15 @@ def main() -> None:
         shorts = [d for d in named if d[1] == "short"][:args.mix_shorts]
         longs = [d for d in named if d[1] == "long"]
         summarize(address, shorts[0][2])  # warm-up
-        alone = [summarize(address, text)[0] for _, _, text in shorts]
-        mixes = [mix_run(address, shorts, longs, int(k)) for k in args.long_clients.split(",")]
+        long_clients = [] if args.long_clients == "none" else args.long_clients.split(",")
+        alone = [summarize(address, text)[0] for _, _, text in shorts] if long_clients else [0.0]
+        mixes = [mix_run(address, shorts, longs, int(k)) for k in long_clients]
         # Alone again after the mixes, so a change in the machine's other load shows in both.
-        alone += [summarize(address, text)[0] for _, _, text in shorts]
+        if long_clients:
+            alone += [summarize(address, text)[0] for _, _, text in shorts]
         alone_p = {p: percentile(alone, p) for p in (50, 95)}
         print(f"short articles alone: p50 {alone_p[50]:.2f} s, p95 {alone_p[95]:.2f} s", flush=True)
-        for k, mix in zip(args.long_clients.split(","), mixes):
+        for k, mix in zip(long_clients, mixes):
             mix["long_clients"] = int(k)
             mix["mismatched"] = [n for n, s in mix.pop("summaries").items()
                                  if batch_summaries.get(n) != s]

@@ -5,20 +5,32 @@
 //! times slower than alone, however the queue is ordered. Only priority keeps it near its time
 //! alone:
 //! - **Classes.** A document that fits one pass (one chunk, no merge) is [`Class::Interactive`];
-//!   the chunk passes and merge passes of a long, chunked document are [`Class::Bulk`]. Each
-//!   class runs in its own engine lane (groups of different lanes never share a decoder call).
-//! - **Stepping.** While interactive sequences run, bulk groups step only once the interactive
-//!   rows stepped since their last step reach [`INTERACTIVE_ROWS_PER_BULK_ROW`] times their own
-//!   rows, and at least every [`MAX_BULK_WAIT`] steps ([`Pacer`]). So bulk work gets about a
-//!   fifth of the decoder's rows and a short request's steps slow by about a quarter, however
-//!   much long work runs beside it; and bulk work always moves. With one class present it
-//!   steps every time: nothing is held back for nobody.
+//!   the chunk passes and merge passes of a long, chunked document are [`Class::Bulk`]. Bulk
+//!   passes run in a lane of their own (groups of different lanes never share a decoder call),
+//!   the *paced* lane.
+//! - **Stepping.** While interactive sequences run, the paced lane steps only once the
+//!   interactive rows stepped since its last step reach [`INTERACTIVE_ROWS_PER_BULK_ROW`] times
+//!   its own rows, and at least every [`MAX_BULK_WAIT`] steps ([`Pacer`]). So bulk work gets
+//!   about a fifth of the decoder's rows and a short request's steps slow by about a quarter,
+//!   however much long work runs beside it; and bulk work always moves. With one class present
+//!   it steps every time: nothing is held back for nobody.
 //! - **Admission.** While interactive passes run or join, queued bulk passes wait (their
 //!   encoding would stall the interactive ones) unless their round has waited the queue's
 //!   starvation bound ([`may_join`]); so bulk work is never starved either.
+//! - **Saturation: the priority gives way.** Holding bulk work back only helps while there is
+//!   room: when work that may join is refused for want of room in the batch (the server is
+//!   *saturated*), requests wait in the queue whatever the priority does, and a paced lane only
+//!   keeps batch slots busy at a fifth of their speed, which makes every request wait longer.
+//!   It also splits each step into two decoder calls, and on a CPU a call has a large fixed
+//!   cost (every weight is read once per call, whatever the rows): at 32 clients two calls of
+//!   about 16 rows cost about 1.5x one call of 32. So while saturated the paced lane steps every
+//!   time, bulk passes join in queue order, and they join the interactive lane ([`Class::lane`]),
+//!   so the batch steps in one decoder call. Bulk work that joined then stays in that lane until
+//!   it finishes (moving it would copy its decoder state), so when saturation ends short
+//!   requests run beside it at most one summary's length.
 //!
-//! The cost is the bulk work's latency while interactive traffic lasts; total throughput stays,
-//! since the machine is as busy either way.
+//! The cost is the bulk work's latency while interactive traffic lasts and the server has room;
+//! total throughput stays, since the machine is as busy either way.
 
 use crate::Pass;
 use crate::generation::Lane;
@@ -51,31 +63,41 @@ impl Class {
         }
     }
 
-    /// The engine lane its sequences run in.
-    pub fn lane(self) -> Lane {
-        self as Lane
+    /// The engine lane its sequences run in when they join now: bulk passes run in the paced
+    /// lane, unless they join while the server is `saturated`.
+    pub fn lane(self, saturated: bool) -> Lane {
+        match self {
+            Self::Bulk if !saturated => PACED,
+            _ => FRONT,
+        }
     }
 }
 
-/// Which classes step at one decoder step.
+/// The lane that steps every time: interactive passes, and bulk ones that joined while the
+/// server was saturated.
+pub const FRONT: Lane = 0;
+/// The lane of bulk passes, stepped by the [`Pacer`].
+pub const PACED: Lane = 1;
+
+/// Which lanes step at one decoder step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stepping {
-    pub interactive: bool,
-    pub bulk: bool,
+    pub front: bool,
+    pub paced: bool,
 }
 
 impl Stepping {
     /// Whether the sequences of `lane` step.
     pub fn steps(self, lane: Lane) -> bool {
-        if lane == Class::Interactive.lane() {
-            self.interactive
+        if lane == FRONT {
+            self.front
         } else {
-            self.bulk
+            self.paced
         }
     }
 }
 
-/// Paces bulk steps while interactive sequences run.
+/// Paces the paced lane's steps while the front lane runs.
 #[derive(Debug)]
 pub struct Pacer {
     ratio: usize,
@@ -98,28 +120,31 @@ impl Pacer {
         }
     }
 
-    /// The classes to step now, given the rows each has running.
-    pub fn next(&mut self, interactive_rows: usize, bulk_rows: usize) -> Stepping {
-        let interactive = interactive_rows > 0;
-        let bulk = bulk_rows > 0
-            && (!interactive
-                || self.credit + interactive_rows >= self.ratio * bulk_rows
+    /// The lanes to step now, given the rows each has running; everything steps while the
+    /// server is `saturated`.
+    pub fn next(&mut self, front_rows: usize, paced_rows: usize, saturated: bool) -> Stepping {
+        let front = front_rows > 0;
+        let paced = paced_rows > 0
+            && (!front
+                || saturated
+                || self.credit + front_rows >= self.ratio * paced_rows
                 || self.waited + 1 >= self.max_wait);
-        if bulk || bulk_rows == 0 {
+        if paced || paced_rows == 0 {
             (self.credit, self.waited) = (0, 0);
         } else {
-            self.credit += interactive_rows;
+            self.credit += front_rows;
             self.waited += 1;
         }
-        Stepping { interactive, bulk }
+        Stepping { front, paced }
     }
 }
 
 /// Whether a queued pass of `class` may join the running batch now: interactive ones always
-/// (the budgets permitting); bulk ones while no interactive pass runs or joins at this step, or
-/// once their round waited the queue's starvation bound (`starved`).
-pub fn may_join(class: Class, starved: bool, interactive_busy: bool) -> bool {
-    class == Class::Interactive || starved || !interactive_busy
+/// (the budgets permitting); bulk ones while no interactive pass runs or joins at this step,
+/// while the server is `saturated`, or once their round waited the queue's starvation bound
+/// (`starved`).
+pub fn may_join(class: Class, starved: bool, interactive_busy: bool, saturated: bool) -> bool {
+    class == Class::Interactive || starved || saturated || !interactive_busy
 }
 
 #[cfg(test)]
@@ -144,15 +169,33 @@ mod tests {
         assert_eq!(Class::of_round(true, &[pass(false)]), Class::Bulk);
         assert_eq!(Class::of_round(false, &[pass(true)]), Class::Bulk);
         assert_eq!(Class::of_round(false, &[pass(false)]), Class::Bulk);
-        assert_ne!(Class::Interactive.lane(), Class::Bulk.lane());
     }
 
-    /// The classes stepped at each of `steps` steps with these rows running.
+    #[test]
+    fn bulk_runs_in_the_paced_lane_unless_it_joins_a_saturated_server() {
+        assert_eq!(Class::Interactive.lane(false), FRONT);
+        assert_eq!(Class::Bulk.lane(false), PACED);
+        assert_ne!(FRONT, PACED);
+        assert_eq!(Class::Bulk.lane(true), FRONT);
+        assert_eq!(Class::Interactive.lane(true), FRONT);
+    }
+
+    /// The lanes stepped at each of `steps` steps with these rows running (`A` both, `i` the
+    /// front one, `b` the paced one).
     fn schedule(pacer: &mut Pacer, interactive: usize, bulk: usize, steps: usize) -> String {
+        schedule_at(pacer, (interactive, bulk), false, steps)
+    }
+
+    fn schedule_at(
+        pacer: &mut Pacer,
+        (interactive, bulk): (usize, usize),
+        saturated: bool,
+        steps: usize,
+    ) -> String {
         (0..steps)
             .map(|_| {
-                let s = pacer.next(interactive, bulk);
-                match (s.interactive, s.bulk) {
+                let s = pacer.next(interactive, bulk, saturated);
+                match (s.front, s.paced) {
                     (true, true) => 'A',
                     (true, false) => 'i',
                     (false, true) => 'b',
@@ -188,10 +231,20 @@ mod tests {
     }
 
     #[test]
-    fn bulk_waits_for_interactive_work_unless_starved() {
-        assert!(may_join(Class::Interactive, false, true));
-        assert!(may_join(Class::Bulk, false, false));
-        assert!(!may_join(Class::Bulk, false, true));
-        assert!(may_join(Class::Bulk, true, true));
+    fn a_saturated_server_steps_the_paced_lane_every_time() {
+        let mut pacer = Pacer::new(4, 100);
+        assert_eq!(schedule_at(&mut pacer, (16, 16), true, 4), "AAAA");
+        // Pacing starts afresh when saturation ends.
+        assert_eq!(schedule_at(&mut pacer, (16, 16), false, 5), "iiiAi");
+        assert_eq!(schedule_at(&mut pacer, (0, 16), true, 2), "bb");
+    }
+
+    #[test]
+    fn bulk_waits_for_interactive_work_unless_starved_or_saturated() {
+        assert!(may_join(Class::Interactive, false, true, false));
+        assert!(may_join(Class::Bulk, false, false, false));
+        assert!(!may_join(Class::Bulk, false, true, false));
+        assert!(may_join(Class::Bulk, true, true, false));
+        assert!(may_join(Class::Bulk, false, true, true));
     }
 }

@@ -10,12 +10,17 @@
 //!   (see [`super::queue`]): a short request is not stuck behind a long article's chunks, and
 //!   no round waits more than [`STARVATION_STEPS`] steps behind shorter ones.
 //! - **Priority.** Each round is interactive (a document done in one pass) or bulk (a long
-//!   document's chunk and merge passes), and each class runs in its own engine lane: while
-//!   interactive sequences run, bulk ones get about a fifth of the decoder's rows (they step
-//!   once [`priority::INTERACTIVE_ROWS_PER_BULK_ROW`] interactive rows per bulk row stepped
+//!   document's chunk and merge passes), and bulk passes run in an engine lane of their own:
+//!   while interactive sequences run, bulk ones get about a fifth of the decoder's rows (they
+//!   step once [`priority::INTERACTIVE_ROWS_PER_BULK_ROW`] interactive rows per bulk row stepped
 //!   meanwhile, or after [`priority::MAX_BULK_WAIT`] steps) and queued bulk passes wait unless
-//!   starved, so a short request keeps close to its time alone
-//!   beside long work; with one class present everything steps (see [`super::priority`]).
+//!   starved, so a short request keeps close to its time alone beside long work; with one class
+//!   present everything steps (see [`super::priority`]).
+//! - **Saturation.** When the last admission refused a pass for want of room (the batch is at
+//!   `--max-batch-size` or `--max-batch-tokens`, not merely at this step's prefill budget), the
+//!   server is saturated: queued requests wait whatever the priority does, so it gives way
+//!   (bulk steps every time, joins in queue order, and joins the interactive lane, so the whole
+//!   batch steps in one decoder call; see [`super::priority`]).
 //! - **Cancellation.** A pass whose requester went away (its reply channel closed: the client
 //!   disconnected) leaves the queue or the running batch at the next step.
 //! - **Failures.** When a model call fails, the engine drops the batch it ran. Its passes are
@@ -149,7 +154,7 @@ impl<'l> Budget<'l> {
     }
 
     /// Whether a pass of `tokens` input tokens joins now; counts it if so.
-    fn take(&mut self, tokens: usize) -> bool {
+    fn take(&mut self, tokens: usize) -> Admission {
         let limits = self.limits;
         let wider = self.width.max(tokens);
         let room = self.sequences < limits.max_batch_size
@@ -157,14 +162,27 @@ impl<'l> Budget<'l> {
         // The first pass of a step joins whatever its length, when there is room.
         let prefill = self.prefill == 0 || self.prefill + tokens <= limits.max_prefill_tokens;
         // A lone pass runs whatever its size.
-        if !(self.sequences == 0 || room && prefill) {
-            return false;
+        if self.sequences > 0 && !room {
+            return Admission::NoRoom;
+        }
+        if self.sequences > 0 && !prefill {
+            return Admission::NotThisStep;
         }
         self.sequences += 1;
         self.width = wider;
         self.prefill += tokens;
-        true
+        Admission::Joins
     }
+}
+
+/// What [`Budget::take`] says about a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    Joins,
+    /// The batch is full: it waits for running sequences to finish.
+    NoRoom,
+    /// This step's prefill budget is spent: it joins at a later step.
+    NotThisStep,
 }
 
 /// A pass waiting or running, with what is needed to run it again after a failure.
@@ -178,9 +196,10 @@ struct Item {
 }
 
 impl Item {
-    fn placement(&self) -> Placement {
+    /// Where it runs when it joins now, `saturated` or not.
+    fn placement(&self, saturated: bool) -> Placement {
         Placement {
-            lane: self.class.lane(),
+            lane: self.class.lane(saturated),
             isolated: self.isolated,
         }
     }
@@ -204,6 +223,8 @@ struct Scheduler<'a> {
     /// Decoder steps run so far: the queue's clock.
     steps: u64,
     pacer: Pacer,
+    /// The last admission refused a pass for want of room in the batch.
+    saturated: bool,
 }
 
 impl<'a> Scheduler<'a> {
@@ -223,6 +244,7 @@ impl<'a> Scheduler<'a> {
                 priority::INTERACTIVE_ROWS_PER_BULK_ROW,
                 priority::MAX_BULK_WAIT,
             ),
+            saturated: false,
         }
     }
 
@@ -255,11 +277,10 @@ impl<'a> Scheduler<'a> {
 
     /// One decoder step for the lanes the pacer picks.
     fn step(&mut self) {
-        let interactive = self.engine.rows_in(Class::Interactive.lane());
-        let bulk = self.engine.rows_in(Class::Bulk.lane());
-        let stepping = self.pacer.next(interactive, bulk);
-        let rows =
-            usize::from(stepping.interactive) * interactive + usize::from(stepping.bulk) * bulk;
+        let front = self.engine.rows_in(priority::FRONT);
+        let paced = self.engine.rows_in(priority::PACED);
+        let stepping = self.pacer.next(front, paced, self.saturated);
+        let rows = usize::from(stepping.front) * front + usize::from(stepping.paced) * paced;
         self.metrics.decoder_steps.inc();
         self.metrics.decoder_rows.inc_by(rows as u64);
         let report = self.engine.step_lanes(|lane| stepping.steps(lane));
@@ -310,35 +331,46 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Moves passes from the queue into the running batch while the budgets and the priority
-    /// between classes allow.
+    /// between classes allow, and notes whether the batch refused one for want of room.
     fn admit(&mut self) {
         let mut budget = Budget::new(
             &self.limits,
             self.engine.sequences(),
             self.engine.padded_tokens(),
         );
-        let mut interactive_busy = self.engine.sequences_in(Class::Interactive.lane()) > 0;
+        let saturated = self.saturated;
+        let mut interactive_busy = self
+            .running
+            .values()
+            .any(|item| item.class == Class::Interactive);
+        let mut full = false;
         let chosen = self.queue.take_while(self.steps, |pass, offer| {
-            let joins = priority::may_join(offer.class, offer.starved, interactive_busy)
-                && budget.take(pass.tokens());
+            if !priority::may_join(offer.class, offer.starved, interactive_busy, saturated) {
+                return false;
+            }
+            let admission = budget.take(pass.tokens());
+            full = admission == Admission::NoRoom;
+            let joins = admission == Admission::Joins;
             interactive_busy |= joins && offer.class == Class::Interactive;
             joins
         });
         if !chosen.is_empty() {
             self.start(chosen);
         }
+        self.saturated = full;
     }
 
-    /// Encodes and joins `chosen`: one admission per beam width and class, one per isolated
+    /// Encodes and joins `chosen`: one admission per beam width and lane, one per isolated
     /// pass.
     fn start(&mut self, chosen: Vec<(SequenceId, Item)>) {
+        let saturated = self.saturated;
         let mut batches: Vec<Vec<(SequenceId, Item)>> = Vec::new();
         for (id, item) in chosen {
             let beams = item.pass.config.beam_width();
             let shared = batches.iter_mut().find(|b| {
                 let (_, first) = &b[0];
                 !item.isolated
-                    && first.placement() == item.placement()
+                    && first.placement(saturated) == item.placement(saturated)
                     && first.pass.config.beam_width() == beams
             });
             match shared {
@@ -347,7 +379,7 @@ impl<'a> Scheduler<'a> {
             }
         }
         for batch in batches {
-            let placement = batch[0].1.placement();
+            let placement = batch[0].1.placement(saturated);
             let admitted = self.admit_batch(&batch, placement);
             let ids: Vec<SequenceId> = batch.iter().map(|(id, _)| *id).collect();
             self.running.extend(batch);
@@ -445,7 +477,24 @@ mod tests {
     }
 
     fn taken(budget: &mut Budget, passes: &[usize]) -> Vec<bool> {
-        passes.iter().map(|&tokens| budget.take(tokens)).collect()
+        passes
+            .iter()
+            .map(|&tokens| budget.take(tokens) == Admission::Joins)
+            .collect()
+    }
+
+    #[test]
+    fn a_full_batch_is_told_apart_from_a_spent_prefill_budget() {
+        // Only a full batch makes the server saturated: a spent prefill budget clears at the
+        // next step.
+        let limits = limits(3, 1000, 300);
+        let mut budget = Budget::new(&limits, 1, 100);
+        assert_eq!(budget.take(200), Admission::Joins);
+        assert_eq!(budget.take(200), Admission::NotThisStep);
+        assert_eq!(budget.take(50), Admission::Joins);
+        assert_eq!(budget.take(10), Admission::NoRoom);
+        let mut budget = Budget::new(&limits, 2, 2 * 300);
+        assert_eq!(budget.take(400), Admission::NoRoom, "3 x 400 > 1000 tokens");
     }
 
     #[test]
