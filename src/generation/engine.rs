@@ -62,6 +62,17 @@ impl Placement {
     };
 }
 
+/// One padded batch to admit: `(rows, seq)` u32 ids and mask, and each row's sequence.
+#[derive(Debug)]
+pub struct Padded {
+    pub input_ids: Tensor,
+    pub attention_mask: Tensor,
+    pub sequences: Vec<(SequenceId, GenerationConfig)>,
+}
+
+/// A padded batch with its sequences built.
+type Built = (Tensor, Tensor, Vec<(SequenceId, Sequence)>);
+
 /// A completed sequence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
@@ -173,16 +184,34 @@ impl<'m> Engine<'m> {
         sequences: Vec<(SequenceId, GenerationConfig)>,
         placement: Placement,
     ) -> Result<()> {
-        for (_, config) in &sequences {
-            config.validate()?;
-            check_token_ids(self.model, config)?;
-        }
+        let batch = Padded {
+            input_ids: input_ids.clone(),
+            attention_mask: attention_mask.clone(),
+            sequences,
+        };
+        self.admit_all(vec![batch], placement)
+    }
+
+    /// [`Self::admit`] for several padded batches, all of one beam width, at once. Each is
+    /// encoded on its own, so a caller that pads inputs of similar length together spends
+    /// little encoder work on padding; they join their group together, so its running decoder
+    /// state (which joining copies) is copied once however many batches join.
+    pub fn admit_all(&mut self, batches: Vec<Padded>, placement: Placement) -> Result<()> {
         let spec = self.model.spec();
-        let sequences = sequences
-            .into_iter()
-            .map(|(id, config)| (id, Sequence::new(&config, spec)))
-            .collect();
-        self.admit_sequences(input_ids, attention_mask, sequences, placement)
+        let mut built = Vec::with_capacity(batches.len());
+        for batch in batches {
+            for (_, config) in &batch.sequences {
+                config.validate()?;
+                check_token_ids(self.model, config)?;
+            }
+            let sequences = batch
+                .sequences
+                .into_iter()
+                .map(|(id, config)| (id, Sequence::new(&config, spec)))
+                .collect();
+            built.push((batch.input_ids, batch.attention_mask, sequences));
+        }
+        self.admit_built(built, placement)
     }
 
     /// [`Self::admit`] for sequences already built.
@@ -193,32 +222,53 @@ impl<'m> Engine<'m> {
         sequences: Vec<(SequenceId, Sequence)>,
         placement: Placement,
     ) -> Result<()> {
-        let rows = check_inputs(input_ids, attention_mask)?;
-        let beams = sequences.first().map_or(1, |(_, s)| s.rows());
-        if rows != sequences.len() || sequences.iter().any(|(_, s)| s.rows() != beams) {
-            return Err(candle_core::Error::Msg(format!(
-                "admitting {rows} rows needs as many sequences of one beam width, got {}",
-                sequences.len()
-            ))
-            .into());
+        let batch = (input_ids.clone(), attention_mask.clone(), sequences);
+        self.admit_built(vec![batch], placement)
+    }
+
+    /// Encodes every batch, joins their fresh states into one, and that to its group.
+    fn admit_built(&mut self, batches: Vec<Built>, placement: Placement) -> Result<()> {
+        let beams = batches
+            .iter()
+            .find_map(|(_, _, sequences)| sequences.first())
+            .map_or(1, |(_, s)| s.rows());
+        let mut fresh: Option<DecoderState> = None;
+        let mut members = Vec::new();
+        for (input_ids, attention_mask, sequences) in batches {
+            let rows = check_inputs(&input_ids, &attention_mask)?;
+            if rows != sequences.len() || sequences.iter().any(|(_, s)| s.rows() != beams) {
+                return Err(candle_core::Error::Msg(format!(
+                    "admitting {rows} rows needs as many sequences of one beam width, got {}",
+                    sequences.len()
+                ))
+                .into());
+            }
+            if rows == 0 {
+                continue;
+            }
+            let started = Instant::now();
+            let model = self.model;
+            let state = guarded(|| {
+                let encoded = model.encode(&input_ids, &attention_mask)?;
+                let mut state = model.start_decoding(&encoded, &attention_mask)?;
+                state.expand_beams(beams)?;
+                Ok(state)
+            })?;
+            let share = started.elapsed().as_secs_f64() / rows as f64;
+            members.extend(sequences.into_iter().map(|(id, sequence)| Member {
+                id,
+                sequence,
+                seconds: share,
+            }));
+            match &mut fresh {
+                // Both fresh: only their encoder sides are copied, not the running batch.
+                Some(joined) => joined.join(state)?,
+                None => fresh = Some(state),
+            }
         }
-        if rows == 0 {
+        let Some(state) = fresh else {
             return Ok(());
-        }
-        let started = Instant::now();
-        let model = self.model;
-        let state = guarded(|| {
-            let encoded = model.encode(input_ids, attention_mask)?;
-            let mut state = model.start_decoding(&encoded, attention_mask)?;
-            state.expand_beams(beams)?;
-            Ok(state)
-        })?;
-        let share = started.elapsed().as_secs_f64() / rows as f64;
-        let members = sequences.into_iter().map(|(id, sequence)| Member {
-            id,
-            sequence,
-            seconds: share,
-        });
+        };
         let joinable = (!placement.isolated)
             .then(|| {
                 self.groups
@@ -235,7 +285,7 @@ impl<'m> Engine<'m> {
                 beams,
                 placement,
                 state,
-                members: members.collect(),
+                members,
             }),
         }
         Ok(())

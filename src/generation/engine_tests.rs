@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor};
 
 use super::config::{EarlyStopping, GenerationConfig, Sampling};
-use super::engine::{Engine, Finished, Placement, SequenceId};
+use super::engine::{Engine, Finished, Padded, Placement, SequenceId};
 use super::mock::{MockModel, PAD};
 use super::{generate, pad_batch};
 use crate::Error;
@@ -93,18 +93,30 @@ struct Pending {
     config: GenerationConfig,
 }
 
-/// Admits `pending` (one call per beam width, as a scheduler would).
+/// Admits `pending` (one call per beam width, as a scheduler would), padded in two batches
+/// (odd and even arrivals) when there are several.
 fn admit(engine: &mut Engine, pending: Vec<Pending>) {
     let mut by_width: HashMap<usize, Vec<Pending>> = HashMap::new();
     for p in pending {
         by_width.entry(p.config.beam_width()).or_default().push(p);
     }
     for (_, group) in by_width {
-        let rows: Vec<&[u32]> = group.iter().map(|p| p.row.as_slice()).collect();
-        let (ids, mask) = pad_batch(&rows, PAD, &Device::Cpu).unwrap();
-        let sequences = group.iter().map(|p| (p.id, p.config.clone())).collect();
+        let halves = [0, 1].map(|parity| group.iter().skip(parity).step_by(2).collect());
+        let batches = halves
+            .into_iter()
+            .filter(|half: &Vec<&Pending>| !half.is_empty());
+        let batches = batches.map(|half| {
+            let rows: Vec<&[u32]> = half.iter().map(|p| p.row.as_slice()).collect();
+            let (input_ids, attention_mask) = pad_batch(&rows, PAD, &Device::Cpu).unwrap();
+            let sequences = half.iter().map(|p| (p.id, p.config.clone())).collect();
+            Padded {
+                input_ids,
+                attention_mask,
+                sequences,
+            }
+        });
         engine
-            .admit(&ids, &mask, sequences, Placement::default())
+            .admit_all(batches.collect(), Placement::default())
             .unwrap();
     }
 }

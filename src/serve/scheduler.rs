@@ -39,7 +39,7 @@ use super::metrics::Metrics;
 use super::priority::{self, Class, Pacer};
 use super::queue::{Queue, Work};
 use crate::batch::error_chain;
-use crate::generation::engine::{Engine, Placement, Report, SequenceId};
+use crate::generation::engine::{Engine, Padded, Placement, Report, SequenceId};
 use crate::generation::{GenerationConfig, pad_batch};
 use crate::{Error, PassOutput, Summarizer};
 
@@ -183,6 +183,28 @@ enum Admission {
     NoRoom,
     /// This step's prefill budget is spent: it joins at a later step.
     NotThisStep,
+}
+
+/// A padded batch takes inputs down to this fraction of its longest (as numerator /
+/// denominator): the encoder's work on padding stays under a quarter of the batch.
+const SIMILAR_LENGTH: (usize, usize) = (3, 4);
+
+/// Indices of `lengths` in padded batches of similar length, longest first, as `precis batch`
+/// sorts its batches: passes joining at one step may be a long article's 512-token chunks and
+/// 100-token short articles, and padding them together would spend most of the encoder's work
+/// on padding.
+fn similar_lengths(lengths: &[usize]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    let mut parts: Vec<Vec<usize>> = Vec::new();
+    for i in order {
+        let (num, den) = SIMILAR_LENGTH;
+        match parts.last_mut() {
+            Some(part) if lengths[i] * den >= lengths[part[0]] * num => part.push(i),
+            _ => parts.push(vec![i]),
+        }
+    }
+    parts
 }
 
 /// A pass waiting or running, with what is needed to run it again after a failure.
@@ -402,16 +424,28 @@ impl<'a> Scheduler<'a> {
                 .input_tokens
                 .inc_by(item.pass.input_ids.len() as u64);
         }
-        let rows: Vec<&[u32]> = batch
+        let lengths: Vec<usize> = batch
             .iter()
-            .map(|(_, item)| item.pass.input_ids.as_slice())
+            .map(|(_, item)| item.pass.input_ids.len())
             .collect();
-        let (ids, mask) = pad_batch(&rows, self.pad, &self.device)?;
-        let sequences = batch
-            .iter()
-            .map(|(id, item)| (*id, GenerationConfig::clone(&item.pass.config)))
-            .collect();
-        self.engine.admit(&ids, &mask, sequences, placement)
+        let mut padded = Vec::new();
+        for part in similar_lengths(&lengths) {
+            let rows: Vec<&[u32]> = part
+                .iter()
+                .map(|&i| batch[i].1.pass.input_ids.as_slice())
+                .collect();
+            let (input_ids, attention_mask) = pad_batch(&rows, self.pad, &self.device)?;
+            let sequences = part
+                .iter()
+                .map(|&i| (batch[i].0, GenerationConfig::clone(&batch[i].1.pass.config)))
+                .collect();
+            padded.push(Padded {
+                input_ids,
+                attention_mask,
+                sequences,
+            });
+        }
+        self.engine.admit_all(padded, placement)
     }
 
     /// Answers finished passes; failed ones run again alone, or are answered with the error
@@ -481,6 +515,17 @@ mod tests {
             .iter()
             .map(|&tokens| budget.take(tokens) == Admission::Joins)
             .collect()
+    }
+
+    #[test]
+    fn passes_of_similar_length_are_padded_together_longest_first() {
+        let lengths = [120, 512, 130, 400, 100, 512, 384];
+        let parts = similar_lengths(&lengths);
+        assert_eq!(parts, [vec![1, 5, 3, 6], vec![2, 0, 4]]);
+        assert_eq!(similar_lengths(&[10]), [vec![0]]);
+        assert!(similar_lengths(&[]).is_empty());
+        // 89 is under three quarters of 120.
+        assert_eq!(similar_lengths(&[120, 89]), [vec![0], vec![1]]);
     }
 
     #[test]
