@@ -215,6 +215,7 @@ impl<'m> Engine<'m> {
     }
 
     /// [`Self::admit`] for sequences already built.
+    #[cfg(test)]
     pub(crate) fn admit_sequences(
         &mut self,
         input_ids: &Tensor,
