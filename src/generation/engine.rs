@@ -14,7 +14,9 @@
 //!   class of work priority over another.
 //! - **Joining and leaving.** [`Engine::admit`] encodes a padded batch and joins it to its
 //!   group's running [`DecoderState`]; finished and cancelled sequences are filtered out of it
-//!   (see `models::cache::rows`). What to admit and when (token and row budgets, fairness) is
+//!   (see `models::cache::rows`). Joining copies the group's state, so [`Engine::admit_all`]
+//!   takes several padded batches (inputs of similar length padded together, encoded apart)
+//!   and joins them in one copy. What to admit and when (token and row budgets, fairness) is
 //!   the caller's policy.
 //! - **Batch-invariant on the CPU.** A sequence's logits are bit-identical whatever else is in
 //!   the batch — the number of rows, how wide the encoder side is padded, the step it joined
