@@ -246,7 +246,8 @@ impl RelativePositions {
     ///
     /// The bias depends only on `key - query`: each distance's bucket and embedding is looked
     /// up once (2 × 512 distances for a 512-token input, not 512²), and one gather lays the
-    /// values out head-major, with no transpose after.
+    /// values out head-major, with no transpose after: the bias comes out contiguous, laid out
+    /// once for the attention kernels of every layer.
     fn bias(
         &self,
         queries: std::ops::Range<usize>,
@@ -585,8 +586,7 @@ impl Seq2Seq for T5 {
         let positions = self
             .encoder_positions
             .bias(0..seq, seq, &self.device)?
-            .to_dtype(xs.dtype())?
-            .contiguous()?;
+            .to_dtype(xs.dtype())?;
         let padding = padding_bias(attention_mask, xs.dtype())?;
         for block in &self.encoder_blocks {
             xs = block.forward(&xs, &[&positions, &padding])?;
@@ -614,9 +614,7 @@ impl Seq2Seq for T5 {
         let self_bias = self
             .decoder_positions
             .bias(position..position + 1, position + 1, &self.device)?
-            .to_dtype(xs.dtype())?
-            // Laid out once here rather than by the attention kernel in every layer.
-            .contiguous()?;
+            .to_dtype(xs.dtype())?;
         // Relative positions need no per-row shift for rows that joined the batch late: their
         // distances to their own keys are the same in any slot. Only the slots before them
         // must be hidden.
