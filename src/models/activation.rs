@@ -1,8 +1,10 @@
 //! Feed-forward activations by their transformers name (`ACT2FN`), shared by every model.
 
-use candle_core::op::{Gelu, GeluErf, Relu, Silu, Tanh, UnaryOpT};
-use candle_core::{Result, Tensor};
+use candle_core::op::{Gelu, Relu, Silu, Tanh, UnaryOpT};
+use candle_core::{DType, Result, Tensor};
 use rayon::prelude::*;
+
+use super::kernels::gelu::gelu_erf_in_place;
 
 /// Values per parallel task of [`Activation::apply_in_place`].
 const CHUNK: usize = 16 * 1024;
@@ -46,7 +48,7 @@ impl Activation {
     pub(crate) fn apply(self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Activation::Relu => xs.relu(),
-            Activation::GeluErf => xs.gelu_erf(),
+            Activation::GeluErf => gelu_erf(xs),
             Activation::GeluTanh => xs.gelu(),
             Activation::Silu => xs.silu(),
             Activation::Tanh => xs.tanh(),
@@ -58,14 +60,14 @@ impl Activation {
     }
 
     /// `values` -> the activation of each, in place, on the thread pool: bit for bit what
-    /// [`Self::apply`] gives on a float32 CPU tensor, as it is candle's own function per value
-    /// (without a fresh tensor, and without candle's second thread pool spinning between the
-    /// products). `false`, with `values` untouched, for the activations candle composes from
-    /// several ops.
+    /// [`Self::apply`] gives on a float32 CPU tensor, as it is the same function per value
+    /// (candle's, or the vectorised GELU of [`gelu_erf_in_place`] that `apply` uses too), without
+    /// a fresh tensor and without candle's second thread pool spinning between the products.
+    /// `false`, with `values` untouched, for the activations candle composes from several ops.
     pub(crate) fn apply_in_place(self, values: &mut [f32]) -> bool {
         match self {
             Activation::Relu => map::<Relu>(values),
-            Activation::GeluErf => map::<GeluErf>(values),
+            Activation::GeluErf => gelu_erf_in_place(values),
             Activation::GeluTanh => map::<Gelu>(values),
             Activation::Silu => map::<Silu>(values),
             Activation::Tanh => map::<Tanh>(values),
@@ -79,6 +81,17 @@ impl Activation {
     pub(crate) fn has_in_place(self) -> bool {
         self.apply_in_place(&mut [])
     }
+}
+
+/// The exact GELU: on a float32 CPU tensor the vectorised kernel (the one the in-place path
+/// runs, so both paths give the same bits), elsewhere candle's.
+fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
+    if !xs.device().is_cpu() || xs.dtype() != DType::F32 {
+        return xs.gelu_erf();
+    }
+    let mut values = xs.flatten_all()?.to_vec1::<f32>()?;
+    gelu_erf_in_place(&mut values);
+    Tensor::from_vec(values, xs.shape(), xs.device())
 }
 
 fn map<Op: UnaryOpT>(values: &mut [f32]) {
@@ -123,7 +136,7 @@ mod tests {
     }
 
     #[test]
-    fn in_place_activations_are_bit_identical_to_candles_or_decline() {
+    fn in_place_activations_are_bit_identical_to_apply_or_decline() {
         // Enough values for several parallel chunks, over the range where each one bends.
         let xs: Vec<f32> = (0..40_000).map(|i| (i as f32 - 20_000.0) * 4e-4).collect();
         let tensor = Tensor::new(xs.as_slice(), &Device::Cpu).unwrap();

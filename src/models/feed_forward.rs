@@ -8,7 +8,7 @@
 //! packed path the rows go in chunks of [`CHUNK`]: each chunk's hidden activations are one
 //! buffer, activated in place on the thread pool, and its output is written straight into the
 //! result. Every row's values are the same as through tensors, bit for bit: the products sum
-//! each row alone, and the activation is candle's function per value.
+//! each row alone, and the activation is the same function per value (`Activation`).
 
 use candle_core::{DType, Module, Result, Tensor};
 

@@ -96,7 +96,7 @@ fn exp_columns_with(block: &mut [f32], exp: impl Fn([f32; LANES]) -> [f32; LANES
 }
 
 /// Lanes processed together: one AVX-512 register, two AVX2 ones.
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 
 #[inline(always)]
 fn softmax_with(row: &mut [f32], exp: impl Fn([f32; LANES]) -> [f32; LANES]) {
@@ -153,7 +153,7 @@ fn softmax_with(row: &mut [f32], exp: impl Fn([f32; LANES]) -> [f32; LANES]) {
 /// FLT_MIN), or a row's sum would depend on how many padded keys it has. Above 88.376 (which a
 /// softmax, exponentiating scores minus their maximum, never reaches) it stays at e^88.376.
 #[inline(always)]
-fn exp_lanes(x: [f32; LANES]) -> [f32; LANES] {
+pub(super) fn exp_lanes(x: [f32; LANES]) -> [f32; LANES] {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split in two so that n * LN2_HI is exact.
     const LN2_HI: f32 = 0.693_359_4;
