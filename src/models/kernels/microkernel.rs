@@ -175,8 +175,9 @@ mod avx2 {
     /// Tokens per pass: 6 x 2 accumulators, 2 weights and a broadcast are 15 of AVX2's 16
     /// registers.
     const TOKENS: usize = 6;
-    /// How many panel rows ahead the first pass prefetches (3 KiB: a few hundred cycles of it).
-    const PREFETCH_ROWS: usize = 16;
+    /// How many panel rows ahead the first pass prefetches: 12 KiB, a memory latency's worth
+    /// of a decoder step's stream.
+    const PREFETCH_ROWS: usize = 64;
     const _: () = assert!(
         GROUP.is_multiple_of(2) && PANEL.is_multiple_of(PART),
         "token pairs stay inside a packed group, parts inside a panel"

@@ -27,6 +27,9 @@ const _: () = assert!(
 /// Inputs per cache block: a panel's block (48 KiB) stays in L1/L2 while tokens pass over it.
 pub(super) const K_BLOCK: usize = 256;
 
+/// Up to this many rows a product streams its weights panel after panel (see `matmul_into_on`).
+const STREAMED_TOKENS: usize = 16;
+
 /// Sixteen floats on a 64-byte boundary. A panel's row of [`PANEL`] weights is three of them,
 /// so each AVX-512 load of a panel reads one whole cache line instead of straddling two.
 #[derive(Debug, Clone, Copy)]
@@ -159,22 +162,32 @@ fn matmul_into_on(
     let dst = SharedOut(y.as_mut_ptr());
     (0..grid.tasks()).into_par_iter().for_each(|task| {
         let (tokens, panels) = grid.task(task);
-        for k0 in (0..inner).step_by(K_BLOCK) {
+        let tile = |p: usize, k0: usize| {
             let kc = K_BLOCK.min(inner - k0);
-            for p in panels.clone() {
-                let tile = Tile {
-                    w: &w.panel(p)[k0 * PANEL..(k0 + kc) * PANEL],
-                    x: &xp[tokens.start / GROUP * inner * GROUP + k0 * GROUP..],
-                    group_stride: inner * GROUP,
-                    tokens: tokens.len(),
-                    columns: PANEL.min(out - p * PANEL),
-                    dst_stride: out,
-                };
-                // SAFETY: this task alone writes the columns of `panels` in rows `tokens` (the
-                // tasks of the grid do not overlap), all inside `y`.
-                unsafe {
-                    microkernel::f32_tile(path, &tile, dst.at(tokens.start * out + p * PANEL))
-                };
+            let tile = Tile {
+                w: &w.panel(p)[k0 * PANEL..(k0 + kc) * PANEL],
+                x: &xp[tokens.start / GROUP * inner * GROUP + k0 * GROUP..],
+                group_stride: inner * GROUP,
+                tokens: tokens.len(),
+                columns: PANEL.min(out - p * PANEL),
+                dst_stride: out,
+            };
+            // SAFETY: this task alone writes the columns of `panels` in rows `tokens` (the
+            // tasks of the grid do not overlap), all inside `y`.
+            unsafe { microkernel::f32_tile(path, &tile, dst.at(tokens.start * out + p * PANEL)) };
+        };
+        // Each output adds its blocks of inputs in order either way; only the traversal differs.
+        if tokens.len() <= STREAMED_TOKENS {
+            // A decoder step's few rows: each panel whole, then the next, which lies right
+            // after it: the task's weights are one sequential stream from memory.
+            for p in panels {
+                (0..inner).step_by(K_BLOCK).for_each(|k0| tile(p, k0));
+            }
+        } else {
+            // Many tokens: one block of inputs across the task's panels, so the tokens' packed
+            // inputs for that block stay in cache while every panel passes over them.
+            for k0 in (0..inner).step_by(K_BLOCK) {
+                panels.clone().for_each(|p| tile(p, k0));
             }
         }
     });
