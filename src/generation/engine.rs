@@ -14,10 +14,15 @@
 //!   class of work priority over another.
 //! - **Joining and leaving.** [`Engine::admit`] encodes a padded batch and joins it to its
 //!   group's running [`DecoderState`]; finished and cancelled sequences are filtered out of it
-//!   (see `models::cache::rows`). Joining copies the group's state, so [`Engine::admit_all`]
-//!   takes several padded batches (inputs of similar length padded together, encoded apart)
-//!   and joins them in one copy. What to admit and when (token and row budgets, fairness) is
-//!   the caller's policy.
+//!   (see `models::cache::rows`). Joining and filtering copy the group's whole state (about a
+//!   tenth of a saturated server's time when every finish was followed by both), so a
+//!   finished sequence only leaves a vacancy: sequences admitted before the next step take
+//!   the vacancies in place ([`DecoderState::fill`]: only their own encoder side is written),
+//!   and the state is filtered only when vacancies are left at the next step, or when filling
+//!   would keep the encoder side padded a third wider than its longest input. Several padded
+//!   batches admitted at once ([`Engine::admit_all`]: inputs of similar length padded
+//!   together, encoded apart) join in one copy. What to admit and when (token and row budgets,
+//!   fairness) is the caller's policy.
 //! - **Batch-invariant on the CPU.** A sequence's logits are bit-identical whatever else is in
 //!   the batch — the number of rows, how wide the encoder side is padded, the step it joined
 //!   at — so it gets exactly the tokens it gets alone: the CPU kernels (float32 and q8) sum in
@@ -103,15 +108,19 @@ pub struct Report {
 pub struct Engine<'m> {
     model: &'m dyn Seq2Seq,
     groups: Vec<Group>,
+    /// Times a running group's whole decoder state was copied to join or filter inputs.
+    state_copies: u64,
 }
 
-/// Sequences of one beam width sharing a decoder state; member `i` is the state's input `i`.
+/// Sequences of one beam width sharing a decoder state; `slots[i]` decodes the state's input
+/// `i`, or is `None` when that sequence left since the last step (a vacancy: the next
+/// admission takes its place, or it is filtered out before the next step).
 struct Group {
     beams: usize,
     /// Where it was admitted: its lane, and whether other admissions may join it.
     placement: Placement,
     state: DecoderState,
-    members: Vec<Member>,
+    slots: Vec<Option<Member>>,
 }
 
 struct Member {
@@ -125,7 +134,14 @@ impl<'m> Engine<'m> {
         Self {
             model,
             groups: Vec::new(),
+            state_copies: 0,
         }
+    }
+
+    /// Times a running group's whole decoder state was copied to let inputs join or leave
+    /// (filling vacancies in place does not count).
+    pub fn state_copies(&self) -> u64 {
+        self.state_copies
     }
 
     pub fn is_empty(&self) -> bool {
@@ -134,7 +150,7 @@ impl<'m> Engine<'m> {
 
     /// Running sequences.
     pub fn sequences(&self) -> usize {
-        self.groups.iter().map(|g| g.members.len()).sum()
+        self.groups.iter().map(Group::live).sum()
     }
 
     /// Running sequences in `lane`.
@@ -142,13 +158,13 @@ impl<'m> Engine<'m> {
         self.groups
             .iter()
             .filter(|g| g.placement.lane == lane)
-            .map(|g| g.members.len())
+            .map(Group::live)
             .sum()
     }
 
     /// Decoder rows of the next step (sequences × beams).
     pub fn rows(&self) -> usize {
-        self.groups.iter().map(|g| g.members.len() * g.beams).sum()
+        self.groups.iter().map(|g| g.live() * g.beams).sum()
     }
 
     /// Decoder rows of the next step in `lane`.
@@ -156,7 +172,7 @@ impl<'m> Engine<'m> {
         self.groups
             .iter()
             .filter(|g| g.placement.lane == lane)
-            .map(|g| g.members.len() * g.beams)
+            .map(|g| g.live() * g.beams)
             .sum()
     }
 
@@ -164,15 +180,13 @@ impl<'m> Engine<'m> {
     pub fn padded_tokens(&self) -> usize {
         self.groups
             .iter()
-            .map(|g| g.members.len() * g.state.encoder_width())
+            .map(|g| g.live() * g.state.encoder_width())
             .sum()
     }
 
     /// The running sequences' ids.
     pub fn ids(&self) -> impl Iterator<Item = SequenceId> + '_ {
-        self.groups
-            .iter()
-            .flat_map(|g| g.members.iter().map(|m| m.id))
+        self.groups.iter().flat_map(|g| g.members().map(|m| m.id))
     }
 
     /// Encodes the padded batch `input_ids`/`attention_mask` (`(rows, seq)` u32) and starts one
@@ -280,15 +294,12 @@ impl<'m> Engine<'m> {
             })
             .flatten();
         match joinable {
-            Some(group) => {
-                group.state.join(state)?;
-                group.members.extend(members);
-            }
+            Some(group) => self.state_copies += group.admit(state, members)?,
             None => self.groups.push(Group {
                 beams,
                 placement,
                 state,
-                members,
+                slots: members.into_iter().map(Some).collect(),
             }),
         }
         Ok(())
@@ -305,18 +316,23 @@ impl<'m> Engine<'m> {
     pub fn step_lanes(&mut self, stepping: impl Fn(Lane) -> bool) -> Report {
         let mut report = Report::default();
         let model = self.model;
+        let copies = &mut self.state_copies;
         self.groups.retain_mut(|group| {
             if !stepping(group.placement.lane) {
                 return true;
             }
-            match guarded(|| group.step(model)) {
-                Ok(finished) => report.finished.extend(finished),
+            // Vacancies nobody took are filtered out first: a step decodes live rows only.
+            match guarded(|| Ok((group.compact()?, group.step(model)?))) {
+                Ok((copied, finished)) => {
+                    *copies += copied;
+                    report.finished.extend(finished);
+                }
                 Err(error) => {
                     report.failed.push(group.failure(error));
                     return false;
                 }
             }
-            !group.members.is_empty()
+            group.live() > 0
         });
         report
     }
@@ -326,16 +342,23 @@ impl<'m> Engine<'m> {
     pub fn cancel(&mut self, cancelled: impl Fn(SequenceId) -> bool) -> (usize, Report) {
         let mut stopped = 0;
         let mut report = Report::default();
+        let copies = &mut self.state_copies;
         self.groups.retain_mut(|group| {
-            let keep: Vec<usize> = (0..group.members.len())
-                .filter(|&i| !cancelled(group.members[i].id))
-                .collect();
-            stopped += group.members.len() - keep.len();
-            if keep.is_empty() {
+            for slot in &mut group.slots {
+                if slot.as_ref().is_some_and(|m| cancelled(m.id)) {
+                    *slot = None;
+                    stopped += 1;
+                }
+            }
+            if group.live() == 0 {
                 return false;
             }
-            match group.keep(&keep) {
-                Ok(()) => true,
+            // Cancelling is rare: filter at once, so the budgets see the batch as it will step.
+            match group.compact() {
+                Ok(copied) => {
+                    *copies += copied;
+                    true
+                }
                 Err(error) => {
                     report.failed.push(group.failure(error));
                     false
@@ -347,11 +370,68 @@ impl<'m> Engine<'m> {
 }
 
 impl Group {
-    /// Decode one token for every row, advance every sequence, and let finished ones leave.
+    /// Sequences running (vacancies not counted).
+    fn live(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
+    fn members(&self) -> impl Iterator<Item = &Member> {
+        self.slots.iter().flatten()
+    }
+
+    /// Joins the fresh `state` of `members` (input `i` of it decoding `members[i]`), in
+    /// vacancies where there are any; returns how many times the running state was copied.
+    fn admit(&mut self, state: DecoderState, members: Vec<Member>) -> Result<u64> {
+        let mut copies = 0;
+        // Filling keeps the encoder side as wide as it is; when the longest input left, filter
+        // instead, so cross-attention does not run over padding a third wider than the inputs.
+        let live_lens = self.state.input_lens().iter().zip(&self.slots);
+        let longest = live_lens
+            .filter(|(_, slot)| slot.is_some())
+            .map(|(&len, _)| len)
+            .chain(state.input_lens().iter().copied())
+            .max()
+            .unwrap_or(0);
+        let (num, den) = KEEP_WIDTH;
+        if longest * den < self.state.encoder_width() * num {
+            copies += self.compact()?;
+        }
+        let vacant: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_none())
+            .collect();
+        // Inputs beyond the vacancies join (a copy); a wider input pads the state (another).
+        let joins = state.inputs() > vacant.len();
+        let widens = !vacant.is_empty() && state.encoder_width() > self.state.encoder_width();
+        let places = self.state.fill(&vacant, state)?;
+        copies += u64::from(joins) + u64::from(widens);
+        for (place, member) in places.into_iter().zip(members) {
+            match self.slots.get_mut(place) {
+                Some(slot) => *slot = Some(member),
+                None => self.slots.push(Some(member)),
+            }
+        }
+        Ok(copies)
+    }
+
+    /// Filters vacancies out of the decoder state; returns how many times it was copied.
+    fn compact(&mut self) -> Result<u64> {
+        let keep: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_some())
+            .collect();
+        if keep.len() == self.slots.len() || keep.is_empty() {
+            return Ok(0);
+        }
+        self.state.retain_inputs(&keep)?;
+        self.slots.retain(Option::is_some);
+        Ok(1)
+    }
+
+    /// Decode one token for every row (every slot is live: the caller compacted), advance
+    /// every sequence, and let finished ones leave a vacancy.
     fn step(&mut self, model: &dyn Seq2Seq) -> Result<Vec<Finished>> {
         let started = Instant::now();
-        let mut last = Vec::with_capacity(self.members.len() * self.beams);
-        for member in &self.members {
+        let mut last = Vec::with_capacity(self.slots.len() * self.beams);
+        for member in self.members() {
             member.sequence.push_last_tokens(&mut last);
         }
         let mut logits = decode_step(model, &mut self.state, &last)?;
@@ -360,13 +440,16 @@ impl Group {
         // beam step's log-softmax over every row's vocabulary is most of its host-side time.
         let rows = logits.values_mut().par_chunks_exact_mut(self.beams * vocab);
         let advances: Vec<Result<Advance>> = self
-            .members
+            .slots
             .par_iter_mut()
             .zip(rows)
-            .map(|(member, scores)| member.sequence.advance(scores, vocab))
+            .map(|(slot, scores)| match slot {
+                Some(member) => member.sequence.advance(scores, vocab),
+                None => Err(candle_core::Error::Msg("a vacancy was stepped".into()).into()),
+            })
             .collect();
         let mut sources = Vec::with_capacity(last.len());
-        let mut keep = Vec::with_capacity(self.members.len());
+        let mut done = Vec::new();
         for (i, advance) in advances.into_iter().enumerate() {
             let advance = advance?;
             let first = (i * self.beams) as u32;
@@ -374,62 +457,40 @@ impl Group {
                 Some(within) => sources.extend(within.iter().map(|&s| first + s as u32)),
                 None => sources.extend(first..first + self.beams as u32),
             }
-            if !advance.finished {
-                keep.push(i);
+            if advance.finished {
+                done.push(i);
             }
         }
-        let share = started.elapsed().as_secs_f64() / self.members.len() as f64;
-        self.members.iter_mut().for_each(|m| m.seconds += share);
+        let share = started.elapsed().as_secs_f64() / self.slots.len() as f64;
+        self.slots
+            .iter_mut()
+            .flatten()
+            .for_each(|m| m.seconds += share);
         // Most steps keep every beam in place; skip rewriting the beam table then.
         if sources.iter().enumerate().any(|(i, &s)| s as usize != i) {
             self.state.reorder_beams(&sources)?;
         }
-        if keep.len() == self.members.len() {
-            return Ok(Vec::new());
-        }
-        if !keep.is_empty() {
-            self.state.retain_inputs(&keep)?;
-        }
-        Ok(self.split_off_all_but(&keep))
-    }
-
-    /// Keep only members `keep` (ascending), shrinking the decoder state to match.
-    fn keep(&mut self, keep: &[usize]) -> Result<()> {
-        if keep.len() < self.members.len() {
-            self.state.retain_inputs(keep)?;
-            self.split_off_all_but(keep);
-        }
-        Ok(())
-    }
-
-    /// Removes every member not in `keep` (ascending) and returns them as finished.
-    fn split_off_all_but(&mut self, keep: &[usize]) -> Vec<Finished> {
-        let mut kept = Vec::with_capacity(keep.len());
-        let mut gone = Vec::new();
-        let mut next = keep.iter().peekable();
-        for (i, member) in std::mem::take(&mut self.members).into_iter().enumerate() {
-            if next.peek() == Some(&&i) {
-                next.next();
-                kept.push(member);
-            } else {
-                gone.push(Finished {
-                    id: member.id,
-                    tokens: member.sequence.into_tokens(),
-                    seconds: member.seconds,
-                });
-            }
-        }
-        self.members = kept;
-        gone
+        let finished = done.into_iter().filter_map(|i| self.slots[i].take());
+        Ok(finished
+            .map(|member| Finished {
+                id: member.id,
+                tokens: member.sequence.into_tokens(),
+                seconds: member.seconds,
+            })
+            .collect())
     }
 
     fn failure(&self, error: Error) -> Failure {
         Failure {
-            ids: self.members.iter().map(|m| m.id).collect(),
+            ids: self.members().map(|m| m.id).collect(),
             error,
         }
     }
 }
+
+/// Vacancies are filled in place while the longest input in the group stays at least this
+/// fraction (numerator / denominator) of the encoder side's padded width.
+const KEEP_WIDTH: (usize, usize) = (3, 4);
 
 /// Runs model code on a thread of the kernels' rayon pool, turning a panic into an error: a
 /// server must outlive one bad batch, and the caller drops whatever state the panic may have

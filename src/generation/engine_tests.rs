@@ -437,3 +437,91 @@ fn a_failing_batch_is_dropped_alone_and_its_innocent_members_succeed_when_isolat
         assert_eq!(outcome[&2], Err(vec![2]));
     }
 }
+
+#[test]
+fn sequences_admitted_where_others_left_take_their_place_without_copying_the_batch() {
+    // EOS is strongly discouraged: every sequence runs to its maximum length.
+    let model = MockModel::hashed(5, 14, -5.0);
+    let mut engine = Engine::new(&model);
+    let config = |max_length| GenerationConfig {
+        num_beams: 2,
+        max_length,
+        ..Default::default()
+    };
+    let rows: [&[u32]; 5] = [&[3, 4, 5], &[6, 7, 8, 9], &[10, 11, 12], &[11], &[12, 13]];
+    let lengths = [3, 9, 6, 5, 4];
+    let expected: Vec<Vec<u32>> = (0..5)
+        .map(|i| alone(&model, rows[i], &config(lengths[i])))
+        .collect();
+    let admit = |engine: &mut Engine, ids: &[usize]| {
+        let padded: Vec<&[u32]> = ids.iter().map(|&i| rows[i]).collect();
+        let (input_ids, mask) = pad_batch(&padded, PAD, &Device::Cpu).unwrap();
+        let sequences = ids
+            .iter()
+            .map(|&i| (i as SequenceId, config(lengths[i])))
+            .collect();
+        engine
+            .admit(&input_ids, &mask, sequences, Placement::default())
+            .unwrap();
+    };
+    let mut got = HashMap::new();
+    let mut step = |engine: &mut Engine| {
+        let finished = engine.step().finished;
+        let ids: Vec<SequenceId> = finished.iter().map(|f| f.id).collect();
+        got.extend(finished.into_iter().map(|f| (f.id as usize, f.tokens)));
+        ids
+    };
+    admit(&mut engine, &[0, 1]);
+    while step(&mut engine).is_empty() {}
+    // Sequence 0 left a vacancy; 2 takes it before the next step: nothing is copied.
+    assert_eq!(engine.sequences(), 1);
+    admit(&mut engine, &[2]);
+    assert_eq!((engine.sequences(), engine.state_copies()), (2, 0));
+    // Two join where one left: one fills the vacancy, the other joins (one copy).
+    while step(&mut engine).is_empty() {}
+    admit(&mut engine, &[3, 4]);
+    assert_eq!((engine.sequences(), engine.state_copies()), (3, 1));
+    // A vacancy nobody takes is filtered out before the next step (a copy).
+    while step(&mut engine).is_empty() {}
+    let copies = engine.state_copies();
+    step(&mut engine);
+    assert_eq!(engine.state_copies(), copies + 1);
+    while !engine.is_empty() {
+        step(&mut engine);
+    }
+    for (i, tokens) in expected.iter().enumerate() {
+        assert_eq!(&got[&i], tokens, "sequence {i}");
+    }
+}
+
+#[test]
+fn a_vacancy_left_by_the_widest_input_is_filtered_out_so_its_padding_goes() {
+    let model = MockModel::hashed(5, 14, -5.0);
+    let mut engine = Engine::new(&model);
+    let config = |max_length| GenerationConfig {
+        max_length,
+        ..Default::default()
+    };
+    let rows: [&[u32]; 2] = [&[3, 4, 5, 6], &[7]];
+    let (ids, mask) = pad_batch(&rows, PAD, &Device::Cpu).unwrap();
+    let sequences = vec![(0, config(3)), (1, config(12))];
+    engine
+        .admit(&ids, &mask, sequences, Placement::default())
+        .unwrap();
+    while engine.step().finished.is_empty() {}
+    let (ids, mask) = pad_batch(&[&[8, 9]], PAD, &Device::Cpu).unwrap();
+    engine
+        .admit(&ids, &mask, vec![(2, config(12))], Placement::default())
+        .unwrap();
+    // Filling the 4-token input's place would keep 2 inputs padded to 4: filtered, then joined.
+    assert_eq!((engine.padded_tokens(), engine.state_copies()), (2 * 2, 2));
+    let mut finished = Vec::new();
+    while !engine.is_empty() {
+        finished.extend(engine.step().finished);
+    }
+    let expected = alone(&model, &[8, 9], &config(12));
+    assert_eq!(
+        finished.iter().find(|f| f.id == 2).unwrap().tokens,
+        expected
+    );
+}

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub decoder_rows: Counter,
     /// Passes dropped because their client went away.
     pub cancelled: Counter,
+    /// Times the running decoder state was copied for sequences joining or leaving.
+    pub state_copies: Counter,
 }
 
 /// 1 ms to ~9 min, doubling.
@@ -126,8 +128,16 @@ impl Metrics {
             "Generation passes dropped because their client went away",
             cancelled.clone(),
         );
+        let state_copies = Counter::default();
+        registry.register(
+            "decoder_state_copies",
+            "Times the running decoder state was copied for sequences joining or leaving \
+             (sequences taking the places of finished ones in place do not count)",
+            state_copies.clone(),
+        );
         Self {
             registry,
+            state_copies,
             decoder_steps,
             decoder_rows,
             cancelled,

@@ -8,6 +8,11 @@
 //! attention exactly what it would be alone (masked keys weigh exactly 0), and
 //! [`DecoderState::row_positions`] gives the positions it embeds. Slots no live row can see are
 //! dropped when rows leave, so the buffers stay as long as the longest live sequence.
+//!
+//! Joining and leaving copy the whole state (every layer's cross-attention keys/values and
+//! self-attention buffers), which costs a decoder step or so at a full batch. So a caller that
+//! has inputs to join where others just left can [`DecoderState::fill`] their places instead:
+//! only the new inputs' encoder side is written, into the rows of the inputs that left.
 
 use candle_core::{Result, Tensor};
 
@@ -59,17 +64,7 @@ impl DecoderState {
             *self = other;
             return Ok(());
         }
-        if other.position != 0 || other.beams != self.beams {
-            candle_core::bail!(
-                "only a fresh state with {} beams can join (got position {}, {} beams)",
-                self.beams,
-                other.position,
-                other.beams
-            );
-        }
-        if other.layers.len() != self.layers.len() {
-            candle_core::bail!("states of different models cannot join");
-        }
+        self.check_joinable(&other)?;
         let (old_rows, new_rows) = (self.decoder_rows()?, other.decoder_rows()?);
         let width = self.encoder_mask.dim(1)?.max(other.encoder_mask.dim(1)?);
         let widen = |t: &Tensor, dim: usize| -> Result<Tensor> {
@@ -111,6 +106,154 @@ impl DecoderState {
         self.starts
             .extend(std::iter::repeat_n(self.position, other.starts.len()));
         Ok(())
+    }
+
+    /// Per encoded input: encoder positions up to its last real token.
+    pub fn input_lens(&self) -> &[usize] {
+        &self.encoder_lens
+    }
+
+    /// [`Self::join`] without copying this state where inputs left: the inputs of `other` (a
+    /// fresh state, as for a join) take the places of the inputs `vacant` (ascending indices of
+    /// inputs that left, whose rows nothing reads any more), in order, and those beyond the
+    /// vacancies join after this state's inputs. A new input's encoder side is written into
+    /// its place and its self-attention rows are zeroed and start at the next slot, so it is
+    /// in exactly the state a join would have left it in, at another index; the other inputs
+    /// are not touched unless `other` is wider (then the encoder side is padded, a copy).
+    /// Returns the index each input of `other` got, in order. On an error the inputs that
+    /// stayed are intact and every vacancy may be dropped.
+    pub fn fill(&mut self, vacant: &[usize], mut other: DecoderState) -> Result<Vec<usize>> {
+        let inputs = self.inputs();
+        let placed = vacant.len().min(other.inputs());
+        if placed == 0 {
+            self.join(other)?;
+            return Ok((inputs..self.inputs()).collect());
+        }
+        self.check_joinable(&other)?;
+        if vacant.windows(2).any(|w| w[0] >= w[1]) || vacant[vacant.len() - 1] >= inputs {
+            candle_core::bail!("cannot fill inputs {vacant:?} of {inputs}: need ascending indices");
+        }
+        let rest = other.split_off_fresh(placed)?;
+        let width = self.encoder_width().max(other.encoder_width());
+        self.widen(width)?;
+        other.widen(width)?;
+        let slots = &vacant[..placed];
+        let beams = self.beams;
+        let mut zeros: Option<Tensor> = None;
+        for (mine, theirs) in self.layers.iter_mut().zip(&other.layers) {
+            let (k, v) = &mine.cross_kv;
+            let (their_k, their_v) = &theirs.cross_kv;
+            for (j, &slot) in slots.iter().enumerate() {
+                k.slice_set(&their_k.narrow(0, j, 1)?.contiguous()?, 0, slot)?;
+                v.slice_set(&their_v.narrow(0, j, 1)?.contiguous()?, 0, slot)?;
+            }
+            let Some(kv) = &mine.self_kv else { continue };
+            let (_, capacity, heads, head_dim) = kv.k.dims4()?;
+            let shape = (beams, capacity, heads, head_dim);
+            // Every layer's buffers grow together, so one block of zeros usually serves all.
+            let zeros: &Tensor = match zeros.take() {
+                Some(z) if z.dims() == [beams, capacity, heads, head_dim] => zeros.insert(z),
+                _ => zeros.insert(Tensor::zeros(shape, kv.k.dtype(), kv.k.device())?),
+            };
+            for &slot in slots {
+                kv.k.slice_set(zeros, 0, slot * beams)?;
+                kv.v.slice_set(zeros, 0, slot * beams)?;
+            }
+        }
+        for (j, &slot) in slots.iter().enumerate() {
+            let row = other.encoder_mask.narrow(0, j, 1)?.contiguous()?;
+            self.encoder_mask.slice_set(&row, 0, slot)?;
+        }
+        self.encoder_bias = padding_bias(&self.encoder_mask, self.encoder_bias.dtype())?;
+        // As in a join: slots before a new row's start point at its own (zeroed) buffer row.
+        let filled = self.position;
+        for (j, &slot) in slots.iter().enumerate() {
+            for row in slot * beams..(slot + 1) * beams {
+                self.buffer_rows[row * filled..(row + 1) * filled].fill(row as u32);
+            }
+            self.encoder_lens[slot] = other.encoder_lens[j];
+            self.starts[slot] = self.position;
+        }
+        let mut places = slots.to_vec();
+        if let Some(rest) = rest {
+            let first = self.inputs();
+            self.join(rest)?;
+            places.extend(first..self.inputs());
+        }
+        Ok(places)
+    }
+
+    /// Whether `other` can join this state: fresh, of the same beams and model.
+    fn check_joinable(&self, other: &DecoderState) -> Result<()> {
+        if other.position != 0 || other.beams != self.beams {
+            candle_core::bail!(
+                "only a fresh state with {} beams can join (got position {}, {} beams)",
+                self.beams,
+                other.position,
+                other.beams
+            );
+        }
+        if other.layers.len() != self.layers.len() {
+            candle_core::bail!("states of different models cannot join");
+        }
+        Ok(())
+    }
+
+    /// Pads the encoder side to `width` positions (a copy; nothing when it is that wide).
+    fn widen(&mut self, width: usize) -> Result<()> {
+        let missing = width.saturating_sub(self.encoder_width());
+        if missing == 0 {
+            return Ok(());
+        }
+        for layer in &mut self.layers {
+            let (k, v) = &layer.cross_kv;
+            layer.cross_kv = (
+                k.pad_with_zeros(2, 0, missing)?,
+                v.pad_with_zeros(2, 0, missing)?,
+            );
+        }
+        self.encoder_mask = self.encoder_mask.pad_with_zeros(1, 0, missing)?;
+        self.encoder_bias = padding_bias(&self.encoder_mask, self.encoder_bias.dtype())?;
+        Ok(())
+    }
+
+    /// Splits a fresh state (no step decoded) after its first `at` inputs: keeps those, returns
+    /// the others (`None` when there are none). Nothing is copied.
+    fn split_off_fresh(&mut self, at: usize) -> Result<Option<DecoderState>> {
+        let inputs = self.inputs();
+        if self.position != 0 || at > inputs {
+            candle_core::bail!(
+                "cannot split {inputs} inputs at step {} after {at}",
+                self.position
+            );
+        }
+        if at == inputs {
+            return Ok(None);
+        }
+        let tail = |t: &Tensor| t.narrow(0, at, inputs - at);
+        let head = |t: &Tensor| t.narrow(0, 0, at);
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for layer in &mut self.layers {
+            let (k, v) = &layer.cross_kv;
+            layers.push(super::LayerCache {
+                self_kv: None,
+                cross_kv: (tail(k)?, tail(v)?),
+            });
+            layer.cross_kv = (head(k)?, head(v)?);
+        }
+        let rest = DecoderState {
+            layers,
+            encoder_bias: tail(&self.encoder_bias)?,
+            position: 0,
+            beams: self.beams,
+            buffer_rows: Vec::new(),
+            encoder_mask: tail(&self.encoder_mask)?,
+            encoder_lens: self.encoder_lens.split_off(at),
+            starts: self.starts.split_off(at),
+        };
+        self.encoder_bias = head(&self.encoder_bias)?;
+        self.encoder_mask = head(&self.encoder_mask)?;
+        Ok(Some(rest))
     }
 
     /// Keeps only the encoded inputs `keep` (ascending indices, at least one) and their decoder
@@ -350,6 +493,42 @@ mod tests {
         step(&mut s, &[1., 2.]);
         s.reorder_beams(&[0, 0]).unwrap();
         assert!(s.retain_inputs(&[1]).is_err());
+    }
+
+    #[test]
+    fn a_filled_place_holds_what_a_join_would_and_the_others_are_untouched() {
+        let mut s = fresh(0, &[2, 3]);
+        step(&mut s, &[1., 2.]);
+        step(&mut s, &[3., 4.]);
+        // Input 0 left; a fresh input takes its place, starting at the next slot.
+        assert_eq!(s.fill(&[0], fresh(5, &[1])).unwrap(), vec![0]);
+        assert_eq!((s.inputs(), s.row_positions()), (2, vec![0, 2]));
+        assert_eq!(
+            step(&mut s, &[100., 5.]),
+            vec![vec![100.], vec![2., 4., 5.]]
+        );
+        assert_eq!(
+            flat(&s.layers[0].cross_kv.0),
+            vec![60., 0., 0., 20., 21., 22.]
+        );
+        // One vacancy, two fresh inputs: the first fills it, the wider second joins after.
+        assert_eq!(s.fill(&[1], fresh(7, &[1, 4])).unwrap(), vec![1, 2]);
+        assert_eq!(s.row_positions(), vec![1, 0, 0]);
+        assert_eq!(s.input_lens(), &[1, 1, 4]);
+        assert_eq!(
+            step(&mut s, &[101., 200., 300.]),
+            vec![vec![100., 101.], vec![200.], vec![300.]]
+        );
+        assert_eq!(
+            flat(&s.layers[0].cross_kv.0),
+            vec![60., 0., 0., 0., 80., 0., 0., 0., 90., 91., 92., 93.]
+        );
+        let bias = flat(&s.encoder_bias);
+        assert_eq!((bias[4], bias[5], bias[11]), (0., f32::MIN, 0.));
+        // Vacancies must be ascending indices of the state's inputs.
+        assert!(s.fill(&[3], fresh(9, &[1])).is_err());
+        assert!(s.fill(&[1, 0], fresh(9, &[1, 1])).is_err());
+        assert_eq!(s.inputs(), 3);
     }
 
     #[test]
