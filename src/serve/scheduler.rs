@@ -14,8 +14,9 @@
 //!   while interactive sequences run, bulk ones get about a fifth of the decoder's rows (they
 //!   step once [`priority::INTERACTIVE_ROWS_PER_BULK_ROW`] interactive rows per bulk row stepped
 //!   meanwhile, or after [`priority::MAX_BULK_WAIT`] steps) and queued bulk passes wait unless
-//!   starved, so a short request keeps close to its time alone beside long work; with one class
-//!   present everything steps (see [`super::priority`]).
+//!   starved, and join one per step (a short request arriving meanwhile waits for their
+//!   encoding), so a short request keeps close to its time alone beside long work; with one
+//!   class present everything steps (see [`super::priority`]).
 //! - **Saturation.** When the last admission refused a pass for want of room (the batch is at
 //!   `--max-batch-size` or `--max-batch-tokens`, not merely at this step's prefill budget), the
 //!   server is saturated: queued requests wait whatever the priority does, so it gives way
@@ -360,20 +361,24 @@ impl<'a> Scheduler<'a> {
             self.engine.sequences(),
             self.engine.padded_tokens(),
         );
-        let saturated = self.saturated;
-        let mut interactive_busy = self
-            .running
-            .values()
-            .any(|item| item.class == Class::Interactive);
+        let mut now = priority::Admitting {
+            interactive_busy: self
+                .running
+                .values()
+                .any(|item| item.class == Class::Interactive),
+            saturated: self.saturated,
+            bulk_joined: false,
+        };
         let mut full = false;
         let chosen = self.queue.take_while(self.steps, |pass, offer| {
-            if !priority::may_join(offer.class, offer.starved, interactive_busy, saturated) {
+            if !priority::may_join(offer.class, offer.starved, now) {
                 return false;
             }
             let admission = budget.take(pass.tokens());
             full = admission == Admission::NoRoom;
             let joins = admission == Admission::Joins;
-            interactive_busy |= joins && offer.class == Class::Interactive;
+            now.interactive_busy |= joins && offer.class == Class::Interactive;
+            now.bulk_joined |= joins && offer.class == Class::Bulk;
             joins
         });
         if !chosen.is_empty() {
@@ -489,6 +494,11 @@ impl<'a> Scheduler<'a> {
     }
 
     fn update_gauges(&self) {
+        let copies = self.engine.state_copies();
+        let counted = self.metrics.state_copies.get();
+        self.metrics
+            .state_copies
+            .inc_by(copies.saturating_sub(counted));
         self.metrics.queue_length.set(self.queue.len() as i64);
         self.metrics
             .batch_sequences
