@@ -1,10 +1,10 @@
 //! Feed-forward activations by their transformers name (`ACT2FN`), shared by every model.
 
-use candle_core::op::{Gelu, Relu, Silu, Tanh, UnaryOpT};
+use candle_core::op::{Relu, Silu, Tanh, UnaryOpT};
 use candle_core::{DType, Result, Tensor};
 use rayon::prelude::*;
 
-use super::kernels::gelu::gelu_erf_in_place;
+use super::kernels::gelu::{gelu_erf_in_place, gelu_tanh_in_place};
 
 /// Values per parallel task of [`Activation::apply_in_place`].
 const CHUNK: usize = 16 * 1024;
@@ -48,8 +48,8 @@ impl Activation {
     pub(crate) fn apply(self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Activation::Relu => xs.relu(),
-            Activation::GeluErf => gelu_erf(xs),
-            Activation::GeluTanh => xs.gelu(),
+            Activation::GeluErf => on_cpu_f32(xs, gelu_erf_in_place, Tensor::gelu_erf),
+            Activation::GeluTanh => on_cpu_f32(xs, gelu_tanh_in_place, Tensor::gelu),
             Activation::Silu => xs.silu(),
             Activation::Tanh => xs.tanh(),
             Activation::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
@@ -61,14 +61,14 @@ impl Activation {
 
     /// `values` -> the activation of each, in place, on the thread pool: bit for bit what
     /// [`Self::apply`] gives on a float32 CPU tensor, as it is the same function per value
-    /// (candle's, or the vectorised GELU of [`gelu_erf_in_place`] that `apply` uses too), without
+    /// (candle's, or a vectorised GELU of `kernels::gelu` that `apply` uses too), without
     /// a fresh tensor and without candle's second thread pool spinning between the products.
     /// `false`, with `values` untouched, for the activations candle composes from several ops.
     pub(crate) fn apply_in_place(self, values: &mut [f32]) -> bool {
         match self {
             Activation::Relu => map::<Relu>(values),
             Activation::GeluErf => gelu_erf_in_place(values),
-            Activation::GeluTanh => map::<Gelu>(values),
+            Activation::GeluTanh => gelu_tanh_in_place(values),
             Activation::Silu => map::<Silu>(values),
             Activation::Tanh => map::<Tanh>(values),
             Activation::Identity => {}
@@ -83,14 +83,18 @@ impl Activation {
     }
 }
 
-/// The exact GELU: on a float32 CPU tensor the vectorised kernel (the one the in-place path
-/// runs, so both paths give the same bits), elsewhere candle's.
-fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
+/// `in_place` (a vectorised kernel, the one the in-place path runs, so both paths give the same
+/// bits) on a float32 CPU tensor, `elsewhere` (candle's) on any other device or dtype.
+fn on_cpu_f32(
+    xs: &Tensor,
+    in_place: fn(&mut [f32]),
+    elsewhere: fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
     if !xs.device().is_cpu() || xs.dtype() != DType::F32 {
-        return xs.gelu_erf();
+        return elsewhere(xs);
     }
     let mut values = xs.flatten_all()?.to_vec1::<f32>()?;
-    gelu_erf_in_place(&mut values);
+    in_place(&mut values);
     Tensor::from_vec(values, xs.shape(), xs.device())
 }
 
