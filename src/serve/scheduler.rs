@@ -456,6 +456,8 @@ impl<'a> Scheduler<'a> {
     /// Answers finished passes; failed ones run again alone, or are answered with the error
     /// when they already failed alone.
     fn deliver(&mut self, report: Report) {
+        // Before any reply: a client that reads /metrics on its answer sees its work gone.
+        self.update_gauges();
         for finished in report.finished {
             let Some(item) = self.running.remove(&finished.id) else {
                 continue;
