@@ -196,29 +196,35 @@ mod tests {
         xs
     }
 
-    #[test]
-    fn every_path_is_within_a_few_ulp_of_the_exact_gelu() {
+    /// Asserts that `on` is within 1.5e-7 · |x| of `exact` on every path (what `1 + erf` or
+    /// `1 + tanh` can give in float32) and, where the result is not tiny, within 1e-5 of it
+    /// (negative inputs keep their digits; the input's own rounding moves an exponent by up to
+    /// 1e-7 of itself).
+    fn assert_close_on_every_path(
+        name: &str,
+        on: fn(KernelPath, &mut [f32]),
+        exact: fn(f32) -> f64,
+    ) {
         let xs = grid();
         for path in KernelPath::supported() {
             let mut ys = xs.clone();
-            gelu_erf_on(path, &mut ys);
+            on(path, &mut ys);
             for (x, y) in xs.iter().zip(&ys) {
                 let want = exact(*x);
                 let error = (f64::from(*y) - want).abs();
-                // Absolute in |x| (what `1 + erf` can give in float32) and, where the result is
-                // not tiny, relative too: negative inputs keep their digits.
+                let relative_too = x.abs() < 6.0 && want.abs() > 1e-30;
                 assert!(
-                    error <= 1.5e-7 * f64::from(x.abs()) + 1e-37,
-                    "{path}: gelu({x}) = {y}, exact {want}"
+                    error <= 1.5e-7 * f64::from(x.abs()) + 1e-37
+                        && (!relative_too || error <= 1e-5 * want.abs()),
+                    "{path}: {name}({x}) = {y}, f64 {want}"
                 );
-                if x.abs() < 6.0 && want.abs() > 1e-30 {
-                    assert!(
-                        error <= 1e-5 * want.abs(),
-                        "{path}: gelu({x}) = {y}, exact {want}"
-                    );
-                }
             }
         }
+    }
+
+    #[test]
+    fn every_path_is_within_a_few_ulp_of_the_exact_gelu() {
+        assert_close_on_every_path("gelu", gelu_erf_on, exact);
     }
 
     /// transformers' `gelu_new` in f64: `0.5 x (1 + tanh y)`, written as `x / (1 + e^(-2y))`
@@ -235,27 +241,7 @@ mod tests {
 
     #[test]
     fn every_path_is_within_a_few_ulp_of_the_tanh_approximation() {
-        let xs = grid();
-        for path in KernelPath::supported() {
-            let mut ys = xs.clone();
-            gelu_tanh_on(path, &mut ys);
-            for (x, y) in xs.iter().zip(&ys) {
-                let want = exact_tanh(*x);
-                let error = (f64::from(*y) - want).abs();
-                // As for erf; relative too where the input's own rounding (which moves the
-                // exponent -2y by up to 1e-7 of itself) does not dominate.
-                assert!(
-                    error <= 1.5e-7 * f64::from(x.abs()) + 1e-37,
-                    "{path}: gelu_new({x}) = {y}, f64 {want}"
-                );
-                if x.abs() < 6.0 && want.abs() > 1e-30 {
-                    assert!(
-                        error <= 1e-5 * want.abs(),
-                        "{path}: gelu_new({x}) = {y}, f64 {want}"
-                    );
-                }
-            }
-        }
+        assert_close_on_every_path("gelu_new", gelu_tanh_on, exact_tanh);
     }
 
     #[test]
