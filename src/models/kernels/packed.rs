@@ -28,7 +28,7 @@ const _: () = assert!(
 pub(super) const K_BLOCK: usize = 256;
 
 /// Up to this many rows a product streams its weights panel after panel (see `matmul_into_on`).
-const STREAMED_TOKENS: usize = 16;
+const STREAMED_TOKENS: usize = 32;
 
 /// Sixteen floats on a 64-byte boundary. A panel's row of [`PANEL`] weights is three of them,
 /// so each AVX-512 load of a panel reads one whole cache line instead of straddling two.
