@@ -128,6 +128,18 @@ def summarize(address: str, text: str) -> tuple[float, str]:
     return latency, answer["summary"]
 
 
+def scheduler_counters(address: str) -> dict[str, float]:
+    """The scheduler's counters in /metrics (decoder steps and rows, state copies), by name."""
+    host, port = address.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    wanted = ("precis_decoder_steps_total", "precis_decoder_rows_total",
+              "precis_decoder_state_copies_total")
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+            if line.split(" ")[0] in wanted}
+
+
 def load_run(address: str, docs: list[tuple[str, str, str]], concurrency: int) -> dict:
     """Every doc through the server with `concurrency` clients."""
     results: list[tuple[str, str, float, str]] = []
@@ -263,7 +275,10 @@ def main() -> None:
                   f"{mix['mismatched'] or 'none'}", flush=True)
         for concurrency in concurrencies:
             sent = named[::args.sequential_every] if concurrency == 1 else named
+            before = scheduler_counters(address)
             run = load_run(address, sent, concurrency)
+            after = scheduler_counters(address)
+            run["counters"] = {name: after[name] - before.get(name, 0.0) for name in after}
             mismatched = [n for n, s in run.pop("summaries").items() if batch_summaries.get(n) != s]
             run["mismatched"] = len(mismatched)
             run["mismatched_names"] = mismatched
@@ -272,6 +287,9 @@ def main() -> None:
                   f"p50 {run['p50']:.2f} s, p95 {run['p95']:.2f} s, p99 {run['p99']:.2f} s, "
                   f"short p95 {run['short_p95']:.2f} s, summaries differing from batch: {mismatched or 'none'}",
                   flush=True)
+            counters = ", ".join(f"{name.removeprefix('precis_')} {value:.0f}"
+                                 for name, value in run["counters"].items())
+            print(f"  scheduler: {counters}", flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=600)
