@@ -47,54 +47,69 @@ fn in_place(values: &mut [f32], on: fn(KernelPath, &mut [f32])) {
         .for_each(|chunk| on(path, chunk));
 }
 
-/// [`gelu_erf_in_place`] on one thread, on a given path (which the CPU must support).
-pub(crate) fn gelu_erf_on(path: KernelPath, values: &mut [f32]) {
-    map_on(path, values, gelu_erf_lanes);
-}
-
-/// [`gelu_tanh_in_place`] on one thread, on a given path (which the CPU must support).
-pub(crate) fn gelu_tanh_on(path: KernelPath, values: &mut [f32]) {
-    map_on(path, values, gelu_tanh_lanes);
-}
-
 type Lanes = [f32; LANES];
 
-fn map_on(path: KernelPath, values: &mut [f32], lanes: impl Fn(Lanes) -> Lanes) {
-    match path {
-        // SAFETY: the CPU supports the path's features (`path` is one it runs).
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx512 => unsafe { map_avx512(values, lanes) },
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe { map_avx2(values, lanes) },
-        _ => map_lanes(values, lanes),
-    }
+/// `$lanes` over every value of `$values`, 16 at a time (a macro, not a function taking the
+/// lanes function: written out where it is used, the call is inlined into the path's code).
+macro_rules! map_lanes {
+    ($values:expr, $lanes:ident) => {{
+        let values: &mut [f32] = $values;
+        let mut chunks = values.chunks_exact_mut(LANES);
+        for chunk in &mut chunks {
+            let lanes: &mut Lanes = chunk.try_into().expect("whole chunk");
+            *lanes = $lanes(*lanes);
+        }
+        let tail = chunks.into_remainder();
+        let mut lanes = [0f32; LANES];
+        lanes[..tail.len()].copy_from_slice(tail);
+        let out = $lanes(lanes);
+        tail.copy_from_slice(&out[..tail.len()]);
+    }};
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-unsafe fn map_avx512(values: &mut [f32], lanes: impl Fn(Lanes) -> Lanes) {
-    map_lanes(values, lanes);
+/// `$on(path, values)`: `$lanes` over `values` on one thread, on `path` (which the CPU must
+/// support). Each path's variant calls `$lanes` itself, so that the lanes are inlined into code
+/// compiled for the path's features (passed as a generic `impl Fn` they were not: they ran as
+/// baseline code calling libm's `floorf`, a quarter of an encoder's time).
+macro_rules! on_every_path {
+    ($(#[$doc:meta])* $on:ident, $lanes:ident) => {
+        $(#[$doc])*
+        pub(crate) fn $on(path: KernelPath, values: &mut [f32]) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+            unsafe fn avx512(values: &mut [f32]) {
+                map_lanes!(values, $lanes);
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2(values: &mut [f32]) {
+                map_lanes!(values, $lanes);
+            }
+
+            match path {
+                // SAFETY: the CPU supports the path's features (`path` is one it runs).
+                #[cfg(target_arch = "x86_64")]
+                KernelPath::Avx512 => unsafe { avx512(values) },
+                #[cfg(target_arch = "x86_64")]
+                KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe { avx2(values) },
+                _ => map_lanes!(values, $lanes),
+            }
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn map_avx2(values: &mut [f32], lanes: impl Fn(Lanes) -> Lanes) {
-    map_lanes(values, lanes);
-}
+on_every_path!(
+    /// [`gelu_erf_in_place`] on one thread, on a given path (which the CPU must support).
+    gelu_erf_on,
+    gelu_erf_lanes
+);
 
-#[inline(always)]
-fn map_lanes(values: &mut [f32], f: impl Fn(Lanes) -> Lanes) {
-    let mut chunks = values.chunks_exact_mut(LANES);
-    for chunk in &mut chunks {
-        let lanes: &mut Lanes = chunk.try_into().expect("whole chunk");
-        *lanes = f(*lanes);
-    }
-    let tail = chunks.into_remainder();
-    let mut lanes = [0f32; LANES];
-    lanes[..tail.len()].copy_from_slice(tail);
-    let out = f(lanes);
-    tail.copy_from_slice(&out[..tail.len()]);
-}
+on_every_path!(
+    /// [`gelu_tanh_in_place`] on one thread, on a given path (which the CPU must support).
+    gelu_tanh_on,
+    gelu_tanh_lanes
+);
 
 /// `0.5 x (1 + tanh(y))`, `y = √(2/π) (x + 0.044715 x³)`, computed as `x / (1 + e^(-2y))`: the
 /// same function (`1 + tanh(y) = 2 / (1 + e^(-2y))`) with no cancellation for negative inputs
