@@ -238,6 +238,7 @@ fn for_each_tile(
                     inner: padded,
                     tokens,
                     sums,
+                    first: t0 == row_range.start,
                 };
                 // SAFETY: the caller's path is one the CPU supports.
                 unsafe { int8_tile::dots(path, &tile, &mut acc) };

@@ -36,6 +36,9 @@ pub struct Tile<'a> {
     pub tokens: usize,
     /// `Σ_k w[f][k]` for each of the block's features (the `x + 128` correction).
     pub sums: &'a [i32],
+    /// Whether this is the first tile over the block, which pulls it from memory (the 256-bit
+    /// paths then prefetch its rows ahead; see [`prefetch_ahead`]).
+    pub first: bool,
 }
 
 /// `acc[t * BLOCK + f] = Σ_k x[t][k] · w[f][k]` for the tile's tokens and the block's features.
@@ -226,7 +229,7 @@ mod avx_vnni {
         for g in 0..tile.inner / GROUP {
             // SAFETY: group g of the block is inside `w` (checked by the caller).
             let w = unsafe { tile.w.as_ptr().add(g * BLOCK * GROUP + first * GROUP) };
-            if quarter == 0 {
+            if quarter == 0 && tile.first {
                 unsafe { prefetch_ahead(tile, g) };
             }
             let wv: [__m256i; 2] =
@@ -291,7 +294,7 @@ mod avx2 {
         for g in 0..tile.inner / GROUP {
             // SAFETY: group g of the block is inside `w` (checked by the caller).
             let w = unsafe { tile.w.as_ptr().add(g * BLOCK * GROUP + first * GROUP) };
-            if quarter == 0 {
+            if quarter == 0 && tile.first {
                 unsafe { prefetch_ahead(tile, g) };
             }
             let wv: [__m256i; 2] =

@@ -207,10 +207,18 @@ mod avx2 {
             let mut t0 = 0;
             while t0 < passes {
                 match passes - t0 {
-                    3 => unsafe { part_group::<3>(tile, part, t0, dst, masks) },
-                    4 => unsafe { part_group::<4>(tile, part, t0, dst, masks) },
-                    5 => unsafe { part_group::<5>(tile, part, t0, dst, masks) },
-                    _ => unsafe { part_group::<TOKENS>(tile, part, t0, dst, masks) },
+                    3 => unsafe {
+                        part_group::<3>(tile, part, t0, dst, masks, part == 0 && t0 == 0)
+                    },
+                    4 => unsafe {
+                        part_group::<4>(tile, part, t0, dst, masks, part == 0 && t0 == 0)
+                    },
+                    5 => unsafe {
+                        part_group::<5>(tile, part, t0, dst, masks, part == 0 && t0 == 0)
+                    },
+                    _ => unsafe {
+                        part_group::<TOKENS>(tile, part, t0, dst, masks, part == 0 && t0 == 0)
+                    },
                 }
                 t0 += TOKENS;
             }
@@ -272,7 +280,8 @@ mod avx2 {
         }
     }
 
-    /// Tokens `t0..t0 + N` times features `16 part..16 part + 16`.
+    /// Tokens `t0..t0 + N` times features `16 part..16 part + 16`, prefetching the block's rows
+    /// ahead when `prefetch` (the first pass over it).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn part_group<const N: usize>(
@@ -281,6 +290,7 @@ mod avx2 {
         t0: usize,
         dst: *mut f32,
         masks: [__m256i; 2],
+        prefetch: bool,
     ) {
         let kc = tile.w.len() / PANEL;
         let w = unsafe { tile.w.as_ptr().add(PART * part) };
@@ -290,9 +300,11 @@ mod avx2 {
         for k in 0..kc {
             // SAFETY: k < kc and t < tokens: inside `w` and `x` (checked by the caller).
             let wk = unsafe { w.add(k * PANEL) };
-            if part == 0 {
-                // The first pass pulls the panel from memory one line of each row apart: fetch
-                // whole rows ahead, so the stream stays sequential and the later passes hit L2.
+            if prefetch {
+                // The first pass over the block (`prefetch`) pulls it from memory one line of each
+                // row apart: fetch whole rows ahead, so the stream stays sequential and the later
+                // passes hit the cache. (Only the first: the later ones would fetch into L1 what
+                // is already in L2, evicting what they use.)
                 let ahead = wk.wrapping_add(PREFETCH_ROWS * PANEL).cast::<i8>();
                 for line in 0..PANEL / PART {
                     _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line * 64));
