@@ -206,19 +206,13 @@ mod avx2 {
             let dst = dst.wrapping_add(PART * part);
             let mut t0 = 0;
             while t0 < passes {
+                // The first pass over the block pulls it from memory: that one prefetches.
+                let prefetch = part == 0 && t0 == 0;
                 match passes - t0 {
-                    3 => unsafe {
-                        part_group::<3>(tile, part, t0, dst, masks, part == 0 && t0 == 0)
-                    },
-                    4 => unsafe {
-                        part_group::<4>(tile, part, t0, dst, masks, part == 0 && t0 == 0)
-                    },
-                    5 => unsafe {
-                        part_group::<5>(tile, part, t0, dst, masks, part == 0 && t0 == 0)
-                    },
-                    _ => unsafe {
-                        part_group::<TOKENS>(tile, part, t0, dst, masks, part == 0 && t0 == 0)
-                    },
+                    3 => unsafe { part_group::<3>(tile, part, t0, dst, masks, prefetch) },
+                    4 => unsafe { part_group::<4>(tile, part, t0, dst, masks, prefetch) },
+                    5 => unsafe { part_group::<5>(tile, part, t0, dst, masks, prefetch) },
+                    _ => unsafe { part_group::<TOKENS>(tile, part, t0, dst, masks, prefetch) },
                 }
                 t0 += TOKENS;
             }
