@@ -202,45 +202,58 @@ mod avx2 {
             if columns == 0 || passes == 0 {
                 break;
             }
-            let masks = lane_masks::<2>(columns);
+            let lanes = lanes::<2>(columns);
             let dst = dst.wrapping_add(PART * part);
             let mut t0 = 0;
             while t0 < passes {
                 // The first pass over the block pulls it from memory: that one prefetches.
                 let prefetch = part == 0 && t0 == 0;
                 match passes - t0 {
-                    3 => unsafe { part_group::<3>(tile, part, t0, dst, masks, prefetch) },
-                    4 => unsafe { part_group::<4>(tile, part, t0, dst, masks, prefetch) },
-                    5 => unsafe { part_group::<5>(tile, part, t0, dst, masks, prefetch) },
-                    _ => unsafe { part_group::<TOKENS>(tile, part, t0, dst, masks, prefetch) },
+                    3 => unsafe { part_group::<3>(tile, part, t0, dst, lanes, prefetch) },
+                    4 => unsafe { part_group::<4>(tile, part, t0, dst, lanes, prefetch) },
+                    5 => unsafe { part_group::<5>(tile, part, t0, dst, lanes, prefetch) },
+                    _ => unsafe { part_group::<TOKENS>(tile, part, t0, dst, lanes, prefetch) },
                 }
                 t0 += TOKENS;
             }
         }
-        let masks = lane_masks::<{ PANEL / 8 }>(tile.columns);
+        let lanes = lanes::<{ PANEL / 8 }>(tile.columns);
         let mut t0 = passes;
         while t0 < tile.tokens {
             if tile.tokens - t0 >= 2 {
-                unsafe { row_group::<2>(tile, t0, dst, masks) };
+                unsafe { row_group::<2>(tile, t0, dst, lanes) };
                 t0 += 2;
             } else {
-                unsafe { row_group::<1>(tile, t0, dst, masks) };
+                unsafe { row_group::<1>(tile, t0, dst, lanes) };
                 t0 += 1;
             }
         }
     }
 
-    /// For each of `R` registers of 8 features, the lanes that hold one of the first `columns`
-    /// (all bits set = on).
+    /// Which lanes of each of `R` registers of 8 features hold one of a tile's real columns.
+    #[derive(Clone, Copy)]
+    struct Lanes<const R: usize> {
+        /// All bits set = a real column.
+        masks: [__m256i; R],
+        /// The register's 8 lanes are all real: it is loaded and stored whole. (`vmaskmovps`
+        /// stores are microcoded on Zen 2/3: masking every register took a fifth of the
+        /// tile's time in an encoder there.)
+        whole: [bool; R],
+    }
+
+    /// The lanes of `R` registers that hold one of the first `columns` features.
     #[target_feature(enable = "avx2,fma")]
-    fn lane_masks<const R: usize>(columns: usize) -> [__m256i; R] {
-        std::array::from_fn(|v| {
-            let lanes = columns.saturating_sub(8 * v).min(8) as i32;
-            _mm256_cmpgt_epi32(
-                _mm256_set1_epi32(lanes),
-                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-            )
-        })
+    fn lanes<const R: usize>(columns: usize) -> Lanes<R> {
+        let count = |v: usize| columns.saturating_sub(8 * v).min(8);
+        Lanes {
+            masks: std::array::from_fn(|v| {
+                _mm256_cmpgt_epi32(
+                    _mm256_set1_epi32(count(v) as i32),
+                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                )
+            }),
+            whole: std::array::from_fn(|v| count(v) == 8),
+        }
     }
 
     /// Token `t0`'s packed inputs: its input `k` is `k * GROUP` floats on.
@@ -252,7 +265,7 @@ mod avx2 {
         }
     }
 
-    /// `dst` rows `t0..t0 + N` += `acc`, in the columns the masks keep.
+    /// `dst` rows `t0..t0 + N` += `acc`, in the real columns.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn add_into<const N: usize, const R: usize>(
@@ -260,15 +273,20 @@ mod avx2 {
         t0: usize,
         dst: *mut f32,
         acc: &[[__m256; R]; N],
-        masks: &[__m256i; R],
+        lanes: &Lanes<R>,
     ) {
         for t in 0..N {
             for v in 0..R {
-                // SAFETY: the masks keep the writes to the tile's real columns.
+                // SAFETY: whole registers and the masks keep the writes to the tile's real
+                // columns.
                 unsafe {
                     let at = dst.add((t0 + t) * tile.dst_stride + 8 * v);
-                    let sum = _mm256_add_ps(_mm256_maskload_ps(at, masks[v]), acc[t][v]);
-                    _mm256_maskstore_ps(at, masks[v], sum);
+                    if lanes.whole[v] {
+                        _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), acc[t][v]));
+                    } else {
+                        let sum = _mm256_add_ps(_mm256_maskload_ps(at, lanes.masks[v]), acc[t][v]);
+                        _mm256_maskstore_ps(at, lanes.masks[v], sum);
+                    }
                 }
             }
         }
@@ -283,7 +301,7 @@ mod avx2 {
         part: usize,
         t0: usize,
         dst: *mut f32,
-        masks: [__m256i; 2],
+        lanes: Lanes<2>,
         prefetch: bool,
     ) {
         let kc = tile.w.len() / PANEL;
@@ -312,7 +330,7 @@ mod avx2 {
                 }
             }
         }
-        unsafe { add_into(tile, t0, dst, &acc, &masks) };
+        unsafe { add_into(tile, t0, dst, &acc, &lanes) };
     }
 
     /// Tokens `t0..t0 + N` (N = 1 or 2) times the whole panel row.
@@ -322,7 +340,7 @@ mod avx2 {
         tile: &Tile,
         t0: usize,
         dst: *mut f32,
-        masks: [__m256i; PANEL / 8],
+        lanes: Lanes<{ PANEL / 8 }>,
     ) {
         let kc = tile.w.len() / PANEL;
         let w = tile.w.as_ptr();
@@ -340,6 +358,6 @@ mod avx2 {
                 }
             }
         }
-        unsafe { add_into(tile, t0, dst, &acc, &masks) };
+        unsafe { add_into(tile, t0, dst, &acc, &lanes) };
     }
 }

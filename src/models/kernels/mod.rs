@@ -16,6 +16,7 @@ pub mod packed;
 pub mod path;
 pub mod skinny;
 pub mod softmax;
+mod transpose;
 
 /// Deterministic, varied test inputs in [-1.5, 1.8).
 #[cfg(test)]

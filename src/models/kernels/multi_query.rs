@@ -23,6 +23,7 @@ use super::microkernel::{self, GROUP, Tile};
 use super::packed::{K_BLOCK, PANEL, SharedOut};
 use super::path::{self, KernelPath};
 use super::softmax::exp_columns_on;
+use super::transpose::{Block, Write, transpose};
 
 /// Queries, keys or values: element `(row, head, token, d)` is at
 /// `data[row * strides[0] + head * strides[1] + token * strides[2] + d]`.
@@ -37,6 +38,28 @@ impl<'a> Heads<'a> {
     fn token(&self, row: usize, head: usize, token: usize, head_dim: usize) -> &'a [f32] {
         let start = row * self.strides[0] + head * self.strides[1] + token * self.strides[2];
         &self.data[start..start + head_dim]
+    }
+
+    /// Tokens `first..first + count` of one row and head as a block to transpose: a pointer
+    /// to the first value, checked to hold the whole block.
+    fn tokens(
+        &self,
+        (row, head): (usize, usize),
+        first: usize,
+        count: usize,
+        head_dim: usize,
+    ) -> (*const f32, Block) {
+        let block = Block {
+            rows: count,
+            cols: head_dim,
+            stride: self.strides[2],
+        };
+        if count > 0 {
+            // Its last value, bounds-checked.
+            self.token(row, head, first + count - 1, head_dim);
+        }
+        let start = row * self.strides[0] + head * self.strides[1] + first * self.strides[2];
+        (self.data.as_ptr().wrapping_add(start), block)
     }
 }
 
@@ -83,7 +106,11 @@ pub(crate) fn multi_query_on(
     if out.is_empty() || keys == 0 {
         return out;
     }
-    let packing = Packing { keys, head_dim };
+    let packing = Packing {
+        path,
+        keys,
+        head_dim,
+    };
     // Padding stays zero: every row packs into the same positions.
     let mut packed = vec![0f32; heads * packing.len()];
     let panels = queries.div_ceil(PANEL);
@@ -115,6 +142,7 @@ pub(crate) fn multi_query_on(
 /// inner index) in groups of [`GROUP`] dimensions.
 #[derive(Debug, Clone, Copy)]
 struct Packing {
+    path: KernelPath,
     keys: usize,
     head_dim: usize,
 }
@@ -133,13 +161,20 @@ impl Packing {
     }
 
     fn pack(&self, k: Heads, v: Heads, (row, head): (usize, usize), buffer: &mut [f32]) {
-        let Self { keys, head_dim } = *self;
+        let Self {
+            path,
+            keys,
+            head_dim,
+        } = *self;
         let (packed_k, packed_v) = buffer.split_at_mut(self.keys_len());
+        for s0 in (0..keys).step_by(GROUP) {
+            // The group's keys transposed: dimension `d` of key `s0 + t` at `d * GROUP + t`.
+            let (src, block) = k.tokens((row, head), s0, GROUP.min(keys - s0), head_dim);
+            let group = &mut packed_k[s0 * head_dim..(s0 + GROUP) * head_dim];
+            // SAFETY: `tokens` checked the block's reads; the group holds its transposition.
+            unsafe { transpose(path, src, block, group.as_mut_ptr(), GROUP, Write::Store) };
+        }
         for s in 0..keys {
-            let group = s / GROUP * head_dim * GROUP + s % GROUP;
-            for (d, value) in k.token(row, head, s, head_dim).iter().enumerate() {
-                packed_k[group + d * GROUP] = *value;
-            }
             for (d, value) in v.token(row, head, s, head_dim).iter().enumerate() {
                 packed_v[d / GROUP * keys * GROUP + s * GROUP + d % GROUP] = *value;
             }
@@ -174,12 +209,18 @@ impl Task {
         let count = PANEL.min(queries - self.first);
         // The panel's queries as a weight panel: row `d` holds dimension `d` of each query.
         let mut panel = vec![0f32; head_dim * PANEL];
-        for i in 0..count {
-            let query = q.token(self.row, self.head, self.first + i, head_dim);
-            for (d, value) in query.iter().enumerate() {
-                panel[d * PANEL + i] = *value;
-            }
-        }
+        let (src, block) = q.tokens((self.row, self.head), self.first, count, head_dim);
+        // SAFETY: `tokens` checked the reads; `panel` holds `head_dim` rows of PANEL >= count.
+        unsafe {
+            transpose(
+                self.path,
+                src,
+                block,
+                panel.as_mut_ptr(),
+                PANEL,
+                Write::Store,
+            )
+        };
         let mut weights = vec![0f32; keys * PANEL];
         let scores = Tile {
             w: &panel,
@@ -208,12 +249,27 @@ impl Task {
             unsafe { microkernel::f32_tile(self.path, &tile, context.as_mut_ptr()) };
         }
         let width = heads * head_dim;
-        for i in 0..count {
-            let start = (self.row * queries + self.first + i) * width + self.head * head_dim;
-            for d in 0..head_dim {
-                // SAFETY: this task alone writes this head's columns of its queries' rows, all
-                // inside the output (`multi_query_on` gives each task its own head and panel).
-                unsafe { *dst.at(start + d) = context[d * PANEL + i] / sums[i] };
+        let start = (self.row * queries + self.first) * width + self.head * head_dim;
+        let block = Block {
+            rows: head_dim,
+            cols: count,
+            stride: PANEL,
+        };
+        // SAFETY: this task alone writes this head's columns of its queries' rows, all inside
+        // the output (`multi_query_on` gives each task its own head and panel); `context`
+        // holds the block.
+        unsafe {
+            transpose(
+                self.path,
+                context.as_ptr(),
+                block,
+                dst.at(start),
+                width,
+                Write::Store,
+            );
+            for (i, sum) in sums.iter().take(count).enumerate() {
+                let query = std::slice::from_raw_parts_mut(dst.at(start + i * width), head_dim);
+                query.iter_mut().for_each(|value| *value /= sum);
             }
         }
     }
@@ -232,23 +288,27 @@ impl Task {
                 }
                 continue;
             }
-            // A bias per query (T5's positions) is transposed on the way in, a block of keys at a
-            // time so that the block's scores stay in L1 across the queries.
-            for first_key in (0..keys).step_by(BIAS_KEYS) {
-                let block = first_key..keys.min(first_key + BIAS_KEYS);
-                for i in 0..count {
-                    let values = &bias.values[start(i) + block.start..start(i) + block.end];
-                    for (s, b) in block.clone().zip(values) {
-                        weights[s * PANEL + i] += b;
-                    }
-                }
-            }
+            // A bias per query (T5's positions) is transposed on the way in.
+            let block = Block {
+                rows: count,
+                cols: keys,
+                stride: qs,
+            };
+            let values = &bias.values[start(0)..start(count - 1) + keys];
+            // SAFETY: `values` holds the block (sliced above) and `weights` its transposition.
+            unsafe {
+                transpose(
+                    self.path,
+                    values.as_ptr(),
+                    block,
+                    weights.as_mut_ptr(),
+                    PANEL,
+                    Write::Add,
+                )
+            };
         }
     }
 }
-
-/// Keys per block of a per-query bias's transposition: 12 KiB of scores.
-const BIAS_KEYS: usize = 64;
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::grid::{Grid, ROW_BLOCK};
 use super::microkernel::{self, GROUP, Tile};
 use super::path::{self, KernelPath};
+use super::transpose::{Block, Write, transpose};
 
 /// Output features per panel: three AVX-512 registers, six AVX2 ones.
 pub const PANEL: usize = 48;
@@ -203,70 +204,27 @@ fn pack_inputs(path: KernelPath, x: &[f32], rows: usize, inner: usize) -> Vec<f3
     xp
 }
 
-/// One group of up to [`GROUP`] token rows `x` into `group` (see [`pack_inputs`]).
+/// One group of up to [`GROUP`] token rows `x` into `group` (see [`pack_inputs`]): the
+/// rows transposed, input `k` of token `t` at `k * GROUP + t`.
 fn pack_group(path: KernelPath, x: &[f32], inner: usize, group: &mut [f32]) {
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if path >= KernelPath::Avx2 && x.len() == GROUP * inner {
-        // SAFETY: the CPU has AVX2 (every path from `Avx2` on), and the group is whole.
-        done = unsafe { transpose_blocks_avx2(x, inner, group) };
-    }
-    let _ = path;
-    for (t, row) in x.chunks_exact(inner).enumerate() {
-        for (k, value) in row.iter().enumerate().skip(done) {
-            group[k * GROUP + t] = *value;
-        }
-    }
-}
-
-/// The inputs `0..8m` of a whole group (8 rows), as 8 x 8 blocks transposed in registers (a
-/// strided scalar store per value took 3% of an encoder); returns `8m`, the inputs it packed.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn transpose_blocks_avx2(x: &[f32], inner: usize, group: &mut [f32]) -> usize {
-    use std::arch::x86_64::*;
-    const _: () = assert!(GROUP == 8, "one 8 x 8 block per 8 inputs");
-    let blocks = inner / 8;
-    for b in 0..blocks {
-        let k = 8 * b;
-        // SAFETY: row t's inputs k..k + 8 are inside `x` (8 whole rows of `inner`), and
-        // `group` holds inputs k..k + 8 of 8 tokens from `k * 8` on.
-        unsafe {
-            let r: [__m256; 8] =
-                std::array::from_fn(|t| _mm256_loadu_ps(x.as_ptr().add(t * inner + k)));
-            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-            let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-            let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-            let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-            let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-            let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-            let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-            let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-            let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            let columns = [
-                _mm256_permute2f128_ps::<0x20>(s0, s4),
-                _mm256_permute2f128_ps::<0x20>(s1, s5),
-                _mm256_permute2f128_ps::<0x20>(s2, s6),
-                _mm256_permute2f128_ps::<0x20>(s3, s7),
-                _mm256_permute2f128_ps::<0x31>(s0, s4),
-                _mm256_permute2f128_ps::<0x31>(s1, s5),
-                _mm256_permute2f128_ps::<0x31>(s2, s6),
-                _mm256_permute2f128_ps::<0x31>(s3, s7),
-            ];
-            let out = group.as_mut_ptr().add(k * GROUP);
-            for (j, column) in columns.iter().enumerate() {
-                _mm256_storeu_ps(out.add(j * GROUP), *column);
-            }
-        }
-    }
-    8 * blocks
+    let block = Block {
+        rows: x.len() / inner,
+        cols: inner,
+        stride: inner,
+    };
+    assert!(block.rows <= GROUP && group.len() >= inner * GROUP);
+    // SAFETY: `x` holds the block's rows, `group` its transposition (checked above), and the
+    // CPU supports the path.
+    unsafe {
+        transpose(
+            path,
+            x.as_ptr(),
+            block,
+            group.as_mut_ptr(),
+            GROUP,
+            Write::Store,
+        )
+    };
 }
 
 /// The output's base pointer, shared by tasks that write disjoint parts of it (this file's
