@@ -45,8 +45,9 @@ pub struct ModelArgs {
     pub threads: Option<usize>,
 
     /// Quantize the model's weights for faster CPU inference: q8 (int8 weights with one scale
-    /// per output feature and integer dot products; 1.6-2.3x faster than float32 on t5-small, a
-    /// quarter of the weight memory, summaries very close to float32 but not bit-identical).
+    /// per output feature and integer dot products; 1.4-2.5x faster than float32 on t5-small,
+    /// depending on the CPU, a quarter of the weight memory, summaries very close to float32
+    /// but not bit-identical).
     #[arg(long, value_name = "q8")]
     pub quantize: Option<String>,
 }
