@@ -176,6 +176,30 @@ impl<'l> Budget<'l> {
     }
 }
 
+/// One admission's decisions, pass by pass: the priority between classes, then the budgets.
+struct Admitter<'l> {
+    budget: Budget<'l>,
+    now: priority::Admitting,
+    /// The batch refused a pass for want of room: the server is saturated.
+    full: bool,
+}
+
+impl Admitter<'_> {
+    /// Whether the next queued pass (of `class`, `tokens` input tokens, `starved` or not)
+    /// joins now; counts it if so.
+    fn offer(&mut self, class: Class, starved: bool, tokens: usize) -> bool {
+        if !priority::may_join(class, starved, self.now) {
+            return false;
+        }
+        let admission = self.budget.take(tokens);
+        self.full = admission == Admission::NoRoom;
+        let joins = admission == Admission::Joins;
+        self.now.interactive_busy |= joins && class == Class::Interactive;
+        self.now.bulk_joined |= joins && class == Class::Bulk;
+        joins
+    }
+}
+
 /// What [`Budget::take`] says about a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Admission {
@@ -356,12 +380,12 @@ impl<'a> Scheduler<'a> {
     /// Moves passes from the queue into the running batch while the budgets and the priority
     /// between classes allow, and notes whether the batch refused one for want of room.
     fn admit(&mut self) {
-        let mut budget = Budget::new(
+        let budget = Budget::new(
             &self.limits,
             self.engine.sequences(),
             self.engine.padded_tokens(),
         );
-        let mut now = priority::Admitting {
+        let now = priority::Admitting {
             interactive_busy: self
                 .running
                 .values()
@@ -369,18 +393,15 @@ impl<'a> Scheduler<'a> {
             saturated: self.saturated,
             bulk_joined: false,
         };
-        let mut full = false;
+        let mut admitter = Admitter {
+            budget,
+            now,
+            full: false,
+        };
         let chosen = self.queue.take_while(self.steps, |pass, offer| {
-            if !priority::may_join(offer.class, offer.starved, now) {
-                return false;
-            }
-            let admission = budget.take(pass.tokens());
-            full = admission == Admission::NoRoom;
-            let joins = admission == Admission::Joins;
-            now.interactive_busy |= joins && offer.class == Class::Interactive;
-            now.bulk_joined |= joins && offer.class == Class::Bulk;
-            joins
+            admitter.offer(offer.class, offer.starved, pass.tokens())
         });
+        let full = admitter.full;
         if !chosen.is_empty() {
             self.start(chosen);
         }
@@ -571,6 +592,45 @@ mod tests {
         // 3 sequences padded to 400 would be 1200 tokens.
         let mut budget = Budget::new(&limits, 1, 100);
         assert_eq!(taken(&mut budget, &[100, 400]), [true, false]);
+    }
+
+    #[test]
+    fn bulk_passes_join_one_per_step_after_interactive_ones_and_all_once_saturated() {
+        let limits = limits(8, 100_000, 100_000);
+        let offers = |now: priority::Admitting, passes: &[(Class, bool)]| {
+            let mut admitter = Admitter {
+                budget: Budget::new(&limits, 1, 100),
+                now,
+                full: false,
+            };
+            let joined: Vec<bool> = passes
+                .iter()
+                .map(|&(class, starved)| admitter.offer(class, starved, 100))
+                .collect();
+            joined
+        };
+        let (bulk, interactive) = ((Class::Bulk, false), (Class::Interactive, false));
+        let idle = priority::Admitting::default();
+        assert_eq!(
+            offers(idle, &[bulk, bulk, interactive]),
+            [true, false, true]
+        );
+        // An interactive pass that joins first holds the bulk ones back, unless starved.
+        assert_eq!(
+            offers(
+                idle,
+                &[interactive, bulk, (Class::Bulk, true), (Class::Bulk, true)]
+            ),
+            [true, false, true, false]
+        );
+        let saturated = priority::Admitting {
+            saturated: true,
+            ..idle
+        };
+        assert_eq!(
+            offers(saturated, &[bulk, bulk, interactive]),
+            [true, true, true]
+        );
     }
 
     #[test]
