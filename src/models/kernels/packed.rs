@@ -64,17 +64,30 @@ impl PackedF32 {
         assert_eq!(w.len(), out * inner, "pack: a {out}x{inner} weight");
         let panels = out.div_ceil(PANEL);
         let mut packed = vec![Line([0.0; LINE]); panels * inner * PANEL / LINE];
+        let path = path::active();
         floats_mut(&mut packed)
             .par_chunks_mut(inner * PANEL)
-            .enumerate()
-            .for_each(|(p, panel)| {
-                let features = (p * PANEL..out.min(p * PANEL + PANEL)).enumerate();
-                for (j, feature) in features {
-                    let row = &w[feature * inner..(feature + 1) * inner];
-                    for (k, value) in row.iter().enumerate() {
-                        panel[k * PANEL + j] = *value;
-                    }
-                }
+            .zip(w.par_chunks(inner * PANEL))
+            .for_each(|(panel, rows)| {
+                // The panel's features (rows of `w`) transposed: feature `j`'s input `k` at
+                // `k * PANEL + j`.
+                let block = Block {
+                    rows: rows.len() / inner,
+                    cols: inner,
+                    stride: inner,
+                };
+                // SAFETY: `rows` holds the block's rows and `panel` (`inner` rows of PANEL >=
+                // block.rows) its transposition; the CPU supports the active path.
+                unsafe {
+                    transpose(
+                        path,
+                        rows.as_ptr(),
+                        block,
+                        panel.as_mut_ptr(),
+                        PANEL,
+                        Write::Store,
+                    )
+                };
             });
         Self {
             panels: packed.into(),
