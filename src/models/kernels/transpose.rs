@@ -1,7 +1,8 @@
 //! Strided transposition of float32 blocks, in 8 x 8 register blocks on AVX2 and wider.
 //!
-//! The kernels lay data out for their register tiles: a product's inputs in groups of tokens,
-//! the encoder attention's queries as a weight panel and its scores keys-down. Done one strided
+//! The kernels lay data out for their register tiles: a weight in panels of features (once, at
+//! load), a product's inputs in groups of tokens, the encoder attention's queries as a weight
+//! panel and its scores keys-down. Done one strided
 //! scalar load or store per value, those copies took 12% of a one-thread t5-small encoder
 //! (`perf`, AMD EPYC Zen 3; 5% as 8 x 8 blocks, a few shuffles per 64 values). Each value is
 //! moved (or added once) exactly as the plain loop does, so the results are the same bits on
