@@ -1,6 +1,9 @@
 //! Prometheus metrics (OpenMetrics text) through `prometheus-client`: one registry per server,
 //! written to by the HTTP layer and the scheduler thread alike (every metric is atomic).
 
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -22,6 +25,28 @@ pub struct RouteLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabel {
     pub error_type: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: String,
+}
+
+/// What the scheduler thread is busy with: admitting passes (encoding them and joining them to
+/// the running batch) or stepping the batch (decoder calls, and filtering out what finished).
+#[derive(Debug, Clone, Copy)]
+pub enum Phase {
+    Admit,
+    Step,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Admit => "admit",
+            Self::Step => "step",
+        }
+    }
 }
 
 /// Every metric the server exports.
@@ -48,6 +73,8 @@ pub struct Metrics {
     pub cancelled: Counter,
     /// Times the running decoder state was copied for sequences joining or leaving.
     pub state_copies: Counter,
+    /// Seconds the scheduler spent in each [`Phase`]: where a saturated server's time goes.
+    scheduler_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>>,
 }
 
 /// 1 ms to ~9 min, doubling.
@@ -135,8 +162,16 @@ impl Metrics {
              (sequences taking the places of finished ones in place do not count)",
             state_copies.clone(),
         );
+        let scheduler_seconds = Family::<PhaseLabel, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "scheduler_busy_seconds",
+            "Seconds the scheduler spent admitting passes (encoding and joining them to the \
+             running batch) and stepping the batch (decoder calls and filtering), by phase",
+            scheduler_seconds.clone(),
+        );
         Self {
             registry,
+            scheduler_seconds,
             state_copies,
             decoder_steps,
             decoder_rows,
@@ -173,6 +208,15 @@ impl Metrics {
                 error_type: error_type.to_string(),
             })
             .inc();
+    }
+
+    /// `spent` more of the scheduler's time in `phase`.
+    pub fn record_busy(&self, phase: Phase, spent: Duration) {
+        self.scheduler_seconds
+            .get_or_create(&PhaseLabel {
+                phase: phase.as_str().to_string(),
+            })
+            .inc_by(spent.as_secs_f64());
     }
 
     /// The OpenMetrics text of every metric.

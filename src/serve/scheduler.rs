@@ -36,7 +36,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Limits;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Phase};
 use super::priority::{self, Class, Pacer};
 use super::queue::{Queue, Work};
 use crate::batch::error_chain;
@@ -314,9 +314,13 @@ impl<'a> Scheduler<'a> {
                 }
             }
             self.drop_cancelled();
+            let started = Instant::now();
             self.admit();
+            self.metrics.record_busy(Phase::Admit, started.elapsed());
             if !self.engine.is_empty() {
+                let started = Instant::now();
                 self.step();
+                self.metrics.record_busy(Phase::Step, started.elapsed());
             }
             self.update_gauges();
         }

@@ -55,6 +55,15 @@ fn every_route_answers_and_is_documented() {
         assert!(metrics.contains(name), "no '{name}' in:\n{metrics}");
     }
     assert!(server.metric("precis_input_tokens_total") > 0.0);
+    // The scheduler's time by phase: both requests were encoded and decoded.
+    for phase in ["admit", "step"] {
+        let sample = format!("precis_scheduler_busy_seconds_total{{phase=\"{phase}\"}} ");
+        let seconds: f64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&sample)?.parse().ok())
+            .unwrap_or_else(|| panic!("no '{sample}' sample in:\n{metrics}"));
+        assert!(seconds > 0.0, "{sample}{seconds}");
+    }
 
     let (status, document) = get(base, "/api-doc/openapi.json", None);
     assert_eq!(status, 200);
