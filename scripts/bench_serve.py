@@ -136,7 +136,8 @@ def scheduler_counters(address: str) -> dict[str, float]:
     text = connection.getresponse().read().decode()
     wanted = ("precis_decoder_steps_total", "precis_decoder_rows_total",
               "precis_decoder_state_copies_total",
-              'precis_scheduler_busy_seconds_total{phase="admit"}',
+              'precis_scheduler_busy_seconds_total{phase="encode"}',
+              'precis_scheduler_busy_seconds_total{phase="join"}',
               'precis_scheduler_busy_seconds_total{phase="step"}')
     return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
             if line.split(" ")[0] in wanted}

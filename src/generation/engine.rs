@@ -34,7 +34,7 @@
 //!   find which sequence fails.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::Tensor;
 use rayon::prelude::*;
@@ -110,6 +110,8 @@ pub struct Engine<'m> {
     groups: Vec<Group>,
     /// Times a running group's whole decoder state was copied to join or filter inputs.
     state_copies: u64,
+    /// Time spent in the model's encoder (and its cross-attention keys and values) admitting.
+    encoding: Duration,
 }
 
 /// Sequences of one beam width sharing a decoder state; `slots[i]` decodes the state's input
@@ -135,6 +137,7 @@ impl<'m> Engine<'m> {
             model,
             groups: Vec::new(),
             state_copies: 0,
+            encoding: Duration::ZERO,
         }
     }
 
@@ -142,6 +145,13 @@ impl<'m> Engine<'m> {
     /// (filling vacancies in place does not count).
     pub fn state_copies(&self) -> u64 {
         self.state_copies
+    }
+
+    /// Time spent encoding admitted inputs (the model's encoder and the decoder's
+    /// cross-attention keys and values), over the engine's life: what admission costs beyond
+    /// joining the running state.
+    pub fn encoding(&self) -> Duration {
+        self.encoding
     }
 
     pub fn is_empty(&self) -> bool {
@@ -271,7 +281,9 @@ impl<'m> Engine<'m> {
                 state.expand_beams(beams)?;
                 Ok(state)
             })?;
-            let share = started.elapsed().as_secs_f64() / rows as f64;
+            let spent = started.elapsed();
+            self.encoding += spent;
+            let share = spent.as_secs_f64() / rows as f64;
             members.extend(sequences.into_iter().map(|(id, sequence)| Member {
                 id,
                 sequence,

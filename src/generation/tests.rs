@@ -474,3 +474,27 @@ fn padding_and_mask() {
         vec![vec![1, 1, 1], vec![1, 0, 0]]
     );
 }
+
+#[test]
+fn the_engine_counts_its_encoder_time_apart_from_its_steps() {
+    let model = Slow {
+        inner: MockModel::hashed(4, 12, -1.0),
+        encode: Duration::from_millis(50),
+        step: Duration::from_millis(20),
+    };
+    let mut engine = Engine::new(&model);
+    let rows = inputs();
+    let (ids, mask) = batch(&rows);
+    let sequences = (0..rows.len() as u64)
+        .map(|id| (id, GenerationConfig::default()))
+        .collect();
+    engine
+        .admit(&ids, &mask, sequences, Placement::default())
+        .expect("admit");
+    let encoding = engine.encoding();
+    assert!(encoding >= model.encode, "{encoding:?}");
+    // Decoder steps (each slower than nothing) never count as encoding.
+    engine.step();
+    engine.step();
+    assert_eq!(engine.encoding(), encoding);
+}

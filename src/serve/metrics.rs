@@ -32,18 +32,23 @@ pub struct PhaseLabel {
     pub phase: String,
 }
 
-/// What the scheduler thread is busy with: admitting passes (encoding them and joining them to
-/// the running batch) or stepping the batch (decoder calls, and filtering out what finished).
+/// What the scheduler thread is busy with.
 #[derive(Debug, Clone, Copy)]
 pub enum Phase {
-    Admit,
+    /// The model's encoder (and the decoder's cross-attention keys and values) on admitted
+    /// passes.
+    Encode,
+    /// The rest of admitting passes: padding them and joining them to the running batch.
+    Join,
+    /// Decoder steps, filtering out what finished, answering it.
     Step,
 }
 
 impl Phase {
     fn as_str(self) -> &'static str {
         match self {
-            Self::Admit => "admit",
+            Self::Encode => "encode",
+            Self::Join => "join",
             Self::Step => "step",
         }
     }
@@ -165,8 +170,8 @@ impl Metrics {
         let scheduler_seconds = Family::<PhaseLabel, Counter<f64, AtomicU64>>::default();
         registry.register(
             "scheduler_busy_seconds",
-            "Seconds the scheduler spent admitting passes (encoding and joining them to the \
-             running batch) and stepping the batch (decoder calls and filtering), by phase",
+            "Seconds the scheduler spent encoding admitted passes, joining them to the running \
+             batch, and stepping it (decoder calls, filtering, answering), by phase",
             scheduler_seconds.clone(),
         );
         Self {

@@ -315,8 +315,12 @@ impl<'a> Scheduler<'a> {
             }
             self.drop_cancelled();
             let started = Instant::now();
+            let encoding = self.engine.encoding();
             self.admit();
-            self.metrics.record_busy(Phase::Admit, started.elapsed());
+            let encoded = self.engine.encoding() - encoding;
+            self.metrics.record_busy(Phase::Encode, encoded);
+            self.metrics
+                .record_busy(Phase::Join, started.elapsed().saturating_sub(encoded));
             if !self.engine.is_empty() {
                 let started = Instant::now();
                 self.step();

@@ -55,8 +55,8 @@ fn every_route_answers_and_is_documented() {
         assert!(metrics.contains(name), "no '{name}' in:\n{metrics}");
     }
     assert!(server.metric("precis_input_tokens_total") > 0.0);
-    // The scheduler's time by phase: both requests were encoded and decoded.
-    for phase in ["admit", "step"] {
+    // The scheduler's time by phase: both requests were encoded, joined and decoded.
+    for phase in ["encode", "join", "step"] {
         let sample = format!("precis_scheduler_busy_seconds_total{{phase=\"{phase}\"}} ");
         let seconds: f64 = metrics
             .lines()
