@@ -356,6 +356,7 @@ impl<'m> Engine<'m> {
         let mut report = Report::default();
         let copies = &mut self.state_copies;
         self.groups.retain_mut(|group| {
+            let before = stopped;
             for slot in &mut group.slots {
                 if slot.as_ref().is_some_and(|m| cancelled(m.id)) {
                     *slot = None;
@@ -364,6 +365,12 @@ impl<'m> Engine<'m> {
             }
             if group.live() == 0 {
                 return false;
+            }
+            // Vacancies left by sequences that finished at the last step stay for the next
+            // admission to fill in place: a caller checks for cancellations before every
+            // admission, and filtering here would copy the state each time instead.
+            if stopped == before {
+                return true;
             }
             // Cancelling is rare: filter at once, so the budgets see the batch as it will step.
             match group.compact() {

@@ -473,8 +473,12 @@ fn sequences_admitted_where_others_left_take_their_place_without_copying_the_bat
     };
     admit(&mut engine, &[0, 1]);
     while step(&mut engine).is_empty() {}
-    // Sequence 0 left a vacancy; 2 takes it before the next step: nothing is copied.
+    // Sequence 0 left a vacancy. A check for cancellations that stops nothing (a server
+    // checks before every admission) leaves it; 2 takes it before the next step: nothing is
+    // copied.
     assert_eq!(engine.sequences(), 1);
+    assert_eq!(engine.cancel(|_| false).0, 0);
+    assert_eq!(engine.state_copies(), 0);
     admit(&mut engine, &[2]);
     assert_eq!((engine.sequences(), engine.state_copies()), (2, 0));
     // Two join where one left: one fills the vacancy, the other joins (one copy).
