@@ -83,9 +83,11 @@ pub(crate) fn single_query_on(
         for (g, out) in out.chunks_exact_mut(head_dim).enumerate() {
             let row = kv_row * group + g;
             let bias = bias.map(|b| b.for_query(row, head, keys));
+            let attended = bias.map_or(keys, attended_keys);
+            let bias = bias.map(|b| &b[..attended]);
             let query = (row * heads + head) * head_dim;
             let q = &q[query..query + head_dim];
-            attend_one(path, q, (k, v), keys, |s| s * head_dim, bias, out);
+            attend_one(path, q, (k, v), attended, |s| s * head_dim, bias, out);
         }
     };
     let task_len = group * head_dim;
@@ -103,6 +105,27 @@ pub(crate) fn single_query_on(
         }
     }
     out
+}
+
+/// A key whose bias is at most this is padding: masks add the dtype's minimum (as
+/// transformers does), which any position bias added to it leaves about as low.
+const PADDED_BIAS: f32 = -1e30;
+
+/// The last real key's bias must be at least this for the padding after it to be skipped.
+const REAL_BIAS: f32 = -1e20;
+
+/// How many keys a query attends to: all of them but the padding after the last real key.
+/// A cross-attention over inputs padded to the batch's longest spends most of a short input's
+/// time on keys whose weight is exactly 0, so those are not read at all. Skipping them leaves
+/// the result's bits as they are: each one's exponential underflows to exactly 0 (its score is
+/// more than 1e29 below the real key's), so it adds nothing to the softmax's lanes or to the
+/// weighted sum, and the kernels already give the same bits for any padded width. A row with
+/// no real key (all padding) attends to everything, as it would unskipped.
+fn attended_keys(bias: &[f32]) -> usize {
+    match bias.iter().rposition(|&b| b > PADDED_BIAS) {
+        Some(last) if bias[last] >= REAL_BIAS => last + 1,
+        _ => bias.len(),
+    }
 }
 
 /// Shapes of a call over a decoder's self-attention cache: `q (rows, heads, head_dim)`, key and
@@ -622,6 +645,50 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn keys_after_the_last_real_one_are_not_read_and_the_bits_stay() {
+        let (keys, head_dim, real) = (40, 8, 23);
+        let q: Vec<f32> = values(head_dim, 21).iter().map(|x| x * 0.1).collect();
+        let mut k = values(keys * head_dim, 22);
+        let mut v = values(keys * head_dim, 23);
+        // A bias over the real keys as well (a position bias), the mask's minimum after them.
+        let mut bias = values(keys, 24);
+        bias[real..].fill(f32::MIN);
+        let shape = |keys| Shape {
+            kv_rows: 1,
+            group: 1,
+            heads: 1,
+            keys,
+            head_dim,
+        };
+        let key_bias = |values| KeyBias {
+            values,
+            row_stride: 0,
+            head_stride: 0,
+            row_group: 1,
+        };
+        for path in KernelPath::supported() {
+            let narrow = single_query_on(
+                path,
+                &q,
+                (&k[..real * head_dim], &v[..real * head_dim]),
+                Some(key_bias(&bias[..real])),
+                shape(real),
+            );
+            // Padding that would poison the result if it were read (0 × NaN is NaN).
+            k[real * head_dim..].fill(f32::NAN);
+            v[real * head_dim..].fill(f32::NAN);
+            let padded = single_query_on(path, &q, (&k, &v), Some(key_bias(&bias)), shape(keys));
+            let bits = |xs: &[f32]| xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&padded), bits(&narrow), "{path}");
+        }
+        // A row that is all padding attends to every key, as it would unskipped.
+        assert_eq!(attended_keys(&[f32::MIN; 5]), 5);
+        // So does a row whose last key above the mask is itself far below any real bias.
+        assert_eq!(attended_keys(&[0.0, -1e25, f32::MIN]), 3);
+        assert_eq!(attended_keys(&[0.0, -3.0, f32::MIN, f32::MIN]), 2);
     }
 
     #[test]
