@@ -529,3 +529,42 @@ fn a_vacancy_left_by_the_widest_input_is_filtered_out_so_its_padding_goes() {
         expected
     );
 }
+
+#[test]
+fn a_batch_that_never_empties_gets_what_each_sequence_gets_alone() {
+    // EOS is strongly discouraged: every sequence runs to its maximum length, so once the
+    // batch is full one sequence leaves at every step and the next one takes its place. The
+    // batch never empties, so the slots only the departed rows saw are dropped as it runs.
+    let model = MockModel::hashed(3, 14, -5.0);
+    let mut engine = Engine::new(&model);
+    let config = GenerationConfig {
+        num_beams: 2,
+        max_length: 9,
+        ..Default::default()
+    };
+    let row =
+        |i: usize| -> Vec<u32> { (0..1 + i % 5).map(|j| 2 + ((i + j) % 12) as u32).collect() };
+    let mut got = HashMap::new();
+    for i in 0..150 {
+        let (ids, mask) = pad_batch(&[row(i).as_slice()], PAD, &Device::Cpu).unwrap();
+        engine
+            .admit(
+                &ids,
+                &mask,
+                vec![(i as SequenceId, config.clone())],
+                Placement::default(),
+            )
+            .unwrap();
+        got.extend(engine.step().finished.into_iter().map(|f| (f.id, f.tokens)));
+    }
+    while !engine.is_empty() {
+        got.extend(engine.step().finished.into_iter().map(|f| (f.id, f.tokens)));
+    }
+    for i in 0..150 {
+        assert_eq!(
+            got[&(i as SequenceId)],
+            alone(&model, &row(i), &config),
+            "sequence {i}"
+        );
+    }
+}

@@ -18,6 +18,9 @@ use candle_core::{Result, Tensor};
 
 use super::{DecoderState, INITIAL_CAPACITY, SelfKv, padding_bias};
 
+/// Fewer stale slots than this are left alone: dropping them would copy more often than it saves.
+const MIN_STALE_SLOTS: usize = 32;
+
 impl DecoderState {
     /// Per decoder row: how many tokens it has decoded, i.e. the position of its next token.
     pub fn row_positions(&self) -> Vec<u32> {
@@ -304,6 +307,32 @@ impl DecoderState {
         Ok(())
     }
 
+    /// Slots no row can see: every input started after them (the inputs that were there
+    /// before have left, and their places were filled in place).
+    pub fn stale_slots(&self) -> usize {
+        self.starts.iter().copied().min().unwrap_or(0)
+    }
+
+    /// Drops the slots no row can see once they are at least half of those filled (and at
+    /// least [`MIN_STALE_SLOTS`]); returns whether it did. Rows keep joining at the current
+    /// slot while the batch keeps running, so without this the slots would grow for as long as
+    /// it runs: every step rebuilds per-row tables and biases over all of them, a fill zeroes
+    /// its rows' buffers at their whole capacity, and the buffers keep doubling. Dropping
+    /// copies the slots still seen, at most as many as the slots dropped, so it costs less
+    /// than a slot's copy per step. Positions, distances and what each row sees stay as they
+    /// are: only slot numbers change.
+    pub fn trim_stale_slots(&mut self) -> Result<bool> {
+        let stale = self.stale_slots();
+        if stale < MIN_STALE_SLOTS || stale * 2 < self.position {
+            return Ok(false);
+        }
+        let rows: Vec<usize> = (0..self.decoder_rows()?).collect();
+        self.keep_rows(&rows, stale)?;
+        self.starts.iter_mut().for_each(|start| *start -= stale);
+        self.position -= stale;
+        Ok(true)
+    }
+
     /// The self-attention side of [`Self::retain_inputs`]: keep decoder `rows` (each input's
     /// rows whole) and drop the first `shift` slots.
     fn keep_rows(&mut self, rows: &[usize], shift: usize) -> Result<()> {
@@ -360,20 +389,25 @@ fn keep_buffer_rows(
     shift: usize,
     filled: usize,
 ) -> Result<Tensor> {
-    let kept = buffer.index_select(index, 0)?;
     if shift == 0 {
-        return Ok(kept);
+        return buffer.index_select(index, 0);
     }
-    let (rows, _, heads, head_dim) = kept.dims4()?;
+    let (_, _, heads, head_dim) = buffer.dims4()?;
+    let rows = index.dim(0)?;
     let live = filled - shift;
     let capacity = (live * 2).max(INITIAL_CAPACITY);
     let moved = Tensor::zeros(
         (rows, capacity, heads, head_dim),
-        kept.dtype(),
-        kept.device(),
+        buffer.dtype(),
+        buffer.device(),
     )?;
     if live > 0 {
-        moved.slice_set(&kept.narrow(1, shift, live)?.contiguous()?, 1, 0)?;
+        // Only the slots still seen are gathered, not the buffers' whole capacity.
+        let kept = buffer
+            .narrow(1, shift, live)?
+            .contiguous()?
+            .index_select(index, 0)?;
+        moved.slice_set(&kept, 1, 0)?;
     }
     Ok(moved)
 }
@@ -543,6 +577,62 @@ mod tests {
         for keep in [&[][..], &[1, 0], &[0, 0], &[2]] {
             assert!(s.retain_inputs(keep).is_err(), "{keep:?}");
         }
+    }
+
+    #[test]
+    fn slots_nobody_sees_are_dropped_once_they_are_half_of_them() {
+        let mut s = fresh(0, &[1, 1]);
+        let mut expected = vec![Vec::new(), Vec::new()];
+        let mut next = 0.;
+        let mut step_both = |s: &mut DecoderState, expected: &mut Vec<Vec<f32>>| {
+            let values = [next, next + 0.5];
+            next += 1.;
+            expected[0].push(values[0]);
+            expected[1].push(values[1]);
+            assert_eq!(&step(s, &values), expected);
+        };
+        for _ in 0..MIN_STALE_SLOTS {
+            step_both(&mut s, &mut expected);
+        }
+        // Input 0 leaves; a fresh input takes its place at slot MIN_STALE_SLOTS. Input 1 still
+        // sees slot 0, so nothing is stale.
+        s.fill(&[0], fresh(5, &[1])).unwrap();
+        expected[0].clear();
+        assert_eq!((s.stale_slots(), s.trim_stale_slots().unwrap()), (0, false));
+        for _ in 0..MIN_STALE_SLOTS {
+            step_both(&mut s, &mut expected);
+        }
+        // Input 1 leaves too: the first MIN_STALE_SLOTS slots are stale, half of those filled.
+        s.fill(&[1], fresh(6, &[1])).unwrap();
+        expected[1].clear();
+        let positions = s.row_positions();
+        assert_eq!(s.stale_slots(), MIN_STALE_SLOTS);
+        assert!(s.trim_stale_slots().unwrap());
+        assert_eq!((s.position, s.stale_slots()), (MIN_STALE_SLOTS, 0));
+        // Each row sees what it saw, at the same positions.
+        assert_eq!(s.row_positions(), positions);
+        for _ in 0..3 {
+            step_both(&mut s, &mut expected);
+        }
+        // Stale slots fewer than half of those filled are kept: input 0 leaves at slot 35,
+        // input 1 (from slot 32) then leaves at slot 71.
+        s.fill(&[0], fresh(7, &[1])).unwrap();
+        expected[0].clear();
+        for _ in 0..36 {
+            step_both(&mut s, &mut expected);
+        }
+        s.fill(&[1], fresh(8, &[1])).unwrap();
+        expected[1].clear();
+        assert_eq!((s.stale_slots(), s.position), (35, 71));
+        assert!(!s.trim_stale_slots().unwrap());
+        // And fewer than MIN_STALE_SLOTS, even when they are all but one of them.
+        let mut s = fresh(0, &[1]);
+        for _ in 1..MIN_STALE_SLOTS {
+            step(&mut s, &[1.]);
+        }
+        s.fill(&[0], fresh(1, &[1])).unwrap();
+        assert_eq!(s.stale_slots(), MIN_STALE_SLOTS - 1);
+        assert!(!s.trim_stale_slots().unwrap());
     }
 
     #[test]
