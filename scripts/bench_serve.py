@@ -19,6 +19,12 @@ Writes ARTICLES articles of mixed length (seeded; 60% short ~100 words, 25% medi
    32-client run) no queue keeps a short request within 2x of its time alone; that run's
    short-article p95 is reported too.
 Every summary the server returns must equal the one `precis batch` wrote (token-identical).
+With --rounds N, steps 1 and 2 alternate N times (the mix runs once): these machines are
+shared, and the host's load moves by tens of percent within minutes, so a ratio is only as
+good as the two runs' minutes were alike; each round's ratio is reported, and their median.
+Every run also reports the CPU seconds its process used per document (the server's from
+/proc, `precis batch`'s from its rusage): time the host took from the machine (steal) is not
+in them, so their ratio moves less than the wall-clock one, though it misses idle cores.
 Prints a Markdown table (docs/s, p50/p95/p99 latency, short-article p95 in the mix vs alone)
 with the CPU and the machine's load average, and writes the numbers as JSON (--json).
 Standard library only: the benchmark client adds as little load as it can.
@@ -31,6 +37,8 @@ import http.client
 import json
 import os
 import random
+import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -70,22 +78,35 @@ def percentile(values: list[float], p: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a running process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_batch(precis: str, model: str, folder: Path, out: Path,
-              decoding: list[str]) -> tuple[float, dict[str, str]]:
-    """Seconds `precis batch` spends summarising (its model load subtracted) and its summaries."""
-    def timed(src: Path, dst: Path) -> float:
-        started = time.monotonic()
+              decoding: list[str]) -> tuple[float, float, dict[str, str]]:
+    """Wall and CPU seconds `precis batch` spends summarising (a model-load-only run's
+    subtracted from each) and its summaries."""
+    def timed(src: Path, dst: Path) -> tuple[float, float]:
+        shutil.rmtree(dst, ignore_errors=True)
+        started, cpu = time.monotonic(), children_cpu_seconds()
         subprocess.run([precis, "batch", str(src), "-o", str(dst), "--model", model, "-q", *decoding],
                        check=True)
-        return time.monotonic() - started
+        return time.monotonic() - started, children_cpu_seconds() - cpu
     empty = folder.parent / "empty"
     empty.mkdir(exist_ok=True)
     (empty / "one.txt").write_text("A single short line to load the model.\n")
-    load_only = timed(empty, folder.parent / "empty-out")
-    total = timed(folder, out)
+    load_wall, load_cpu = timed(empty, folder.parent / "empty-out")
+    total_wall, total_cpu = timed(folder, out)
     summaries = {p.name.removesuffix(".summary.txt").removesuffix(".txt"): p.read_text().strip()
                  for p in out.rglob("*.summary.txt")}
-    return total - load_only, summaries
+    return total_wall - load_wall, total_cpu - load_cpu, summaries
 
 
 def start_server(precis: str, model: str, decoding: list[str],
@@ -143,10 +164,11 @@ def scheduler_counters(address: str) -> dict[str, float]:
             if line.split(" ")[0] in wanted}
 
 
-def load_run(address: str, docs: list[tuple[str, str, str]], concurrency: int) -> dict:
+def load_run(address: str, server_pid: int, docs: list[tuple[str, str, str]],
+             concurrency: int) -> dict:
     """Every doc through the server with `concurrency` clients."""
     results: list[tuple[str, str, float, str]] = []
-    started = time.monotonic()
+    started, cpu = time.monotonic(), process_cpu_seconds(server_pid)
 
     def one(doc: tuple[str, str, str]) -> None:
         name, kind, text = doc
@@ -156,12 +178,14 @@ def load_run(address: str, docs: list[tuple[str, str, str]], concurrency: int) -
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(one, docs))
     wall = time.monotonic() - started
+    cpu = process_cpu_seconds(server_pid) - cpu
     latencies = [r[2] for r in results]
     return {
         "concurrency": concurrency,
         "docs": len(docs),
         "seconds": wall,
         "docs_per_second": len(docs) / wall,
+        "cpu_seconds_per_doc": cpu / len(docs),
         "p50": percentile(latencies, 50),
         "p95": percentile(latencies, 95),
         "p99": percentile(latencies, 99),
@@ -230,6 +254,9 @@ def main() -> None:
     parser.add_argument("--decoding-flag", action="append", default=[],
                         help="extra decoding flag for both `precis batch` and `precis serve` "
                              "(repeat), e.g. --decoding-flag=--num-beams=1 for greedy search")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="time `precis batch` and the concurrency runs this many times, "
+                             "alternating (the mix runs once); the ratios are per round")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     args = parser.parse_args()
     decoding = DECODING + args.decoding_flag
@@ -249,10 +276,21 @@ def main() -> None:
 
     print(f"decoding: {' '.join(decoding)}; server: {' '.join(args.server_flag) or 'defaults'}",
           flush=True)
-    batch_seconds, batch_summaries = run_batch(args.precis, args.model, folder, work / "out",
-                                               decoding)
-    print(f"precis batch: {len(docs) / batch_seconds:.2f} docs/s ({batch_seconds:.0f} s)", flush=True)
+    batches = []
+    batch_summaries: dict[str, str] = {}
 
+    def time_batch() -> None:
+        seconds, cpu, summaries = run_batch(args.precis, args.model, folder, work / "out", decoding)
+        differing = sorted(n for n, s in summaries.items()
+                           if batch_summaries.setdefault(n, s) != s)
+        if differing:
+            sys.exit(f"`precis batch` wrote other summaries than in its first run: {differing}")
+        batches.append({"docs_per_second": len(docs) / seconds, "seconds": seconds,
+                        "cpu_seconds_per_doc": cpu / len(docs)})
+        print(f"precis batch: {len(docs) / seconds:.2f} docs/s ({seconds:.0f} s, "
+              f"{cpu / len(docs):.2f} CPU s/doc)", flush=True)
+
+    time_batch()
     server, address = start_server(args.precis, args.model, decoding, args.server_flag)
     runs = []
     try:
@@ -276,57 +314,77 @@ def main() -> None:
             print(f"with {k} long-article clients: p50 {mix[50]:.2f} s, p95 {mix[95]:.2f} s "
                   f"({mix['ratio']:.2f}x alone); summaries differing from batch: "
                   f"{mix['mismatched'] or 'none'}", flush=True)
-        for concurrency in concurrencies:
-            sent = named[::args.sequential_every] if concurrency == 1 else named
-            before = scheduler_counters(address)
-            run = load_run(address, sent, concurrency)
-            after = scheduler_counters(address)
-            run["counters"] = {name: after[name] - before.get(name, 0.0) for name in after}
-            mismatched = [n for n, s in run.pop("summaries").items() if batch_summaries.get(n) != s]
-            run["mismatched"] = len(mismatched)
-            run["mismatched_names"] = mismatched
-            runs.append(run)
-            print(f"concurrency {concurrency}: {run['docs_per_second']:.2f} docs/s, "
-                  f"p50 {run['p50']:.2f} s, p95 {run['p95']:.2f} s, p99 {run['p99']:.2f} s, "
-                  f"short p95 {run['short_p95']:.2f} s, summaries differing from batch: {mismatched or 'none'}",
-                  flush=True)
-            counters = ", ".join(f"{name.removeprefix('precis_')} {value:.0f}"
-                                 for name, value in run["counters"].items())
-            print(f"  scheduler: {counters}", flush=True)
+        for round_ in range(args.rounds):
+            if round_ > 0:
+                time_batch()
+            for concurrency in concurrencies:
+                sent = named[::args.sequential_every] if concurrency == 1 else named
+                before = scheduler_counters(address)
+                run = load_run(address, server.pid, sent, concurrency)
+                run["round"] = round_
+                after = scheduler_counters(address)
+                run["counters"] = {name: after[name] - before.get(name, 0.0) for name in after}
+                mismatched = [n for n, s in run.pop("summaries").items() if batch_summaries.get(n) != s]
+                run["mismatched"] = len(mismatched)
+                run["mismatched_names"] = mismatched
+                runs.append(run)
+                print(f"concurrency {concurrency}: {run['docs_per_second']:.2f} docs/s "
+                      f"({run['cpu_seconds_per_doc']:.2f} CPU s/doc), "
+                      f"p50 {run['p50']:.2f} s, p95 {run['p95']:.2f} s, p99 {run['p99']:.2f} s, "
+                      f"short p95 {run['short_p95']:.2f} s, summaries differing from batch: {mismatched or 'none'}",
+                      flush=True)
+                counters = ", ".join(f"{name.removeprefix('precis_')} {value:.0f}"
+                                     for name, value in run["counters"].items())
+                print(f"  scheduler: {counters}", flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=600)
     load_after = os.getloadavg()
 
-    batch_rate = len(docs) / batch_seconds
-    sequential = next((r["docs_per_second"] for r in runs if r["concurrency"] == 1), None)
     print()
     print(f"{machine()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
           f"decoding: {' '.join(decoding)}; server: {' '.join(args.server_flag) or 'defaults'}")
     print()
-    print("| clients | docs/s | × `precis batch` | × 1 client | p50 s | p95 s | p99 s "
-          "| short p95 s | summaries ≠ batch |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| `precis batch` | {batch_rate:.2f} | 1.00 | | | | | | |")
-    for run in runs:
-        versus = f"{run['docs_per_second'] / sequential:.2f}" if sequential else ""
-        print(f"| {run['concurrency']} | {run['docs_per_second']:.2f} | "
-              f"{run['docs_per_second'] / batch_rate:.2f} | {versus} | {run['p50']:.2f} | "
-              f"{run['p95']:.2f} | {run['p99']:.2f} | {run['short_p95']:.2f} | {run['mismatched']} |")
-    print()
-    print(f"| {len(shorts)} short articles, one at a time | p50 s | p95 s | × alone (p95) "
-          "| long articles served meanwhile | summaries ≠ batch |")
-    print("|---|---:|---:|---:|---:|---:|")
-    print(f"| alone | {alone_p[50]:.2f} | {alone_p[95]:.2f} | 1.00 | | |")
-    for mix in mixes:
-        print(f"| with {mix['long_clients']} client(s) sending long articles back to back | "
-              f"{mix[50]:.2f} | {mix[95]:.2f} | {mix['ratio']:.2f} | {mix['long_served']} | "
-              f"{len(mix['mismatched'])} |")
+    print("| round | clients | docs/s | × `precis batch` | × 1 client | CPU s/doc | CPU × batch "
+          "| p50 s | p95 s | p99 s | short p95 s | summaries ≠ batch |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for round_, batch in enumerate(batches):
+        print(f"| {round_ + 1} | `precis batch` | {batch['docs_per_second']:.2f} | 1.00 | | "
+              f"{batch['cpu_seconds_per_doc']:.2f} | 1.00 | | | | | |")
+        in_round = [r for r in runs if r["round"] == round_]
+        sequential = next((r["docs_per_second"] for r in in_round if r["concurrency"] == 1), None)
+        for run in in_round:
+            # Both ratios read "above 1 is better than `precis batch`".
+            run["versus_batch"] = run["docs_per_second"] / batch["docs_per_second"]
+            run["cpu_versus_batch"] = batch["cpu_seconds_per_doc"] / run["cpu_seconds_per_doc"]
+            versus = f"{run['docs_per_second'] / sequential:.2f}" if sequential else ""
+            print(f"| {round_ + 1} | {run['concurrency']} | {run['docs_per_second']:.2f} | "
+                  f"{run['versus_batch']:.2f} | {versus} | {run['cpu_seconds_per_doc']:.2f} | "
+                  f"{run['cpu_versus_batch']:.2f} | {run['p50']:.2f} | "
+                  f"{run['p95']:.2f} | {run['p99']:.2f} | {run['short_p95']:.2f} | {run['mismatched']} |")
+    if len(batches) > 1:
+        print()
+        for concurrency in concurrencies:
+            ratios = [r["versus_batch"] for r in runs if r["concurrency"] == concurrency]
+            cpu = [r["cpu_versus_batch"] for r in runs if r["concurrency"] == concurrency]
+            print(f"{concurrency} clients over {len(ratios)} rounds: median {statistics.median(ratios):.2f}× "
+                  f"`precis batch` (rounds: {', '.join(f'{x:.2f}' for x in ratios)}); CPU time "
+                  f"median {statistics.median(cpu):.2f}×")
+    if mixes:
+        print()
+        print(f"| {len(shorts)} short articles, one at a time | p50 s | p95 s | × alone (p95) "
+              "| long articles served meanwhile | summaries ≠ batch |")
+        print("|---|---:|---:|---:|---:|---:|")
+        print(f"| alone | {alone_p[50]:.2f} | {alone_p[95]:.2f} | 1.00 | | |")
+        for mix in mixes:
+            print(f"| with {mix['long_clients']} client(s) sending long articles back to back | "
+                  f"{mix[50]:.2f} | {mix[95]:.2f} | {mix['ratio']:.2f} | {mix['long_served']} | "
+                  f"{len(mix['mismatched'])} |")
     if args.json:
         args.json.write_text(json.dumps({
             "machine": machine(), "load_before": load_before, "load_after": load_after,
             "articles": len(docs), "decoding": decoding, "server_flags": args.server_flag,
-            "batch_docs_per_second": batch_rate, "short_alone": alone_p, "mixes": mixes,
+            "batches": batches, "short_alone": alone_p, "mixes": mixes,
             "runs": runs,
             "sequential_every": args.sequential_every, "work": str(work),
         }, indent=2))
