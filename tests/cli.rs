@@ -255,6 +255,44 @@ fn bench_reports_medians_for_the_asked_shape() {
 }
 
 #[test]
+fn candle_element_wise_operations_stay_on_the_calling_kernel_thread_unless_told() {
+    let tiny = [
+        "--input-tokens",
+        "8",
+        "--new-tokens",
+        "2",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+    ];
+    let threads_line = |candle_threads: Option<&str>| -> String {
+        let mut command = precis();
+        command.args(["-v", "bench", "--model", &model(), "--threads", "2"]);
+        command.args(tiny).env_remove("CANDLE_NUM_THREADS");
+        if let Some(threads) = candle_threads {
+            command.env("CANDLE_NUM_THREADS", threads);
+        }
+        let output = command.output().expect("precis runs");
+        assert!(output.status.success(), "{}", stderr(&output));
+        let log = stderr(&output);
+        log.lines()
+            .find(|line| line.contains("threads: "))
+            .unwrap_or_else(|| panic!("no threads line in {log}"))
+            .to_string()
+    };
+    assert!(
+        threads_line(None).contains("2 for the kernels, 1 for candle's element-wise operations"),
+        "{}",
+        threads_line(None)
+    );
+    assert!(
+        threads_line(Some("2"))
+            .ends_with("2 for the kernels, 2 for candle's element-wise operations")
+    );
+}
+
+#[test]
 fn the_cpu_kernel_path_is_reported_forced_and_checked() {
     use precis::models::{KERNELS_ENV, KernelPath};
     let model = model();
