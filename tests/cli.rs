@@ -283,14 +283,15 @@ fn candle_element_wise_operations_stay_on_the_calling_kernel_thread_unless_told(
             .unwrap_or_else(|| panic!("no threads line in {log}"))
             .to_string()
     };
+    let by_default = threads_line(None);
     assert!(
-        threads_line(None).contains("2 for the kernels, 1 for candle's element-wise operations"),
-        "{}",
-        threads_line(None)
+        by_default.contains("2 for the kernels, 1 for candle's element-wise operations"),
+        "{by_default}"
     );
+    let told = threads_line(Some("2"));
     assert!(
-        threads_line(Some("2"))
-            .contains("2 for the kernels, 2 for candle's element-wise operations")
+        told.contains("2 for the kernels, 2 for candle's element-wise operations"),
+        "{told}"
     );
 }
 

@@ -85,9 +85,10 @@ fn size_thread_pools(threads: Option<usize>) -> anyhow::Result<()> {
     // own, sized like rayon's. precis runs the whole model on a rayon thread, so that pool's
     // threads would be extra threads for the same cores: each split waits for a thread the
     // kernel pool is spinning on. Measured on a 2-core Zen 4 at 32 concurrent `precis serve`
-    // clients: 0.87x `precis batch`'s throughput with candle's pool, 0.94x without; `precis
-    // batch` itself the same. Such operations are memory-bound and a small part of the work,
-    // so they run on the kernel thread that calls them. An explicit CANDLE_NUM_THREADS stays.
+    // clients: 0.87x `precis batch`'s throughput with candle's pool, 0.93x without (medians of
+    // alternating rounds); `precis batch` itself the same. Such operations are memory-bound
+    // and a small part of the work, so they run on the kernel thread that calls them. An
+    // explicit CANDLE_NUM_THREADS stays.
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         // SAFETY: as above, still one thread.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };

@@ -449,8 +449,6 @@ impl Group {
     /// every sequence, and let finished ones leave a vacancy.
     fn step(&mut self, model: &dyn Seq2Seq) -> Result<Vec<Finished>> {
         let started = Instant::now();
-        // Rows keep joining at the current slot: drop the slots only departed rows saw.
-        self.state.trim_stale_slots()?;
         let mut last = Vec::with_capacity(self.slots.len() * self.beams);
         for member in self.members() {
             member.sequence.push_last_tokens(&mut last);

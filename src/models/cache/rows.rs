@@ -12,7 +12,9 @@
 //! Joining and leaving copy the whole state (every layer's cross-attention keys/values and
 //! self-attention buffers), which costs a decoder step or so at a full batch. So a caller that
 //! has inputs to join where others just left can [`DecoderState::fill`] their places instead:
-//! only the new inputs' encoder side is written, into the rows of the inputs that left.
+//! only the new inputs' encoder side is written, into the rows of the inputs that left. A
+//! filled row starts at the current slot too, and no rows leave, so a fill also drops the slots
+//! no row sees once they are half of them.
 
 use candle_core::{Result, Tensor};
 
@@ -183,6 +185,8 @@ impl DecoderState {
             self.join(rest)?;
             places.extend(first..self.inputs());
         }
+        // Filling is the only way slots go stale: filtering drops them as it copies.
+        self.trim_stale_slots()?;
         Ok(places)
     }
 
@@ -309,19 +313,19 @@ impl DecoderState {
 
     /// Slots no row can see: every input started after them (the inputs that were there
     /// before have left, and their places were filled in place).
-    pub fn stale_slots(&self) -> usize {
+    fn stale_slots(&self) -> usize {
         self.starts.iter().copied().min().unwrap_or(0)
     }
 
     /// Drops the slots no row can see once they are at least half of those filled (and at
-    /// least [`MIN_STALE_SLOTS`]); returns whether it did. Rows keep joining at the current
-    /// slot while the batch keeps running, so without this the slots would grow for as long as
+    /// least [`MIN_STALE_SLOTS`]); returns whether it did. Rows that fill a vacancy join at
+    /// the current slot while the batch keeps running, so without this the slots would grow for as long as
     /// it runs: every step rebuilds per-row tables and biases over all of them, a fill zeroes
     /// its rows' buffers at their whole capacity, and the buffers keep doubling. Dropping
     /// copies the slots still seen, at most as many as the slots dropped, so it costs less
     /// than a slot's copy per step. Positions, distances and what each row sees stay as they
     /// are: only slot numbers change.
-    pub fn trim_stale_slots(&mut self) -> Result<bool> {
+    fn trim_stale_slots(&mut self) -> Result<bool> {
         let stale = self.stale_slots();
         if stale < MIN_STALE_SLOTS || stale * 2 < self.position {
             return Ok(false);
@@ -579,52 +583,59 @@ mod tests {
         }
     }
 
-    #[test]
-    fn slots_nobody_sees_are_dropped_once_they_are_half_of_them() {
+    /// One step of two inputs of one row each, writing the next values, checking that every
+    /// row sees exactly what was written since it joined.
+    fn step_both(s: &mut DecoderState, expected: &mut [Vec<f32>], next: &mut f32) {
+        let values = [*next, *next + 0.5];
+        *next += 1.;
+        expected[0].push(values[0]);
+        expected[1].push(values[1]);
+        assert_eq!(step(s, &values), expected);
+    }
+
+    /// Two inputs decode side by side; input 0 leaves after `first` steps and a fresh input
+    /// fills its place, then input 1 leaves after `second` more and another fills its place.
+    fn both_replaced(first: usize, second: usize) -> (DecoderState, Vec<Vec<f32>>, f32) {
         let mut s = fresh(0, &[1, 1]);
         let mut expected = vec![Vec::new(), Vec::new()];
         let mut next = 0.;
-        let mut step_both = |s: &mut DecoderState, expected: &mut Vec<Vec<f32>>| {
-            let values = [next, next + 0.5];
-            next += 1.;
-            expected[0].push(values[0]);
-            expected[1].push(values[1]);
-            assert_eq!(&step(s, &values), expected);
-        };
-        for _ in 0..MIN_STALE_SLOTS {
-            step_both(&mut s, &mut expected);
+        for _ in 0..first {
+            step_both(&mut s, &mut expected, &mut next);
         }
-        // Input 0 leaves; a fresh input takes its place at slot MIN_STALE_SLOTS. Input 1 still
-        // sees slot 0, so nothing is stale.
+        // Input 1 still sees slot 0, so nothing is stale.
         s.fill(&[0], fresh(5, &[1])).unwrap();
         expected[0].clear();
         assert_eq!((s.stale_slots(), s.trim_stale_slots().unwrap()), (0, false));
-        for _ in 0..MIN_STALE_SLOTS {
-            step_both(&mut s, &mut expected);
+        for _ in 0..second {
+            step_both(&mut s, &mut expected, &mut next);
         }
-        // Input 1 leaves too: the first MIN_STALE_SLOTS slots are stale, half of those filled.
         s.fill(&[1], fresh(6, &[1])).unwrap();
         expected[1].clear();
-        let positions = s.row_positions();
-        assert_eq!(s.stale_slots(), MIN_STALE_SLOTS);
-        assert!(s.trim_stale_slots().unwrap());
+        (s, expected, next)
+    }
+
+    #[test]
+    fn slots_nobody_sees_are_dropped_once_they_are_half_of_them() {
+        // The first MIN_STALE_SLOTS slots are stale once input 1 leaves, half of those filled,
+        // and the fill drops them.
+        let (mut s, mut expected, mut next) = both_replaced(MIN_STALE_SLOTS, MIN_STALE_SLOTS);
         assert_eq!((s.position, s.stale_slots()), (MIN_STALE_SLOTS, 0));
-        // Each row sees what it saw, at the same positions.
-        assert_eq!(s.row_positions(), positions);
+        // Each row sees what it saw, at the same positions: input 0 has decoded
+        // MIN_STALE_SLOTS tokens, the input just filled none.
+        assert_eq!(s.row_positions(), [MIN_STALE_SLOTS as u32, 0]);
         for _ in 0..3 {
-            step_both(&mut s, &mut expected);
+            step_both(&mut s, &mut expected, &mut next);
         }
-        // Stale slots fewer than half of those filled are kept: input 0 leaves at slot 35,
-        // input 1 (from slot 32) then leaves at slot 71.
-        s.fill(&[0], fresh(7, &[1])).unwrap();
-        expected[0].clear();
-        for _ in 0..36 {
-            step_both(&mut s, &mut expected);
-        }
-        s.fill(&[1], fresh(8, &[1])).unwrap();
-        expected[1].clear();
-        assert_eq!((s.stale_slots(), s.position), (35, 71));
+        // Stale slots fewer than half of those filled are kept.
+        let (mut s, mut expected, mut next) = both_replaced(MIN_STALE_SLOTS, MIN_STALE_SLOTS + 8);
+        assert_eq!(
+            (s.stale_slots(), s.position),
+            (MIN_STALE_SLOTS, 2 * MIN_STALE_SLOTS + 8)
+        );
         assert!(!s.trim_stale_slots().unwrap());
+        for _ in 0..3 {
+            step_both(&mut s, &mut expected, &mut next);
+        }
         // And fewer than MIN_STALE_SLOTS, even when they are all but one of them.
         let mut s = fresh(0, &[1]);
         for _ in 1..MIN_STALE_SLOTS {
