@@ -546,15 +546,12 @@ fn a_batch_that_never_empties_gets_what_each_sequence_gets_alone() {
         |i: usize| -> Vec<u32> { (0..1 + i % 5).map(|j| 2 + ((i + j) % 12) as u32).collect() };
     let mut got = HashMap::new();
     for i in 0..150 {
-        let (ids, mask) = pad_batch(&[row(i).as_slice()], PAD, &Device::Cpu).unwrap();
-        engine
-            .admit(
-                &ids,
-                &mask,
-                vec![(i as SequenceId, config.clone())],
-                Placement::default(),
-            )
-            .unwrap();
+        let pending = Pending {
+            id: i as SequenceId,
+            row: row(i),
+            config: config.clone(),
+        };
+        admit(&mut engine, vec![pending]);
         got.extend(engine.step().finished.into_iter().map(|f| (f.id, f.tokens)));
     }
     while !engine.is_empty() {
