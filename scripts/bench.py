@@ -9,7 +9,8 @@ shapes and random weights.
 Steps: build precis (`cargo build --release`, or `--precis BIN`); make each model with
 scripts/make_bench_model.py under target/bench-models/ (never committed) and convert it with
 CTranslate2's converter to float32 and int8; measure memory bandwidth (scripts/membw.c); then for
-every model x {greedy, beam 4} x {batch 1, batch 8} run precis (`precis bench`), transformers and
+every model (t5-small and distilbart-cnn-12-6 unless --models names others: every preset's
+shape is there) x {greedy, beam 4} x {batch 1, batch 8} run precis (`precis bench`), transformers and
 CTranslate2 float32 / int8 (scripts/bench_engines.py), each in its own process, on the same input
 ids (checked by checksum), decoding exactly --new-tokens tokens from 512-token inputs for
 t5-small and 1024-token inputs for distilbart-cnn-12-6. Prints a Markdown table; --json and
@@ -39,9 +40,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+# The README's tables; the other presets' shapes (scripts/make_bench_model.py) on request, to
+# check that nothing is tuned to these two.
 SHAPES = ["t5-small", "distilbart-cnn-12-6"]
+OTHER_SHAPES = ["flan-t5-small", "t5-base", "flan-t5-base", "bart-large-cnn", "distilbart-cnn-6-6", "pegasus-cnn_dailymail"]
 # Input length per shape (--input-tokens overrides): each model's usual article window.
-INPUT_TOKENS = {"t5-small": 512, "distilbart-cnn-12-6": 1024}
+INPUT_TOKENS = {
+    "t5-small": 512,
+    "flan-t5-small": 512,
+    "t5-base": 512,
+    "flan-t5-base": 512,
+    "distilbart-cnn-12-6": 1024,
+    "distilbart-cnn-6-6": 1024,
+    "bart-large-cnn": 1024,
+    "pegasus-cnn_dailymail": 1024,
+}
 ENGINES = ["precis", "precis-q8", "transformers", "ct2-float32", "ct2-int8"]
 LABELS = {
     "precis": "precis",
@@ -294,7 +307,7 @@ def machine_info() -> dict:
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", choices=SHAPES, default=SHAPES)
+    ap.add_argument("--models", nargs="+", choices=SHAPES + OTHER_SHAPES, default=SHAPES)
     ap.add_argument("--beams", nargs="+", type=int, default=[1, 4])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--engines", nargs="+", choices=ENGINES, default=ENGINES)
