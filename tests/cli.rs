@@ -296,6 +296,51 @@ fn candle_element_wise_operations_stay_on_the_calling_kernel_thread_unless_told(
 }
 
 #[test]
+fn freed_memory_stays_with_the_process_after_loading_unless_the_environment_says() {
+    // The setting itself is checked against mimalloc in src/cli/allocator.rs; this checks that
+    // the commands make it once their model is loaded.
+    const KEPT: &str = "memory: freed buffers now stay with the process";
+    let dir = tempfile::tempdir().unwrap();
+    let article = write(dir.path(), "article.txt", ARTICLE.as_bytes());
+    let model = model();
+    let log = |command: &[&str], purge_delay: Option<&str>| -> String {
+        let mut precis = precis();
+        precis
+            .arg("-v")
+            .args(command)
+            .env_remove("MIMALLOC_PURGE_DELAY");
+        if let Some(delay) = purge_delay {
+            precis.env("MIMALLOC_PURGE_DELAY", delay);
+        }
+        let output = precis.output().expect("precis runs");
+        assert!(output.status.success(), "{}", stderr(&output));
+        stderr(&output)
+    };
+    let mut bench = vec!["bench", "--model", &model];
+    bench.extend(TINY_BENCH);
+    let summarize = ["summarize", "--model", &model, article.to_str().unwrap()];
+    for command in [&bench[..], &summarize[..]] {
+        let by_default = log(command, None);
+        // Loading packs the weights, which picks (and logs) the CPU kernels.
+        let loading = by_default
+            .find("CPU kernels:")
+            .unwrap_or_else(|| panic!("{by_default}"));
+        let kept = by_default
+            .find(KEPT)
+            .unwrap_or_else(|| panic!("{command:?}: {by_default}"));
+        assert!(
+            kept > loading,
+            "set before the model was loaded: {by_default}"
+        );
+        let told = log(command, Some("10"));
+        assert!(
+            !told.contains(KEPT),
+            "{command:?} overrode the environment: {told}"
+        );
+    }
+}
+
+#[test]
 fn the_cpu_kernel_path_is_reported_forced_and_checked() {
     use precis::models::{KERNELS_ENV, KernelPath};
     let model = model();

@@ -16,6 +16,7 @@ use precis::batch::{
 };
 use precis::{LoadOptions, Summarizer, SummaryOptions};
 
+use super::allocator;
 use super::common::{DEFAULT_BATCH_TOKENS, GenerationArgs, InputArgs, ModelArgs, OutputFormat};
 use super::progress::BatchProgress;
 use super::{EXIT_FAILURE, UsageError};
@@ -108,6 +109,7 @@ pub fn run(args: BatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::on_signals()?;
     let summarizer = Summarizer::load(&config.load)
         .with_context(|| format!("cannot load model '{}'", config.load.model))?;
+    allocator::keep_freed_memory();
     let output_options = config
         .options
         .output_options(summarizer.dtype(), summarizer.quantization());

@@ -21,6 +21,7 @@ use precis::models::{self, Seq2Seq};
 use serde::Serialize;
 use tokenizers::Tokenizer;
 
+use super::allocator;
 use super::common::{ModelArgs, OutputFormat};
 
 /// Seed of the synthetic input ids; `scripts/bench.py` draws the same ids from it.
@@ -128,6 +129,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let loaded = loading::load_resolved(&files, &load)
         .with_context(|| format!("cannot load model '{}'", load.model))?;
+    allocator::keep_freed_memory();
     let load_ms = millis(started.elapsed().as_secs_f64());
     let device = &loaded.device;
 

@@ -11,6 +11,7 @@ use precis::eval::data::{Pair, Problem, Record};
 use precis::{LoadOptions, Summarizer, SummaryOptions, text};
 use serde_json::Value;
 
+use super::allocator;
 use super::progress::BatchProgress;
 
 /// One model (and quantization) and the summary options to run it with, each named.
@@ -48,6 +49,7 @@ pub fn run(
 ) -> anyhow::Result<Vec<VariantRun>> {
     let summarizer = Summarizer::load(&model.load)
         .with_context(|| format!("cannot load model '{}'", model.load.model))?;
+    allocator::keep_freed_memory();
     model
         .runs
         .iter()

@@ -2,6 +2,7 @@
 //! into a one-line message and an exit status (0 ok, 1 failure, 2 usage: a bad option or a path that names no input;
 //! `precis batch` also exits 130 when stopped by a signal).
 
+mod allocator;
 mod args;
 mod batch;
 mod bench;

@@ -11,6 +11,7 @@ use clap::Args;
 use precis::Summarizer;
 use precis::serve::{self as server, Limits, ServeOptions};
 
+use super::allocator;
 use super::common::{ChunkingArgs, GenerationArgs, ModelArgs};
 
 #[derive(Debug, Args)]
@@ -103,10 +104,12 @@ pub fn run(args: ServeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         // Tests and scripts read this line to find an ephemeral port.
         eprintln!("precis: listening on http://{bound}");
         let loader = move || {
-            Summarizer::load(&load).map_err(|e| {
+            let summarizer = Summarizer::load(&load).map_err(|e| {
                 tracing::error!("cannot load model '{}': {e}", load.model);
                 e
-            })
+            })?;
+            allocator::keep_freed_memory();
+            Ok(summarizer)
         };
         server::serve(listener, options, loader, shutdown_signal())
             .await

@@ -9,6 +9,7 @@ use clap::Args;
 use precis::Summarizer;
 use precis::text::{self, Document};
 
+use super::allocator;
 use super::common::{GenerationArgs, InputArgs, ModelArgs, OutputFormat};
 use super::output::Printer;
 use super::progress::ChunkProgress;
@@ -40,6 +41,7 @@ pub fn run(args: SummarizeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 
     let summarizer =
         Summarizer::load(&load).with_context(|| format!("cannot load model '{}'", load.model))?;
+    allocator::keep_freed_memory();
     let mut printer = Printer::new(args.format, inputs.len() > 1);
     for (document, text) in &inputs {
         let mut progress = ChunkProgress::new(&document.name, quiet);
