@@ -11,9 +11,8 @@
 //! Not before the model is loaded: loading frees the checkpoint's copies of the weights as it
 //! packs them, and returning those keeps the peak where it was (keeping them too cost 7% more
 //! peak memory on distilbart-cnn-12-6). From after the load, what stays costs peak memory too:
-//! +1-2% in float32 (t5-small, t5-base, distilbart-cnn-12-6 at batch 1 and 8), +11% with
-//! `--quantize q8` on distilbart-cnn-12-6 at batch 8 (1343 against 1208 MiB, still below
-//! float32's 1906), whose encoder ran 10% faster.
+//! +1-2% (t5-small, t5-base, distilbart-cnn-12-6 at batch 1 and 8; `--quantize q8` on
+//! distilbart at batch 8 since its feed-forward runs in chunks too).
 //!
 //! An explicit `MIMALLOC_PURGE_DELAY` in the environment wins: mimalloc reads it at start-up
 //! and this leaves it alone.

@@ -80,17 +80,18 @@ impl Linear {
         }
     }
 
-    /// Whether the weight is packed float32 ([`Self::packed_product_into`] applies).
-    pub(crate) fn is_packed_f32(&self) -> bool {
-        matches!(self.weight, Weight::Packed(_))
+    /// Whether the weight is packed for the CPU kernels, float32 or int8
+    /// ([`Self::packed_product_into`] applies).
+    pub(crate) fn is_packed(&self) -> bool {
+        matches!(self.weight, Weight::Packed(_) | Weight::Quantized(_))
     }
 
-    /// `y = x · Wᵀ (+ bias)` for `rows` float32 rows `x` when the weight is packed float32 and
-    /// the bias (if any) float32 on the CPU; `false`, with `y` untouched, otherwise.
+    /// `y = x · Wᵀ (+ bias)` for `rows` float32 rows `x` when the weight is packed (float32 or
+    /// int8) and the bias (if any) float32 on the CPU; `false`, with `y` untouched, otherwise.
     pub(crate) fn packed_product_into(&self, x: &[f32], rows: usize, y: &mut [f32]) -> bool {
-        let Weight::Packed(w) = &self.weight else {
+        if matches!(self.weight, Weight::Dense(_)) {
             return false;
-        };
+        }
         let bias = self.bias.as_ref().map(Tensor::storage_and_layout);
         let b = match &bias {
             Some((storage, layout)) => match cpu_f32(storage, layout) {
@@ -99,7 +100,11 @@ impl Linear {
             },
             None => None,
         };
-        packed::matmul_into(x, w, b, rows, y);
+        match &self.weight {
+            Weight::Packed(w) => packed::matmul_into(x, w, b, rows, y),
+            Weight::Quantized(w) => int8::matmul_into(x, w, b, rows, y),
+            Weight::Dense(_) => unreachable!("checked above"),
+        }
         true
     }
 

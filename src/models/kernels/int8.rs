@@ -182,13 +182,32 @@ pub(crate) fn matmul_on(
     bias: Option<&[f32]>,
     rows: usize,
 ) -> Vec<f32> {
+    let mut y = vec![0f32; rows * w.out];
+    matmul_into_on(path, x, w, bias, rows, &mut y);
+    y
+}
+
+/// [`matmul`] into `y` (`rows x out`, every value overwritten), so that a caller going over a
+/// big input in chunks of rows writes each chunk's product in place.
+pub fn matmul_into(x: &[f32], w: &PackedI8, bias: Option<&[f32]>, rows: usize, y: &mut [f32]) {
+    matmul_into_on(path::active(), x, w, bias, rows, y);
+}
+
+fn matmul_into_on(
+    path: KernelPath,
+    x: &[f32],
+    w: &PackedI8,
+    bias: Option<&[f32]>,
+    rows: usize,
+    y: &mut [f32],
+) {
     let (out, inner) = (w.out, w.inner);
     assert_eq!(x.len(), rows * inner, "matmul: {rows} rows of {inner}");
+    assert_eq!(y.len(), rows * out, "matmul: {rows} rows of {out} out");
     if let Some(b) = bias {
         assert_eq!(b.len(), out, "matmul: bias of {out}");
     }
     let xq = QuantizedRows::new(x, rows, inner);
-    let mut y = vec![0f32; rows * out];
     let dst = SharedOut(y.as_mut_ptr());
     for_each_tile(path, &xq.values, w, rows, |block, t0, tokens, acc| {
         let first = block * BLOCK;
@@ -211,7 +230,6 @@ pub(crate) fn matmul_on(
             }
         }
     });
-    y
 }
 
 /// Runs every tile of the product of the quantized rows `xq` with `w` in parallel, calling
