@@ -290,7 +290,7 @@ fn candle_element_wise_operations_stay_on_the_calling_kernel_thread_unless_told(
     );
     let told = threads_line(Some("2"));
     assert!(
-        told.contains("2 for the kernels, 2 for candle's element-wise operations"),
+        told.ends_with("2 for the kernels, 2 for candle's element-wise operations"),
         "{told}"
     );
 }

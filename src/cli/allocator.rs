@@ -17,8 +17,6 @@
 //! An explicit `MIMALLOC_PURGE_DELAY` in the environment wins: mimalloc reads it at start-up
 //! and this leaves it alone.
 
-#[cfg(test)]
-use libmimalloc_sys::mi_option_get;
 use libmimalloc_sys::{mi_collect, mi_option_set, mi_option_t};
 
 /// `mi_option_purge_delay` in mimalloc.h (milliseconds; -1 never purges). The crate exports no
@@ -53,6 +51,8 @@ fn keep_freed_memory_unless(set_in_environment: bool) {
 
 #[cfg(test)]
 mod tests {
+    use libmimalloc_sys::mi_option_get;
+
     use super::*;
 
     /// The current purge delay, in milliseconds.

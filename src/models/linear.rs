@@ -89,9 +89,6 @@ impl Linear {
     /// `y = x · Wᵀ (+ bias)` for `rows` float32 rows `x` when the weight is packed (float32 or
     /// int8) and the bias (if any) float32 on the CPU; `false`, with `y` untouched, otherwise.
     pub(crate) fn packed_product_into(&self, x: &[f32], rows: usize, y: &mut [f32]) -> bool {
-        if matches!(self.weight, Weight::Dense(_)) {
-            return false;
-        }
         let bias = self.bias.as_ref().map(Tensor::storage_and_layout);
         let b = match &bias {
             Some((storage, layout)) => match cpu_f32(storage, layout) {
@@ -103,7 +100,7 @@ impl Linear {
         match &self.weight {
             Weight::Packed(w) => packed::matmul_into(x, w, b, rows, y),
             Weight::Quantized(w) => int8::matmul_into(x, w, b, rows, y),
-            Weight::Dense(_) => unreachable!("checked above"),
+            Weight::Dense(_) => return false,
         }
         true
     }

@@ -319,8 +319,8 @@ impl DecoderState {
 
     /// Drops the slots no row can see once they are at least half of those filled (and at
     /// least [`MIN_STALE_SLOTS`]); returns whether it did. Rows that fill a vacancy join at
-    /// the current slot while the batch keeps running, so without this the slots would grow for as long as
-    /// it runs: every step rebuilds per-row tables and biases over all of them, a fill zeroes
+    /// the current slot while the batch keeps running, so without this the slots would grow
+    /// for as long as it runs: every step rebuilds per-row tables and biases over all of them, a fill zeroes
     /// its rows' buffers at their whole capacity, and the buffers keep doubling. Dropping
     /// copies the slots still seen, at most as many as the slots dropped, so it costs less
     /// than a slot's copy per step. Positions, distances and what each row sees stay as they
