@@ -61,15 +61,10 @@ impl Linear {
     /// A layer that owns `weight`: packed for the CPU kernels when it is float32 on the CPU
     /// (the tensor is dropped, so memory does not grow).
     pub fn owning(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
-        if !weight.device().is_cpu() || weight.dtype() != DType::F32 {
-            return Ok(Self::new(weight, bias));
+        match pack_f32(&weight)? {
+            Some(packed) => Ok(Self::packed(packed, bias)),
+            None => Ok(Self::new(weight, bias)),
         }
-        let (out, inner) = weight.dims2()?;
-        let values = weight.flatten_all()?.to_vec1::<f32>()?;
-        Ok(Self {
-            weight: Weight::Packed(PackedF32::pack(&values, out, inner)),
-            bias,
-        })
     }
 
     pub(crate) fn out_features(&self) -> Result<usize> {
@@ -119,6 +114,28 @@ impl Linear {
         };
         self.weight = Weight::Quantized(PackedI8::quantize(&values, out, inner));
         Ok(true)
+    }
+}
+
+/// The `(out, inner)` matrix `weight` packed for the CPU kernels; `None` unless it is float32
+/// on the CPU. The values are read where they lie: a copy of each weight into fresh memory
+/// cost more load time than the packing itself (the kernel zeroes every fresh page).
+pub(crate) fn pack_f32(weight: &Tensor) -> Result<Option<PackedF32>> {
+    if !weight.device().is_cpu() || weight.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let (out, inner) = weight.dims2()?;
+    let packed = {
+        let (storage, layout) = weight.storage_and_layout();
+        cpu_f32(&storage, layout).map(|values| PackedF32::pack(values, out, inner))
+    };
+    match packed {
+        Some(packed) => Ok(Some(packed)),
+        // A strided view (a transposed matrix) is gathered first.
+        None => {
+            let values = weight.flatten_all()?.to_vec1::<f32>()?;
+            Ok(Some(PackedF32::pack(&values, out, inner)))
+        }
     }
 }
 
@@ -312,6 +329,40 @@ mod tests {
             let diff = (ours - &theirs).unwrap().abs().unwrap().max_all().unwrap();
             assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
         }
+    }
+
+    #[test]
+    fn a_weight_packs_the_same_from_its_storage_and_from_a_strided_view() {
+        let device = Device::Cpu;
+        // (5, 7), and the same matrix as a transposed view of its (7, 5) transpose.
+        let weight = Tensor::arange(0f32, 35., &device)
+            .unwrap()
+            .reshape((5, 7))
+            .unwrap();
+        let view = weight.t().unwrap().contiguous().unwrap().t().unwrap();
+        assert!(!view.is_contiguous());
+        let want = weight.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for matrix in [&weight, &view] {
+            let packed = pack_f32(matrix)
+                .unwrap()
+                .expect("float32 on the CPU is packed");
+            assert_eq!((packed.out(), packed.inner()), (5, 7));
+            assert_eq!(packed.unpack(), want);
+        }
+        // An offset into a larger storage: the values are the view's, not the storage's.
+        let rows = Tensor::arange(0f32, 42., &device)
+            .unwrap()
+            .reshape((6, 7))
+            .unwrap()
+            .narrow(0, 1, 5)
+            .unwrap();
+        let packed = pack_f32(&rows).unwrap().unwrap();
+        assert_eq!(
+            packed.unpack(),
+            (7..42).map(|v| v as f32).collect::<Vec<_>>()
+        );
+        let half = weight.to_dtype(DType::F16).unwrap();
+        assert!(pack_f32(&half).unwrap().is_none(), "only float32 is packed");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, TensorId};
 use candle_nn::{Embedding, VarBuilder};
 
 use super::kernels::packed::PackedF32;
-use super::linear::Linear;
+use super::linear::{Linear, pack_f32};
 
 /// The copy of the shared token matrix saved as `name`, or `shared` itself when the file has no
 /// such copy or the copy holds the same values.
@@ -71,15 +71,12 @@ pub(crate) struct TokenMatrices {
 impl TokenMatrices {
     /// `matrix` packed, once per tensor; `None` when it is not float32 on the CPU.
     fn packed(&mut self, matrix: &Tensor) -> Result<Option<PackedF32>> {
-        if !matrix.device().is_cpu() || matrix.dtype() != DType::F32 {
-            return Ok(None);
-        }
         if let Some((_, packed)) = self.packed.iter().find(|(id, _)| *id == matrix.id()) {
             return Ok(Some(packed.clone()));
         }
-        let (out, inner) = matrix.dims2()?;
-        let values = matrix.flatten_all()?.to_vec1::<f32>()?;
-        let packed = PackedF32::pack(&values, out, inner);
+        let Some(packed) = pack_f32(matrix)? else {
+            return Ok(None);
+        };
         self.packed.push((matrix.id(), packed.clone()));
         Ok(Some(packed))
     }

@@ -32,11 +32,12 @@ use super::path::{self, KernelPath};
 /// header). Cloning shares the values.
 #[derive(Debug, Clone)]
 pub struct PackedI8 {
-    blocks: Arc<[i8]>,
+    // `Arc<Vec>`: an `Arc<[T]>` made from the vector would copy it (see `PackedF32`).
+    blocks: Arc<Vec<i8>>,
     /// Per feature (padding included, zero there): the float32 value of one integer step.
-    scales: Arc<[f32]>,
+    scales: Arc<Vec<f32>>,
     /// Per feature: the sum of its integer weights, for the `x + 128` correction.
-    sums: Arc<[i32]>,
+    sums: Arc<Vec<i32>>,
     out: usize,
     inner: usize,
 }
@@ -67,9 +68,9 @@ impl PackedI8 {
                 }
             });
         Self {
-            blocks: blocks.into(),
-            scales: scales.into(),
-            sums: sums.into(),
+            blocks: Arc::new(blocks),
+            scales: Arc::new(scales),
+            sums: Arc::new(sums),
             out,
             inner,
         }

@@ -50,10 +50,32 @@ fn floats_mut(lines: &mut [Line]) -> &mut [f32] {
     unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast(), lines.len() * LINE) }
 }
 
+/// `count` lines of zeros, from zeroed memory: fresh pages are zero already, so none is
+/// written here, and each is first touched by the packing thread that fills it. (A fill here
+/// took every page fault of the model's weights on one thread: most of the load time.)
+fn zeroed_lines(count: usize) -> Vec<Line> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let layout = std::alloc::Layout::array::<Line>(count).expect("a weight fits in memory");
+    // SAFETY: the layout is not empty; all-zero bytes are a valid `Line` (sixteen 0.0 floats);
+    // the buffer comes from the global allocator with the layout a `Vec<Line>` of `count`
+    // uses, so the vector frees it correctly.
+    unsafe {
+        let lines = std::alloc::alloc_zeroed(layout).cast::<Line>();
+        if lines.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Vec::from_raw_parts(lines, count, count)
+    }
+}
+
 /// An `(out, in)` float32 weight in panels (see the module header). Cloning shares the values.
 #[derive(Debug, Clone)]
 pub struct PackedF32 {
-    panels: Arc<[Line]>,
+    /// An `Arc<Vec>`, not an `Arc<[Line]>`: making the latter from the packed vector copies
+    /// it, into fresh pages, on one thread (a third of the load time).
+    panels: Arc<Vec<Line>>,
     out: usize,
     inner: usize,
 }
@@ -63,7 +85,7 @@ impl PackedF32 {
     pub fn pack(w: &[f32], out: usize, inner: usize) -> Self {
         assert_eq!(w.len(), out * inner, "pack: a {out}x{inner} weight");
         let panels = out.div_ceil(PANEL);
-        let mut packed = vec![Line([0.0; LINE]); panels * inner * PANEL / LINE];
+        let mut packed = zeroed_lines(panels * inner * PANEL / LINE);
         let path = path::active();
         floats_mut(&mut packed)
             .par_chunks_mut(inner * PANEL)
@@ -90,7 +112,7 @@ impl PackedF32 {
                 };
             });
         Self {
-            panels: packed.into(),
+            panels: Arc::new(packed),
             out,
             inner,
         }
