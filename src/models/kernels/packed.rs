@@ -126,12 +126,36 @@ impl PackedF32 {
         self.inner
     }
 
-    /// The row-major `(out, inner)` matrix back.
+    /// The row-major `(out, inner)` matrix back (what `--quantize` quantizes): each panel
+    /// transposed back, in parallel.
     pub fn unpack(&self) -> Vec<f32> {
         let mut w = vec![0f32; self.out * self.inner];
-        for (feature, row) in w.chunks_exact_mut(self.inner).enumerate() {
-            self.row_into(feature, row);
+        if self.inner == 0 {
+            return w;
         }
+        let path = path::active();
+        w.par_chunks_mut(PANEL * self.inner)
+            .enumerate()
+            .for_each(|(p, rows)| {
+                // Panel `p` is `inner` rows of PANEL features; its real features are `rows`.
+                let block = Block {
+                    rows: self.inner,
+                    cols: rows.len() / self.inner,
+                    stride: PANEL,
+                };
+                // SAFETY: the panel holds `inner` rows of PANEL >= block.cols floats, `rows`
+                // the block's transposition (cols rows of `inner`); the CPU supports the path.
+                unsafe {
+                    transpose(
+                        path,
+                        self.panel(p).as_ptr(),
+                        block,
+                        rows.as_mut_ptr(),
+                        self.inner,
+                        Write::Store,
+                    )
+                };
+            });
         w
     }
 
