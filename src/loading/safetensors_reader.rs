@@ -92,7 +92,6 @@ impl SafetensorsReader {
                 .and_then(|_| file.read_exact(buffer))
                 .map_err(|e| read_error(path, name, &e))
         };
-        let shape = entry.shape.as_slice();
         // The types candle stores as they are on disk are read straight into the tensor's own
         // buffer: a byte buffer and a copy out of it touched every weight twice more in fresh
         // memory, and fresh pages (zeroed by the kernel) were most of the load time.
@@ -104,7 +103,7 @@ impl SafetensorsReader {
             _ => {
                 let mut bytes = vec![0u8; entry.len];
                 read(&mut bytes)?;
-                let view = TensorView::new(entry.dtype, shape.to_vec(), &bytes)
+                let view = TensorView::new(entry.dtype, entry.shape.clone(), &bytes)
                     .map_err(|e| read_error(path, name, &e))?;
                 view.load(device)
             }

@@ -104,39 +104,43 @@ impl Linear {
     /// float32 on the CPU stays as it is: returns whether it was quantized.
     pub(crate) fn quantize(&mut self, quantization: Quantization) -> Result<bool> {
         let Quantization::Q8 = quantization;
-        let (values, out, inner) = match &self.weight {
+        let quantized = match &self.weight {
             Weight::Dense(weight) if weight.device().is_cpu() && weight.dtype() == DType::F32 => {
                 let (out, inner) = weight.dims2()?;
-                (weight.flatten_all()?.to_vec1::<f32>()?, out, inner)
+                with_f32_values(weight, |values| PackedI8::quantize(values, out, inner))?
             }
-            Weight::Packed(packed) => (packed.unpack(), packed.out(), packed.inner()),
+            Weight::Packed(packed) => {
+                PackedI8::quantize(&packed.unpack(), packed.out(), packed.inner())
+            }
             Weight::Dense(_) | Weight::Quantized(_) => return Ok(false),
         };
-        self.weight = Weight::Quantized(PackedI8::quantize(&values, out, inner));
+        self.weight = Weight::Quantized(quantized);
         Ok(true)
     }
 }
 
+/// `f` over the float32 CPU tensor `tensor`'s values in row-major order: read where they lie
+/// when stored contiguously (a copy of each weight into fresh memory cost more load time than
+/// packing it: the kernel zeroes every fresh page), gathered first from a strided view.
+fn with_f32_values<R>(tensor: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    {
+        let (storage, layout) = tensor.storage_and_layout();
+        if let Some(values) = cpu_f32(&storage, layout) {
+            return Ok(f(values));
+        }
+    }
+    let values = tensor.flatten_all()?.to_vec1::<f32>()?;
+    Ok(f(&values))
+}
+
 /// The `(out, inner)` matrix `weight` packed for the CPU kernels; `None` unless it is float32
-/// on the CPU. The values are read where they lie: a copy of each weight into fresh memory
-/// cost more load time than the packing itself (the kernel zeroes every fresh page).
+/// on the CPU.
 pub(crate) fn pack_f32(weight: &Tensor) -> Result<Option<PackedF32>> {
     if !weight.device().is_cpu() || weight.dtype() != DType::F32 {
         return Ok(None);
     }
     let (out, inner) = weight.dims2()?;
-    let packed = {
-        let (storage, layout) = weight.storage_and_layout();
-        cpu_f32(&storage, layout).map(|values| PackedF32::pack(values, out, inner))
-    };
-    match packed {
-        Some(packed) => Ok(Some(packed)),
-        // A strided view (a transposed matrix) is gathered first.
-        None => {
-            let values = weight.flatten_all()?.to_vec1::<f32>()?;
-            Ok(Some(PackedF32::pack(&values, out, inner)))
-        }
-    }
+    with_f32_values(weight, |values| PackedF32::pack(values, out, inner)).map(Some)
 }
 
 /// A model part made of projections that can be quantized.
