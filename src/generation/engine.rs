@@ -453,6 +453,10 @@ impl Group {
         for member in self.members() {
             member.sequence.push_last_tokens(&mut last);
         }
+        // The cache is then sized once for the longest any row can still run, not grown (and
+        // copied) on the way.
+        let steps_left = self.members().map(|m| m.sequence.steps_left()).max();
+        self.state.plan_steps(steps_left.unwrap_or(0));
         let mut logits = decode_step(model, &mut self.state, &last)?;
         let vocab = logits.vocab();
         // Each sequence reads and rewrites only its own rows, so they advance in parallel: a

@@ -3,6 +3,7 @@
 //! it alone; failures and panics stay inside their batch.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use candle_core::{Device, Tensor};
 
@@ -562,6 +563,63 @@ fn a_batch_that_never_empties_gets_what_each_sequence_gets_alone() {
             got[&(i as SequenceId)],
             alone(&model, &row(i), &config),
             "sequence {i}"
+        );
+    }
+}
+
+/// The mock model, recording how many slots its self-attention buffers hold after each step.
+struct Sizing {
+    inner: MockModel,
+    capacities: Mutex<Vec<usize>>,
+}
+
+impl Seq2Seq for Sizing {
+    fn spec(&self) -> &DecoderSpec {
+        self.inner.spec()
+    }
+    fn encode(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        self.inner.encode(ids, mask)
+    }
+    fn start_decoding(&self, hidden: &Tensor, mask: &Tensor) -> candle_core::Result<DecoderState> {
+        self.inner.start_decoding(hidden, mask)
+    }
+    fn decode_step(&self, last: &Tensor, state: &mut DecoderState) -> candle_core::Result<Tensor> {
+        let logits = self.inner.decode_step(last, state)?;
+        if let Some(kv) = &state.layers[0].self_kv {
+            self.capacities.lock().unwrap().push(kv.k.dim(1)?);
+        }
+        Ok(logits)
+    }
+    fn quantize(&mut self, _: Quantization) -> candle_core::Result<(usize, usize)> {
+        Ok((0, 0))
+    }
+}
+
+#[test]
+fn the_cache_is_sized_once_for_the_longest_a_sequence_can_run() {
+    // EOS is strongly discouraged: every sequence runs its 99 steps, past the 64 slots that
+    // doubling would start with.
+    let model = Sizing {
+        inner: MockModel::hashed(5, 14, -5.0),
+        capacities: Mutex::default(),
+    };
+    for num_beams in [1, 3] {
+        let config = GenerationConfig {
+            num_beams,
+            max_length: 100,
+            ..Default::default()
+        };
+        let (ids, mask) = pad_batch(&[&[3, 4, 5], &[6, 7]], PAD, &Device::Cpu).unwrap();
+        let outputs = generate(&model, &ids, &mask, &config).unwrap();
+        assert!(
+            outputs.iter().all(|tokens| tokens.len() == 100),
+            "{outputs:?}"
+        );
+        let seen = std::mem::take(&mut *model.capacities.lock().unwrap());
+        assert_eq!(seen.len(), 99);
+        assert!(
+            seen.iter().all(|&slots| slots == 99),
+            "{num_beams} beams: {seen:?}"
         );
     }
 }

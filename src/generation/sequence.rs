@@ -89,6 +89,16 @@ impl Sequence {
         }
     }
 
+    /// At most how many more decoder steps the sequence takes: it finishes when its tokens
+    /// reach its maximum length, if not before.
+    pub fn steps_left(&self) -> usize {
+        let len = match &self.search {
+            Search::Tokens(search) => search.tokens().len(),
+            Search::Beams(input) => input.beams().first().map_or(0, |beam| beam.tokens.len()),
+        };
+        self.max_length.saturating_sub(len)
+    }
+
     /// Appends each row's last token, the tokens the next decoder step is fed.
     pub fn push_last_tokens(&self, out: &mut Vec<u32>) {
         match &self.search {

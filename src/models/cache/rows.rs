@@ -18,7 +18,7 @@
 
 use candle_core::{Result, Tensor};
 
-use super::{DecoderState, INITIAL_CAPACITY, SelfKv, padding_bias};
+use super::{DecoderState, SelfKv, padding_bias};
 
 /// Fewer stale slots than this are left alone: dropping them would copy more often than it saves.
 const MIN_STALE_SLOTS: usize = 32;
@@ -257,6 +257,7 @@ impl DecoderState {
             encoder_mask: tail(&self.encoder_mask)?,
             encoder_lens: self.encoder_lens.split_off(at),
             starts: self.starts.split_off(at),
+            steps_left: self.steps_left,
         };
         self.encoder_bias = head(&self.encoder_bias)?;
         self.encoder_mask = head(&self.encoder_mask)?;
@@ -363,11 +364,12 @@ impl DecoderState {
             rows.len(),
             &device,
         )?;
+        let capacity = self.capacity_for(filled - shift);
         for layer in &mut self.layers {
             if let Some(kv) = &mut layer.self_kv {
                 *kv = SelfKv {
-                    k: keep_buffer_rows(&kv.k, &index, shift, filled)?,
-                    v: keep_buffer_rows(&kv.v, &index, shift, filled)?,
+                    k: keep_buffer_rows(&kv.k, &index, shift, filled, capacity)?,
+                    v: keep_buffer_rows(&kv.v, &index, shift, filled, capacity)?,
                 };
             }
         }
@@ -386,12 +388,14 @@ fn with_zero_rows(buffer: &Tensor, extra: usize) -> Result<Tensor> {
     Tensor::cat(&[buffer, &zeros], 0)
 }
 
-/// The buffer rows `index` of `buffer`, without the first `shift` of its `filled` slots.
+/// The buffer rows `index` of `buffer`, without the first `shift` of its `filled` slots, in
+/// buffers of `capacity` slots when anything shifts.
 fn keep_buffer_rows(
     buffer: &Tensor,
     index: &Tensor,
     shift: usize,
     filled: usize,
+    capacity: usize,
 ) -> Result<Tensor> {
     if shift == 0 {
         return buffer.index_select(index, 0);
@@ -399,7 +403,6 @@ fn keep_buffer_rows(
     let (_, _, heads, head_dim) = buffer.dims4()?;
     let rows = index.dim(0)?;
     let live = filled - shift;
-    let capacity = (live * 2).max(INITIAL_CAPACITY);
     let moved = Tensor::zeros(
         (rows, capacity, heads, head_dim),
         buffer.dtype(),
@@ -420,6 +423,7 @@ fn keep_buffer_rows(
 mod tests {
     use candle_core::{DType, Device};
 
+    use super::super::INITIAL_CAPACITY;
     use super::*;
 
     fn flat(t: &Tensor) -> Vec<f32> {
