@@ -115,10 +115,11 @@ pub struct DecoderState {
 /// double when full.
 const INITIAL_CAPACITY: usize = 64;
 
-/// The most slots a plan allocates beyond doubling: room for any summary length the presets
-/// and chunk passes ask for (64-341 tokens), while a huge maximum that the rows may never
-/// reach still grows by doubling.
-const PLANNED_CAPACITY: usize = 512;
+/// The most slots a plan allocates beyond doubling: room for the presets' summary lengths
+/// (64-200 tokens) and a 512-token window's chunk passes (170), while a large maximum that
+/// rows may stop far short of (a server's `max_new_tokens`) still grows by doubling from here
+/// instead of holding memory for slots never written.
+const PLANNED_CAPACITY: usize = 256;
 
 impl DecoderState {
     /// A fresh state over an encoded batch, from each decoder layer's cross-attention
