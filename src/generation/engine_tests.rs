@@ -335,28 +335,13 @@ fn invalid_settings_and_shapes_are_refused_before_anything_runs() {
     assert!(engine.is_empty());
 }
 
-/// The mock model, failing (or panicking) whenever a batch holds an input with `TRIGGER`.
-struct Faulty {
+/// The mock model with `before_step` run on the decoder state before each step.
+struct Hooked<F> {
     inner: MockModel,
-    panics: bool,
+    before_step: F,
 }
 
-const TRIGGER: u32 = 13;
-
-impl Faulty {
-    fn check(&self, values: &Tensor) -> candle_core::Result<()> {
-        let values = values.flatten_all()?.to_dtype(candle_core::DType::F32)?;
-        if values.to_vec1::<f32>()?.contains(&(TRIGGER as f32)) {
-            if self.panics {
-                panic!("poisoned input");
-            }
-            candle_core::bail!("poisoned input");
-        }
-        Ok(())
-    }
-}
-
-impl Seq2Seq for Faulty {
+impl<F: Fn(&DecoderState) -> candle_core::Result<()> + Send + Sync> Seq2Seq for Hooked<F> {
     fn spec(&self) -> &DecoderSpec {
         self.inner.spec()
     }
@@ -367,10 +352,7 @@ impl Seq2Seq for Faulty {
         self.inner.start_decoding(hidden, mask)
     }
     fn decode_step(&self, last: &Tensor, state: &mut DecoderState) -> candle_core::Result<Tensor> {
-        // After a few steps, so that the failure hits a running batch.
-        if state.position >= 2 {
-            self.check(&state.layers[0].cross_kv.0)?;
-        }
+        (self.before_step)(state)?;
         self.inner.decode_step(last, state)
     }
     fn quantize(&mut self, _: Quantization) -> candle_core::Result<(usize, usize)> {
@@ -378,13 +360,38 @@ impl Seq2Seq for Faulty {
     }
 }
 
+const TRIGGER: u32 = 13;
+
+/// The mock model, failing (or panicking) whenever a batch holds an input with `TRIGGER`.
+fn faulty(
+    inner: MockModel,
+    panics: bool,
+) -> Hooked<impl Fn(&DecoderState) -> candle_core::Result<()>> {
+    let before_step = move |state: &DecoderState| {
+        // After a few steps, so that the failure hits a running batch.
+        if state.position < 2 {
+            return Ok(());
+        }
+        let values = state.layers[0].cross_kv.0.flatten_all()?;
+        if values
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?
+            .contains(&(TRIGGER as f32))
+        {
+            if panics {
+                panic!("poisoned input");
+            }
+            candle_core::bail!("poisoned input");
+        }
+        Ok(())
+    };
+    Hooked { inner, before_step }
+}
+
 #[test]
 fn a_failing_batch_is_dropped_alone_and_its_innocent_members_succeed_when_isolated() {
     for panics in [false, true] {
-        let model = Faulty {
-            inner: MockModel::hashed(5, 14, -5.0),
-            panics,
-        };
+        let model = faulty(MockModel::hashed(5, 14, -5.0), panics);
         let mut engine = Engine::new(&model);
         let greedy = GenerationConfig {
             max_length: 8,
@@ -567,41 +574,20 @@ fn a_batch_that_never_empties_gets_what_each_sequence_gets_alone() {
     }
 }
 
-/// The mock model, recording how many slots its self-attention buffers hold after each step.
-struct Sizing {
-    inner: MockModel,
-    capacities: Mutex<Vec<usize>>,
-}
-
-impl Seq2Seq for Sizing {
-    fn spec(&self) -> &DecoderSpec {
-        self.inner.spec()
-    }
-    fn encode(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        self.inner.encode(ids, mask)
-    }
-    fn start_decoding(&self, hidden: &Tensor, mask: &Tensor) -> candle_core::Result<DecoderState> {
-        self.inner.start_decoding(hidden, mask)
-    }
-    fn decode_step(&self, last: &Tensor, state: &mut DecoderState) -> candle_core::Result<Tensor> {
-        let logits = self.inner.decode_step(last, state)?;
-        if let Some(kv) = &state.layers[0].self_kv {
-            self.capacities.lock().unwrap().push(kv.k.dim(1)?);
-        }
-        Ok(logits)
-    }
-    fn quantize(&mut self, _: Quantization) -> candle_core::Result<(usize, usize)> {
-        Ok((0, 0))
-    }
-}
-
 #[test]
 fn the_cache_is_sized_once_for_the_longest_a_sequence_can_run() {
+    // How many slots the self-attention buffers hold before each step after the first.
+    let capacities = Mutex::new(Vec::new());
     // EOS is strongly discouraged: every sequence runs its 99 steps, past the 64 slots that
     // doubling would start with.
-    let model = Sizing {
+    let model = Hooked {
         inner: MockModel::hashed(5, 14, -5.0),
-        capacities: Mutex::default(),
+        before_step: |state: &DecoderState| {
+            if let Some(kv) = &state.layers[0].self_kv {
+                capacities.lock().unwrap().push(kv.k.dim(1)?);
+            }
+            Ok(())
+        },
     };
     for num_beams in [1, 3] {
         let config = GenerationConfig {
@@ -615,8 +601,8 @@ fn the_cache_is_sized_once_for_the_longest_a_sequence_can_run() {
             outputs.iter().all(|tokens| tokens.len() == 100),
             "{outputs:?}"
         );
-        let seen = std::mem::take(&mut *model.capacities.lock().unwrap());
-        assert_eq!(seen.len(), 99);
+        let seen = std::mem::take(&mut *capacities.lock().unwrap());
+        assert_eq!(seen.len(), 98);
         assert!(
             seen.iter().all(|&slots| slots == 99),
             "{num_beams} beams: {seen:?}"
