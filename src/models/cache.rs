@@ -106,9 +106,9 @@ pub struct DecoderState {
     /// Per encoded input: the slot its decoder rows started at (0 unless it joined a running
     /// batch). `position - start` is how many tokens a row has decoded.
     starts: Vec<usize>,
-    /// At most how many more steps any row can take, when the caller said
-    /// ([`Self::plan_steps`]): the buffers are then sized for them instead of doubling.
-    steps_left: Option<usize>,
+    /// The most slots the rows can fill, as the caller last said ([`Self::plan_steps`]): buffers
+    /// that grow are sized for them instead of doubling, until the rows outgrow the plan.
+    planned_slots: Option<usize>,
 }
 
 /// Buffer positions allocated at the first step when the caller gave no plan; the buffers
@@ -148,28 +148,28 @@ impl DecoderState {
             encoder_mask: attention_mask.clone(),
             starts: vec![0; encoder_lens.len()],
             encoder_lens,
-            steps_left: None,
+            planned_slots: None,
         })
     }
 
     /// Tells the state that no row will take more than `steps` more decoder steps (this one
     /// included), as their maximum lengths say. Buffers that must grow then get exactly the
-    /// slots the rows can still reach (up to [`PLANNED_CAPACITY`] more than doubling would
-    /// give): a summary of 142 tokens allocates 142 slots once, where doubling allocated 64,
+    /// slots the rows can still reach (at most [`PLANNED_CAPACITY`], or what doubling would
+    /// give if that is more): a summary of 142 tokens allocates 142 slots once, where doubling allocated 64,
     /// 128 and 256 and copied the cache into fresh memory twice (page faults that took a
     /// tenth of `precis summarize`'s time). Only sizes change, never values.
     pub fn plan_steps(&mut self, steps: usize) {
-        self.steps_left = Some(steps);
+        self.planned_slots = Some(self.position + steps);
     }
 
     /// Slots to allocate for buffers that hold `filled` slots and need at least one more.
     fn capacity_for(&self, filled: usize) -> usize {
         let doubled = (filled * 2).max(INITIAL_CAPACITY);
-        match self.steps_left {
-            Some(steps) => (filled + steps)
-                .min(doubled.max(PLANNED_CAPACITY))
-                .max(filled + 1),
-            None => doubled,
+        match self.planned_slots {
+            Some(slots) if slots > filled => slots.min(doubled.max(PLANNED_CAPACITY)),
+            // No plan, or one the rows outgrew (the caller's estimate was wrong): doubling, so
+            // that a plan that keeps falling short cannot make every step a copy.
+            _ => doubled,
         }
     }
 
@@ -411,14 +411,15 @@ mod tests {
         huge.plan_steps(1_000_000);
         step(&mut huge, &[1., 2.]);
         assert_eq!(capacity(&huge), PLANNED_CAPACITY);
-        // A plan that turns out short (a caller's estimate) grows like no plan, to fit.
+        // A plan the rows outgrow (a wrong estimate) gives way to doubling, keeping every value.
         let mut short = state();
         short.plan_steps(2);
-        let mut keys = Vec::new();
-        for i in 0..5 {
+        let mut keys = step(&mut short, &[0., 10.]).0;
+        assert_eq!(capacity(&short), 2);
+        for i in 1..5 {
             keys = step(&mut short, &[i as f32, 10. + i as f32]).0;
         }
-        assert!(capacity(&short) >= 5);
+        assert_eq!(capacity(&short), INITIAL_CAPACITY);
         assert_eq!(keys, [0., 1., 2., 3., 4., 10., 11., 12., 13., 14.]);
     }
 

@@ -257,7 +257,7 @@ impl DecoderState {
             encoder_mask: tail(&self.encoder_mask)?,
             encoder_lens: self.encoder_lens.split_off(at),
             starts: self.starts.split_off(at),
-            steps_left: self.steps_left,
+            planned_slots: self.planned_slots,
         };
         self.encoder_bias = head(&self.encoder_bias)?;
         self.encoder_mask = head(&self.encoder_mask)?;
@@ -358,6 +358,8 @@ impl DecoderState {
             }
         }
         self.buffer_rows = table;
+        // Slot numbers move down by `shift`, the plan's with them.
+        self.planned_slots = self.planned_slots.map(|slots| slots.saturating_sub(shift));
         let device = self.encoder_mask.device().clone();
         let index = Tensor::from_vec(
             rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
@@ -515,6 +517,23 @@ mod tests {
         assert_eq!(step(&mut s, &[71.]), vec![vec![70., 71.]]);
         assert_eq!(flat(&s.layers[0].cross_kv.0), vec![30., 31.]);
         assert_eq!(flat(&s.encoder_bias), vec![0., 0.]);
+    }
+
+    #[test]
+    fn a_plan_moves_with_the_slots_when_rows_leave() {
+        // The first input is planned 10 slots; the second joins at slot 1 for its own 6 steps.
+        let mut s = fresh(0, &[3]);
+        s.plan_steps(10);
+        step(&mut s, &[1.]);
+        s.join(fresh(1, &[1])).unwrap();
+        s.plan_steps(6);
+        step(&mut s, &[2., 50.]);
+        // The first leaves: slot 1 becomes slot 0, and the buffers, copied, hold the 6 slots the
+        // second can fill (its own 6 steps from slot 0), not 10 or a doubling's 64.
+        s.retain_inputs(&[1]).unwrap();
+        let capacity = s.layers[0].self_kv.as_ref().unwrap().k.dim(1).unwrap();
+        assert_eq!((s.position, capacity), (1, 6));
+        assert_eq!(step(&mut s, &[51.]), vec![vec![50., 51.]]);
     }
 
     #[test]
