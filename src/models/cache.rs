@@ -155,9 +155,10 @@ impl DecoderState {
     /// Tells the state that no row will take more than `steps` more decoder steps (this one
     /// included), as their maximum lengths say. Buffers that must grow then get exactly the
     /// slots the rows can still reach (at most [`PLANNED_CAPACITY`], or what doubling would
-    /// give if that is more): a summary of 142 tokens allocates 142 slots once, where doubling allocated 64,
-    /// 128 and 256 and copied the cache into fresh memory twice (page faults that took a
-    /// tenth of `precis summarize`'s time). Only sizes change, never values.
+    /// give if that is more): a summary of 142 tokens allocates 142 slots once, where
+    /// doubling allocated 64, 128 and 256 and copied the cache into fresh memory twice (page
+    /// faults that took a tenth of `precis summarize`'s time). Only sizes change, never
+    /// values.
     pub fn plan_steps(&mut self, steps: usize) {
         self.planned_slots = Some(self.position + steps);
     }
