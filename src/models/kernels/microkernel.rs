@@ -29,6 +29,11 @@ pub struct Tile<'a> {
     pub columns: usize,
     /// Token `t`'s feature `j` is at `dst[t * dst_stride + j]`.
     pub dst_stride: usize,
+    /// The weights the next tile will read, or empty. The AVX-512 tile prefetches them into L2
+    /// while it works, a share of the lines in each group of tokens, so that the next block is
+    /// not pulled from memory by the FMAs that need it. (The AVX2 tile prefetches its own
+    /// block ahead on its first pass instead.)
+    pub next_w: &'a [f32],
 }
 
 /// `dst[t * dst_stride + j] += Σ_k x[t][k] · w[k][j]` for every token `t` and feature
@@ -143,14 +148,27 @@ mod avx512 {
             let lanes = tile.columns.saturating_sub(16 * v).min(16);
             ((1u32 << lanes) - 1) as __mmask16
         });
+        // The next block's lines, spread over the groups of tokens: each group prefetches its
+        // share, one line per input in its first iterations.
+        let groups = tile.tokens.div_ceil(8);
+        let next_lines = tile.next_w.len() / 16;
+        let share = next_lines.div_ceil(groups);
         token_groups!(tile.tokens, 8, [1, 2, 3, 4, 5, 6, 7], |t0, N| unsafe {
-            group::<N>(tile, t0, dst, masks)
+            let first = t0 / 8 * share;
+            let prefetch = first..next_lines.min(first + share);
+            group::<N>(tile, t0, dst, masks, prefetch)
         });
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
     #[inline]
-    unsafe fn group<const N: usize>(tile: &Tile, t0: usize, dst: *mut f32, masks: [__mmask16; 3]) {
+    unsafe fn group<const N: usize>(
+        tile: &Tile,
+        t0: usize,
+        dst: *mut f32,
+        masks: [__mmask16; 3],
+        prefetch: std::ops::Range<usize>,
+    ) {
         let kc = tile.w.len() / PANEL;
         let w = tile.w.as_ptr();
         let x = unsafe {
@@ -160,7 +178,12 @@ mod avx512 {
         };
         super::prefetch_outputs(tile, t0, N, dst, PANEL);
         let mut acc = [[_mm512_setzero_ps(); 3]; N];
+        let next = tile.next_w.as_ptr().cast::<i8>();
         for k in 0..kc {
+            if k < prefetch.len() {
+                // Into L2, where the next tile's groups read the block from (48 KiB fills L1).
+                _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(64 * (prefetch.start + k)));
+            }
             // SAFETY: k < kc and t < tokens: inside `w` and `x` (checked by the caller).
             let wk = unsafe { w.add(k * PANEL) };
             let wv = unsafe {

@@ -229,6 +229,7 @@ impl Task {
             tokens: keys,
             columns: count,
             dst_stride: PANEL,
+            next_w: &[],
         };
         // SAFETY: `weights` holds `keys` rows of PANEL >= `count` columns.
         unsafe { microkernel::f32_tile(self.path, &scores, weights.as_mut_ptr()) };
@@ -244,6 +245,7 @@ impl Task {
                 tokens: head_dim,
                 columns: count,
                 dst_stride: PANEL,
+                next_w: &[],
             };
             // SAFETY: `context` holds `head_dim` rows of PANEL >= `count` columns.
             unsafe { microkernel::f32_tile(self.path, &tile, context.as_mut_ptr()) };

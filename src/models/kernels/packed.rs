@@ -222,15 +222,19 @@ fn matmul_into_on(
     let dst = SharedOut(y.as_mut_ptr());
     (0..grid.tasks()).into_par_iter().for_each(|task| {
         let (tokens, panels) = grid.task(task);
-        let tile = |p: usize, k0: usize| {
+        let block = |p: usize, k0: usize| {
             let kc = K_BLOCK.min(inner - k0);
+            &w.panel(p)[k0 * PANEL..(k0 + kc) * PANEL]
+        };
+        let tile = |p: usize, k0: usize, next_w: &[f32]| {
             let tile = Tile {
-                w: &w.panel(p)[k0 * PANEL..(k0 + kc) * PANEL],
+                w: block(p, k0),
                 x: &xp[tokens.start / GROUP * inner * GROUP + k0 * GROUP..],
                 group_stride: inner * GROUP,
                 tokens: tokens.len(),
                 columns: PANEL.min(out - p * PANEL),
                 dst_stride: out,
+                next_w,
             };
             // SAFETY: this task alone writes the columns of `panels` in rows `tokens` (the
             // tasks of the grid do not overlap), all inside `y`.
@@ -241,13 +245,25 @@ fn matmul_into_on(
             // A decoder step's few rows: each panel whole, then the next, which lies right
             // after it: the task's weights are one sequential stream from memory.
             for p in panels {
-                (0..inner).step_by(K_BLOCK).for_each(|k0| tile(p, k0));
+                (0..inner).step_by(K_BLOCK).for_each(|k0| tile(p, k0, &[]));
             }
         } else {
             // Many tokens: one block of inputs across the task's panels, so the tokens' packed
-            // inputs for that block stay in cache while every panel passes over them.
+            // inputs for that block stay in cache while every panel passes over them. The next
+            // panel's block is not the next address, which the hardware would prefetch, so each
+            // tile prefetches it while it works: on an Intel Xeon (AVX-512) a tile whose weights
+            // came cold from memory ran at 125-129 GFLOP/s against 143-152 with this.
             for k0 in (0..inner).step_by(K_BLOCK) {
-                panels.clone().for_each(|p| tile(p, k0));
+                for p in panels.clone() {
+                    let next_w = if p + 1 < panels.end {
+                        block(p + 1, k0)
+                    } else if k0 + K_BLOCK < inner {
+                        block(panels.start, k0 + K_BLOCK)
+                    } else {
+                        &[]
+                    };
+                    tile(p, k0, next_w);
+                }
             }
         }
     });
