@@ -29,6 +29,10 @@ pub struct Tile<'a> {
     pub columns: usize,
     /// Token `t`'s feature `j` is at `dst[t * dst_stride + j]`.
     pub dst_stride: usize,
+    /// `None`: the sums are added to what `dst` holds. `Some(base)` (`columns` values): each
+    /// output becomes `base[j] + Σ`, whatever `dst` held, so that the first block of a product
+    /// needs no pass that fills its output with the bias or zeros first.
+    pub base: Option<&'a [f32]>,
     /// The weights the next tile will read, or empty. The AVX-512 tile prefetches them into L2
     /// while it works, a share of the lines in each group of tokens, so that the next block is
     /// not pulled from memory by the FMAs that need it. (The AVX2 tile prefetches its own
@@ -36,14 +40,24 @@ pub struct Tile<'a> {
     pub next_w: &'a [f32],
 }
 
-/// `dst[t * dst_stride + j] += Σ_k x[t][k] · w[k][j]` for every token `t` and feature
-/// `j < columns` of `tile`.
+/// `dst[t * dst_stride + j] += Σ_k x[t][k] · w[k][j]` (or `= base[j] + Σ`, see
+/// [`Tile::base`]) for every token `t` and feature `j < columns` of `tile`.
 ///
 /// # Safety
-/// `dst` must be valid for those writes and `path` must be one the CPU supports.
+/// `dst` must be valid for those writes (and for reads of them, without a base) and `path`
+/// must be one the CPU supports.
 pub unsafe fn f32_tile(path: KernelPath, tile: &Tile, dst: *mut f32) {
     let kc = tile.w.len() / PANEL;
     assert!(tile.w.len() == kc * PANEL && tile.columns <= PANEL);
+    assert!(
+        tile.base.is_none_or(|base| base.len() >= tile.columns),
+        "tile base"
+    );
+    // No inputs would leave a base unwritten: the caller fills the output itself then.
+    assert!(
+        kc > 0 || tile.base.is_none(),
+        "a tile with a base and no inputs"
+    );
     if tile.tokens == 0 || kc == 0 {
         return;
     }
@@ -130,7 +144,15 @@ unsafe fn portable_group<const N: usize>(tile: &Tile, t0: usize, dst: *mut f32) 
     for t in 0..N {
         for j in 0..tile.columns {
             // SAFETY: the caller guarantees the destination rows and columns.
-            unsafe { *dst.add((t0 + t) * tile.dst_stride + j) += acc[t][j] };
+            unsafe {
+                let at = dst.add((t0 + t) * tile.dst_stride + j);
+                // (The output is read only without a base: with one it may be uninitialised.)
+                let start = match tile.base {
+                    Some(base) => base[j],
+                    None => *at,
+                };
+                *at = start + acc[t][j];
+            }
         }
     }
 }
@@ -200,13 +222,23 @@ mod avx512 {
                 }
             }
         }
+        // The base's registers, loaded once for all the group's tokens.
+        let base = tile.base.map(|base| {
+            // SAFETY: the masks keep the reads to the base's `columns` values.
+            std::array::from_fn::<_, 3, _>(|v| unsafe {
+                _mm512_maskz_loadu_ps(masks[v], base.as_ptr().add(16 * v))
+            })
+        });
         for t in 0..N {
             for v in 0..3 {
-                // SAFETY: the masks keep the writes to the tile's real columns.
+                // SAFETY: the masks keep the reads and writes to the tile's real columns.
                 unsafe {
                     let at = dst.add((t0 + t) * tile.dst_stride + 16 * v);
-                    let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], at), acc[t][v]);
-                    _mm512_mask_storeu_ps(at, masks[v], sum);
+                    let start = match base {
+                        Some(base) => base[v],
+                        None => _mm512_maskz_loadu_ps(masks[v], at),
+                    };
+                    _mm512_mask_storeu_ps(at, masks[v], _mm512_add_ps(start, acc[t][v]));
                 }
             }
         }
@@ -314,26 +346,37 @@ mod avx2 {
         }
     }
 
-    /// `dst` rows `t0..t0 + N` += `acc`, in the real columns.
+    /// `dst` rows `t0..t0 + N` += `acc` (or `= base + acc`), in the real columns of the `R`
+    /// registers from feature `8 * first` on.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn add_into<const N: usize, const R: usize>(
         tile: &Tile,
-        t0: usize,
+        (t0, first): (usize, usize),
         dst: *mut f32,
         acc: &[[__m256; R]; N],
         lanes: &Lanes<R>,
     ) {
+        // The whole registers and the masks keep every read and write to the real columns.
+        let load = |at: *const f32, v: usize| unsafe {
+            if lanes.whole[v] {
+                _mm256_loadu_ps(at)
+            } else {
+                _mm256_maskload_ps(at, lanes.masks[v])
+            }
+        };
+        // SAFETY (both): the base holds the tile's `columns` values.
+        let base: Option<[__m256; R]> = tile.base.map(|base| {
+            std::array::from_fn(|v| load(unsafe { base.as_ptr().add(8 * (first + v)) }, v))
+        });
         for t in 0..N {
             for v in 0..R {
-                // SAFETY: whole registers and the masks keep the writes to the tile's real
-                // columns.
                 unsafe {
                     let at = dst.add((t0 + t) * tile.dst_stride + 8 * v);
+                    let sum = _mm256_add_ps(base.map_or_else(|| load(at, v), |b| b[v]), acc[t][v]);
                     if lanes.whole[v] {
-                        _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), acc[t][v]));
+                        _mm256_storeu_ps(at, sum);
                     } else {
-                        let sum = _mm256_add_ps(_mm256_maskload_ps(at, lanes.masks[v]), acc[t][v]);
                         _mm256_maskstore_ps(at, lanes.masks[v], sum);
                     }
                 }
@@ -380,7 +423,7 @@ mod avx2 {
                 }
             }
         }
-        unsafe { add_into(tile, t0, dst, &acc, &lanes) };
+        unsafe { add_into(tile, (t0, 2 * part), dst, &acc, &lanes) };
     }
 
     /// Tokens `t0..t0 + N` (N = 1 or 2) times the whole panel row.
@@ -408,6 +451,6 @@ mod avx2 {
                 }
             }
         }
-        unsafe { add_into(tile, t0, dst, &acc, &lanes) };
+        unsafe { add_into(tile, (t0, 0), dst, &acc, &lanes) };
     }
 }

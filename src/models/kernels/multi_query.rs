@@ -229,6 +229,7 @@ impl Task {
             tokens: keys,
             columns: count,
             dst_stride: PANEL,
+            base: None,
             next_w: &[],
         };
         // SAFETY: `weights` holds `keys` rows of PANEL >= `count` columns.
@@ -245,6 +246,7 @@ impl Task {
                 tokens: head_dim,
                 columns: count,
                 dst_stride: PANEL,
+                base: None,
                 next_w: &[],
             };
             // SAFETY: `context` holds `head_dim` rows of PANEL >= `count` columns.
