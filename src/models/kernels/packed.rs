@@ -8,6 +8,7 @@
 //! `48p..48p+48` for input `k`. The same panels serve every batch size: a decoder step streams
 //! each panel once, the encoder reuses each cached block of a panel over many tokens.
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -313,34 +314,37 @@ fn pack_inputs(path: KernelPath, x: &[f32], rows: usize, inner: usize) -> Vec<f3
     xp.spare_capacity_mut()[..len]
         .par_chunks_mut(GROUP * inner)
         .zip(x.par_chunks(GROUP * inner))
-        .for_each(|(group, x)| {
-            if x.len() < group.len() {
-                group.fill(std::mem::MaybeUninit::new(0.0));
-            }
-            // SAFETY: `group` holds GROUP * inner floats (each chunk is whole: `len` is a
-            // multiple of it).
-            unsafe { pack_group(path, x, inner, group.as_mut_ptr().cast()) };
-        });
-    // SAFETY: every group was written above.
+        .for_each(|(group, x)| pack_group(path, x, inner, group));
+    // SAFETY: `pack_group` wrote every group (`len` is a whole number of them).
     unsafe { xp.set_len(len) };
     xp
 }
 
 /// One group of up to [`GROUP`] token rows `x` into `group` (see [`pack_inputs`]): the
-/// rows transposed, input `k` of token `t` at `k * GROUP + t`.
-///
-/// # Safety
-/// `group` must be valid for writes of `GROUP * inner` floats.
-unsafe fn pack_group(path: KernelPath, x: &[f32], inner: usize, group: *mut f32) {
+/// rows transposed, input `k` of token `t` at `k * GROUP + t`; every value of `group` is
+/// written, the missing tokens' as zeros.
+fn pack_group(path: KernelPath, x: &[f32], inner: usize, group: &mut [MaybeUninit<f32>]) {
     let block = Block {
         rows: x.len() / inner,
         cols: inner,
         stride: inner,
     };
-    assert!(block.rows <= GROUP);
-    // SAFETY: `x` holds the block's rows, `group` its transposition (the caller's guarantee),
-    // and the CPU supports the path.
-    unsafe { transpose(path, x.as_ptr(), block, group, GROUP, Write::Store) };
+    assert!(block.rows <= GROUP && group.len() >= inner * GROUP);
+    if block.rows < GROUP {
+        group.fill(MaybeUninit::new(0.0));
+    }
+    // SAFETY: `x` holds the block's rows, `group` its transposition (checked above), and the
+    // CPU supports the path.
+    unsafe {
+        transpose(
+            path,
+            x.as_ptr(),
+            block,
+            group.as_mut_ptr().cast(),
+            GROUP,
+            Write::Store,
+        )
+    };
 }
 
 /// The output's base pointer, shared by tasks that write disjoint parts of it (this file's
