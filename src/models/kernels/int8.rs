@@ -183,8 +183,14 @@ pub(crate) fn matmul_on(
     bias: Option<&[f32]>,
     rows: usize,
 ) -> Vec<f32> {
-    let mut y = vec![0f32; rows * w.out];
-    matmul_into_on(path, x, w, bias, rows, &mut y);
+    let len = rows * w.out;
+    let mut y = Vec::with_capacity(len);
+    // SAFETY: `y` has room for `rows x out` floats, which the product writes, every one of them
+    // (so the output needs no zero fill first, a serial pass over megabytes in an encoder).
+    unsafe {
+        product_on(path, x, w, bias, rows, y.as_mut_ptr());
+        y.set_len(len);
+    }
     y
 }
 
@@ -202,32 +208,51 @@ fn matmul_into_on(
     rows: usize,
     y: &mut [f32],
 ) {
+    assert_eq!(
+        y.len(),
+        rows * w.out,
+        "matmul: {rows} rows of {} out",
+        w.out
+    );
+    // SAFETY: `y` holds the `rows x out` floats the product writes.
+    unsafe { product_on(path, x, w, bias, rows, y.as_mut_ptr()) };
+}
+
+/// Writes every one of the `rows x out` floats at `y` (never reading them) with the product.
+///
+/// # Safety
+/// `y` must be valid for `rows * w.out` writes, and `path` one the CPU supports.
+unsafe fn product_on(
+    path: KernelPath,
+    x: &[f32],
+    w: &PackedI8,
+    bias: Option<&[f32]>,
+    rows: usize,
+    y: *mut f32,
+) {
     let (out, inner) = (w.out, w.inner);
     assert_eq!(x.len(), rows * inner, "matmul: {rows} rows of {inner}");
-    assert_eq!(y.len(), rows * out, "matmul: {rows} rows of {out} out");
     if let Some(b) = bias {
         assert_eq!(b.len(), out, "matmul: bias of {out}");
     }
     let xq = QuantizedRows::new(x, rows, inner);
-    let dst = SharedOut(y.as_mut_ptr());
+    let dst = SharedOut(y);
     for_each_tile(path, &xq.values, w, rows, |block, t0, tokens, acc| {
         let first = block * BLOCK;
         let columns = BLOCK.min(out - first);
+        let scales = &w.scales[first..first + columns];
+        let bias = bias.map(|b| &b[first..first + columns]);
         for (t, sums) in acc.chunks_exact(BLOCK).take(tokens).enumerate() {
             let row = t0 + t;
             let x_scale = xq.scales[row];
-            // SAFETY: each (block, row) pair is visited by exactly one task, and these are its
-            // columns of `y` (inside the matrix: first + columns <= out, row < rows).
-            let y_row =
-                unsafe { std::slice::from_raw_parts_mut(dst.at(row * out + first), columns) };
-            let scales = &w.scales[first..first + columns];
-            for ((y, sum), scale) in y_row.iter_mut().zip(sums).zip(scales) {
-                *y = *sum as f32 * (x_scale * scale);
-            }
-            if let Some(b) = bias {
-                for (y, b) in y_row.iter_mut().zip(&b[first..first + columns]) {
-                    *y += b;
-                }
+            let y_row = dst.at(row * out + first);
+            for (j, (sum, scale)) in sums.iter().zip(scales).enumerate() {
+                let value = *sum as f32 * (x_scale * scale);
+                let value = bias.map_or(value, |b| value + b[j]);
+                // SAFETY: each (block, row) pair is visited by exactly one task, and these are
+                // its columns of `y` (inside the matrix: j < columns, first + columns <= out,
+                // row < rows). Written, never read: `y` may be uninitialised.
+                unsafe { y_row.add(j).write(value) };
             }
         }
     });
@@ -405,6 +430,31 @@ mod tests {
                             (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
                             "{path} {rows}x{inner}x{out} [{i}]: {g} vs {w}"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_product_overwrites_whatever_its_output_held() {
+        // `matmul` hands the product an unfilled buffer: every output must be written, none
+        // read. A buffer holding NaN, 1e30 or -0.0 must end with the same bits as a fresh one
+        // (and a value left unwritten in the fresh one would differ from it). 70 rows are
+        // more than one task's tile of tokens, 130 features more than one block.
+        let (inner, out) = (70, 130);
+        let packed = PackedI8::quantize(&values(out * inner, 7), out, inner);
+        let bias = values(out, 8);
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for path in KernelPath::supported() {
+            for rows in [3, 70] {
+                let x = values(rows * inner, 9);
+                for bias in [None, Some(bias.as_slice())] {
+                    let fresh = matmul_on(path, &x, &packed, bias, rows);
+                    for held in [f32::NAN, 1e30, -0.0] {
+                        let mut y = vec![held; rows * out];
+                        matmul_into_on(path, &x, &packed, bias, rows, &mut y);
+                        assert_eq!(bits(&y), bits(&fresh), "{path}, {rows} rows, {held}");
                     }
                 }
             }
