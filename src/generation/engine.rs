@@ -43,6 +43,7 @@ use super::config::GenerationConfig;
 use super::logits::decode_step;
 use super::sequence::{Advance, Sequence};
 use super::{check_inputs, check_token_ids};
+use crate::models::with_workers_awake;
 use crate::models::{DecoderState, Seq2Seq};
 use crate::{Error, Result};
 
@@ -522,10 +523,11 @@ const KEEP_WIDTH: (usize, usize) = (3, 4);
 /// The kernels split every product, norm and attention over the rayon pool. Called from a thread
 /// outside it, each of a decoder step's hundred-odd parallel operations would hand its work to
 /// the pool and sleep on a condition variable until done; from a pool thread they split in
-/// place, so a batch-1 step decodes about a fifth faster. One hand-off per call here instead.
+/// place, so a batch-1 step decodes about a fifth faster. One hand-off per call here instead,
+/// and the pool's other threads stay awake while it lasts (see [`with_workers_awake`]).
 /// Which thread runs a task never changes how it sums: results are the same bits.
 fn guarded<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    rayon::scope(|_| catch_unwind(AssertUnwindSafe(f))).unwrap_or_else(|payload| {
+    with_workers_awake(|| catch_unwind(AssertUnwindSafe(f))).unwrap_or_else(|payload| {
         let message = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())

@@ -22,6 +22,7 @@ use candle_nn::VarBuilder;
 use serde::de::DeserializeOwned;
 
 pub use cache::{DecoderState, LayerCache};
+pub(crate) use kernels::awake::with_workers_awake;
 pub use kernels::path::{KERNELS_ENV, KernelPath, cpu_kernels};
 
 /// Token ids a decoder needs to start and stop, read from the model's config.

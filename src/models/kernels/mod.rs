@@ -5,6 +5,7 @@
 //! Which compiled variant runs is decided once, in [`path`].
 
 pub mod attention;
+pub(crate) mod awake;
 pub mod gelu;
 mod grid;
 pub mod int8;
