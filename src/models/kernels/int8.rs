@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use super::grid::Grid;
 use super::int8_tile::{self, BLOCK, GROUP, TILE_TOKENS, Tile};
-use super::packed::SharedOut;
+use super::packed::{SharedOut, output_of, written_by};
 use super::path::{self, KernelPath};
 
 /// An `(out, in)` float32 weight as int8 with one scale per output feature (see the module
@@ -183,15 +183,8 @@ pub(crate) fn matmul_on(
     bias: Option<&[f32]>,
     rows: usize,
 ) -> Vec<f32> {
-    let len = rows * w.out;
-    let mut y = Vec::with_capacity(len);
-    // SAFETY: `y` has room for `rows x out` floats, which the product writes, every one of them
-    // (so the output needs no zero fill first, a serial pass over megabytes in an encoder).
-    unsafe {
-        product_on(path, x, w, bias, rows, y.as_mut_ptr());
-        y.set_len(len);
-    }
-    y
+    // SAFETY: `product_on` writes every one of the `rows x out` floats, and nothing past them.
+    unsafe { written_by(rows * w.out, |y| product_on(path, x, w, bias, rows, y)) }
 }
 
 /// [`matmul`] into `y` (`rows x out`, every value overwritten), so that a caller going over a
@@ -208,14 +201,9 @@ fn matmul_into_on(
     rows: usize,
     y: &mut [f32],
 ) {
-    assert_eq!(
-        y.len(),
-        rows * w.out,
-        "matmul: {rows} rows of {} out",
-        w.out
-    );
+    let y = output_of(y, rows, w.out);
     // SAFETY: `y` holds the `rows x out` floats the product writes.
-    unsafe { product_on(path, x, w, bias, rows, y.as_mut_ptr()) };
+    unsafe { product_on(path, x, w, bias, rows, y) };
 }
 
 /// Writes every one of the `rows x out` floats at `y` (never reading them) with the product.
@@ -438,27 +426,16 @@ mod tests {
 
     #[test]
     fn a_product_overwrites_whatever_its_output_held() {
-        // `matmul` hands the product an unfilled buffer: every output must be written, none
-        // read. A buffer holding NaN, 1e30 or -0.0 must end with the same bits as a fresh one
-        // (and a value left unwritten in the fresh one would differ from it). 70 rows are
-        // more than one task's tile of tokens, 130 features more than one block.
+        // `matmul` hands the product an unfilled buffer. 70 rows are more than one task's
+        // tile of tokens, 130 features more than one block.
         let (inner, out) = (70, 130);
         let packed = PackedI8::quantize(&values(out * inner, 7), out, inner);
-        let bias = values(out, 8);
-        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        for path in KernelPath::supported() {
-            for rows in [3, 70] {
-                let x = values(rows * inner, 9);
-                for bias in [None, Some(bias.as_slice())] {
-                    let fresh = matmul_on(path, &x, &packed, bias, rows);
-                    for held in [f32::NAN, 1e30, -0.0] {
-                        let mut y = vec![held; rows * out];
-                        matmul_into_on(path, &x, &packed, bias, rows, &mut y);
-                        assert_eq!(bits(&y), bits(&fresh), "{path}, {rows} rows, {held}");
-                    }
-                }
-            }
-        }
+        super::super::assert_overwrites_its_output(
+            (inner, out),
+            &[3, 70],
+            |path, x, bias, rows| matmul_on(path, x, &packed, bias, rows),
+            |path, x, bias, rows, y| matmul_into_on(path, x, &packed, bias, rows, y),
+        );
     }
 
     #[test]

@@ -49,3 +49,37 @@ fn assert_rows_independent(what: &str, inner: usize, product: impl Fn(&[f32], us
         }
     }
 }
+
+/// Asserts that a product written into a buffer that held NaN, 1e30 or -0.0 has the same bits
+/// as a fresh one (`into` against `fresh`, both given a path, inputs, bias and row count), on
+/// every path, for `rows_list` rows of `inner` inputs, with and without a bias of `out`: the
+/// products write every output without reading it, so neither a stale value nor an unwritten
+/// one may show.
+#[cfg(test)]
+fn assert_overwrites_its_output(
+    (inner, out): (usize, usize),
+    rows_list: &[usize],
+    fresh: impl Fn(path::KernelPath, &[f32], Option<&[f32]>, usize) -> Vec<f32>,
+    into: impl Fn(path::KernelPath, &[f32], Option<&[f32]>, usize, &mut [f32]),
+) {
+    let bias = test_values(out, 8);
+    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for path in path::KernelPath::supported() {
+        for &rows in rows_list {
+            let x = test_values(rows * inner, 9);
+            for bias in [None, Some(bias.as_slice())] {
+                let want = fresh(path, &x, bias, rows);
+                for held in [f32::NAN, 1e30, -0.0] {
+                    let mut y = vec![held; rows * out];
+                    into(path, &x, bias, rows, &mut y);
+                    assert_eq!(
+                        bits(&y),
+                        bits(&want),
+                        "{path}, {rows} rows, bias {}, buffer of {held}",
+                        bias.is_some()
+                    );
+                }
+            }
+        }
+    }
+}
