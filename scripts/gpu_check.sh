@@ -10,7 +10,8 @@
 #                                     and beam-4, `precis batch` (chunks and articles in shared
 #                                     padded batches) and every CPU kernel path the CPU supports
 #                                     (PRECIS_CPU_KERNELS) give the summaries of one default
-#                                     `precis summarize` per article; bf16 and f16 summarise
+#                                     `precis summarize` per article; bf16 batched gives the
+#                                     one-by-one summaries on every path; bf16 and f16 summarise
 #
 # Every fixture folder is checked; a folder without weights (the tokenizer-only *-spiece ones)
 # is listed as skipped. Any mismatch or failed run sets a non-zero exit status; the last line
@@ -131,6 +132,26 @@ check_model() {
             fi
         fi
     done
+    # bf16 on the CPU (float32 with bfloat16 products): batched = one by one on every kernel
+    # path, as in f32. Its text is not compared with f32's (random models round differently in
+    # 16 bits; tests/quantize.rs bounds its logits against f32).
+    for path in "${kernel_paths[@]}"; do
+        base="$out/runs/$name-bf16-$path"
+        if ! PRECIS_CPU_KERNELS="$path" batch cpu bf16 "$model" 1 "$base-batch" 2>> "$log"; then
+            fail "$name cpu bf16 kernels $path: batch run"
+            continue
+        fi
+        for article in "$out"/articles/*.txt; do
+            article="$(basename "$article" .txt)"
+            if got="$(PRECIS_CPU_KERNELS="$path" summarize cpu bf16 "$model" 1 \
+                "$out/articles/$article.txt" 2>> "$log")"; then
+                same "$name $article: cpu bf16 kernels $path batch = one by one" "$got" \
+                    "$(written "$base-batch" "$article")"
+            else
+                fail "$name $article: cpu bf16 kernels $path run"
+            fi
+        done
+    done
     # Half precision runs and summarises (random models round differently in 16 bits, so the
     # text is not compared; tests/dtypes.rs bounds their logits against f32).
     local devices=(cpu)
@@ -164,7 +185,7 @@ fi
 kernel_paths=()
 unsupported=()
 probe="tests/fixtures/t5-tiny"
-for path in avx512 avx2-vnni avx2 portable; do
+for path in amx avx512 avx2-vnni avx2 portable; do
     if PRECIS_CPU_KERNELS="$path" summarize cpu f32 "$probe" 1 "$out/articles/short.txt" \
         > /dev/null 2> "$out/probe.txt"; then
         kernel_paths+=("$path")

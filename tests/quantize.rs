@@ -1,5 +1,5 @@
-//! `--quantize q8`: every projection runs on int8 weights and the model still summarises, with
-//! first-step logits close to float32's.
+//! `--quantize q8` and `--dtype bf16` on the CPU: every projection runs on int8 (bfloat16)
+//! weights and the model still summarises, with first-step logits close to float32's.
 //!
 //! The int8 format takes any input width (it pads to groups of 4), so every projection of every
 //! fixture is quantized, the odd widths included (flan-t5-tiny's attention inner width 48,
@@ -58,27 +58,61 @@ fn first_step_logits(model: &str, quantization: Option<(Quantization, When)>) ->
     first_step(net.as_ref()).1
 }
 
-fn q8_logits_stay_close(model: &str) {
+/// First-step logits of `quantization` against float32's: the largest error over the largest
+/// float32 logit.
+fn relative_logit_error(model: &str, quantization: Quantization) -> f32 {
     let float32 = first_step_logits(model, None);
-    let q8 = first_step_logits(model, Some((Quantization::Q8, When::AfterLoading)));
+    let quantized = first_step_logits(model, Some((quantization, When::AfterLoading)));
     // Quantizing each layer as it loads (less memory) must give exactly the same model.
-    let q8_while_loading = first_step_logits(model, Some((Quantization::Q8, When::WhileLoading)));
+    let while_loading = first_step_logits(model, Some((quantization, When::WhileLoading)));
     assert!(
-        q8 == q8_while_loading,
-        "{model}: load-time and post-load q8 differ"
+        quantized == while_loading,
+        "{model}: load-time and post-load {quantization} differ"
     );
     let scale = float32.iter().fold(0f32, |m, x| m.max(x.abs()));
     let error = float32
         .iter()
-        .zip(&q8)
+        .zip(&quantized)
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(error > 0.0, "{model}: {quantization} changed nothing");
+    error / scale
+}
+
+fn q8_logits_stay_close(model: &str) {
     // Quantized (the logits moved) but close: a wrong block layout or scale gives errors of
     // the order of the logits themselves. Measured: 0.4-4% of the largest logit.
-    assert!(error > 0.0, "{model}: quantization changed nothing");
+    let error = relative_logit_error(model, Quantization::Q8);
     assert!(
-        error < 0.1 * scale,
-        "{model}: q8 logits off by {error} (largest logit {scale})"
+        error < 0.1,
+        "{model}: q8 logits off by {error} of the largest"
     );
+}
+
+fn bf16_logits_stay_close(model: &str) {
+    // bfloat16 keeps 8 bits of each weight and input against int8's 7 and a bit, per value
+    // rather than per row: closer than q8, and a wrong layout is again of the order of the
+    // logits. Measured: 0.6-1.2% of the largest logit.
+    let error = relative_logit_error(model, Quantization::Bf16);
+    assert!(
+        error < 0.05,
+        "{model}: bf16 logits off by {error} of the largest"
+    );
+}
+
+/// `--dtype bf16` on the CPU: a float32 model with bfloat16 projections, reported as bfloat16
+/// and not as a quantization, which summarises every case.
+fn bf16_summarizer_summarises(model: &str) {
+    let golden = golden(model);
+    let summarizer =
+        Summarizer::from_files_with(&model_files(model), &Device::Cpu, DType::BF16, None).unwrap();
+    assert_eq!(summarizer.dtype(), DType::BF16);
+    assert_eq!(summarizer.quantization(), None);
+    for text in pipeline_texts(&golden, 3) {
+        let summary = summarizer
+            .summarize(&text, &SummaryOptions::default())
+            .unwrap();
+        assert!(summary.output_tokens > 0 && !summary.text.trim().is_empty());
+    }
 }
 
 fn q8_summarizer_summarises(model: &str) {
@@ -101,6 +135,8 @@ fn q8_summarizer_summarises(model: &str) {
 fixture_model_tests!(
     q8_first_step_logits_stay_close_to_float32 => q8_logits_stay_close,
     q8_summarizer_summarises_every_case => q8_summarizer_summarises,
+    bf16_first_step_logits_stay_close_to_float32 => bf16_logits_stay_close,
+    bf16_summarizer_summarises_every_case => bf16_summarizer_summarises,
 );
 
 // Each test above, again on every other CPU kernel path (AVX-512, AVX2, portable, ...).

@@ -132,9 +132,10 @@ pub fn load_files(
         files.preset.as_ref(),
     )?;
     let tokenizer = load_tokenizer(files)?;
-    let (vb, parameters) = var_builder(files, dtype, device)?;
+    let (build_dtype, projections) = built_as(device, dtype, quantization);
+    let (vb, parameters) = var_builder(files, build_dtype, device)?;
     let model =
-        models::from_config_with(&files.config.json, vb, quantization).map_err(|e| match e {
+        models::from_config_with(&files.config.json, vb, projections).map_err(|e| match e {
             // A tensor missing or misshapen: the weights do not fit the config.
             Error::Candle(source) => Error::ModelWeights {
                 model: files.name.clone(),
@@ -153,6 +154,23 @@ pub fn load_files(
         quantization,
         parameters,
     })
+}
+
+/// The dtype a model is built in and how its projections are stored, for `dtype` and
+/// `quantization` on `device`. bfloat16 on the CPU builds a float32 model whose projections
+/// hold bfloat16 weights and multiply in bfloat16 ([`Quantization::Bf16`]): candle's CPU
+/// kernels would run every operation in bfloat16, several times slower than float32, where
+/// the projections on AMX tiles run faster than float32 and everything else keeps float32's
+/// precision. Anything else is built as asked.
+fn built_as(
+    device: &Device,
+    dtype: DType,
+    quantization: Option<Quantization>,
+) -> (DType, Option<Quantization>) {
+    match (device.is_cpu(), dtype, quantization) {
+        (true, DType::BF16, None) => (DType::F32, Some(Quantization::Bf16)),
+        _ => (dtype, quantization),
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! On the CPU in float32 a layer's own weight is packed once, at load, for the product kernels
 //! (`kernels::packed`), and so is an output head tied to the token embeddings (see
 //! [`super::tied`]); a weight left as it is goes through the streaming kernel. `--quantize q8`
-//! turns every weight, shared or not, into its own int8 copy (`kernels::int8`).
+//! turns every weight, shared or not, into its own int8 copy (`kernels::int8`), and
+//! `--dtype bf16` on the CPU into its own bfloat16 copy (`kernels::bf16`).
 //!
 //! Each kernel sums every output in one order whatever the number of rows (batch-invariance:
 //! a sequence's logits do not depend on what else is in the batch), so a layer never switches
@@ -18,6 +19,7 @@ use candle_core::{DType, Module, Result, Tensor};
 
 use super::Quantization;
 use super::attention::cpu_f32;
+use super::kernels::bf16::{self, PackedBf16};
 use super::kernels::int8::{self, PackedI8};
 use super::kernels::packed::{self, PackedF32};
 use super::kernels::skinny;
@@ -38,6 +40,9 @@ enum Weight {
     /// Int8 with one scale per output feature (`--quantize q8`); the float32 matrix is
     /// dropped so memory shrinks too.
     Quantized(PackedI8),
+    /// bfloat16, packed for the CPU's bfloat16 products (`--dtype bf16` on the CPU); the
+    /// float32 matrix is dropped.
+    Bf16(PackedBf16),
 }
 
 impl Linear {
@@ -72,17 +77,18 @@ impl Linear {
             Weight::Dense(weight) => weight.dim(0),
             Weight::Packed(packed) => Ok(packed.out()),
             Weight::Quantized(packed) => Ok(packed.out()),
+            Weight::Bf16(packed) => Ok(packed.out()),
         }
     }
 
-    /// Whether the weight is packed for the CPU kernels, float32 or int8
+    /// Whether the weight is packed for the CPU kernels, float32, int8 or bfloat16
     /// ([`Self::packed_product_into`] applies).
     pub(crate) fn is_packed(&self) -> bool {
-        matches!(self.weight, Weight::Packed(_) | Weight::Quantized(_))
+        !matches!(self.weight, Weight::Dense(_))
     }
 
-    /// `y = x · Wᵀ (+ bias)` for `rows` float32 rows `x` when the weight is packed (float32 or
-    /// int8) and the bias (if any) float32 on the CPU; `false`, with `y` untouched, otherwise.
+    /// `y = x · Wᵀ (+ bias)` for `rows` float32 rows `x` when the weight is packed (float32,
+    /// int8 or bfloat16) and the bias (if any) float32 on the CPU; `false`, with `y` untouched, otherwise.
     pub(crate) fn packed_product_into(&self, x: &[f32], rows: usize, y: &mut [f32]) -> bool {
         let bias = self.bias.as_ref().map(Tensor::storage_and_layout);
         let b = match &bias {
@@ -95,26 +101,27 @@ impl Linear {
         match &self.weight {
             Weight::Packed(w) => packed::matmul_into(x, w, b, rows, y),
             Weight::Quantized(w) => int8::matmul_into(x, w, b, rows, y),
+            Weight::Bf16(w) => bf16::matmul_into(x, w, b, rows, y),
             Weight::Dense(_) => return false,
         }
         true
     }
 
-    /// Replaces the weight by its `quantization` (int8, any width). A weight that is not
-    /// float32 on the CPU stays as it is: returns whether it was quantized.
+    /// Replaces the weight by its `quantization` (int8 or bfloat16, any width). A weight that
+    /// is not float32 on the CPU stays as it is: returns whether it was quantized.
     pub(crate) fn quantize(&mut self, quantization: Quantization) -> Result<bool> {
-        let Quantization::Q8 = quantization;
-        let quantized = match &self.weight {
+        let convert = |values: &[f32], out: usize, inner: usize| match quantization {
+            Quantization::Q8 => Weight::Quantized(PackedI8::quantize(values, out, inner)),
+            Quantization::Bf16 => Weight::Bf16(PackedBf16::pack(values, out, inner)),
+        };
+        self.weight = match &self.weight {
             Weight::Dense(weight) if weight.device().is_cpu() && weight.dtype() == DType::F32 => {
                 let (out, inner) = weight.dims2()?;
-                with_f32_values(weight, |values| PackedI8::quantize(values, out, inner))?
+                with_f32_values(weight, |values| convert(values, out, inner))?
             }
-            Weight::Packed(packed) => {
-                PackedI8::quantize(&packed.unpack(), packed.out(), packed.inner())
-            }
-            Weight::Dense(_) | Weight::Quantized(_) => return Ok(false),
+            Weight::Packed(packed) => convert(&packed.unpack(), packed.out(), packed.inner()),
+            Weight::Dense(_) | Weight::Quantized(_) | Weight::Bf16(_) => return Ok(false),
         };
-        self.weight = Weight::Quantized(quantized);
         Ok(true)
     }
 }
@@ -231,7 +238,7 @@ impl Linear {
 }
 
 impl Linear {
-    /// A packed (float32 or int8) weight's product, by `kernel` over the input rows and the
+    /// A packed (float32, int8 or bfloat16) weight's product, by `kernel` over the input rows and the
     /// bias: its input is float32 on the CPU, like the weight.
     fn forward_packed(
         &self,
@@ -268,13 +275,16 @@ impl Module for Linear {
             Weight::Quantized(w) => {
                 Some(self.forward_packed(&xs, (rows, w.out()), |x, b| int8::matmul(x, w, b, rows))?)
             }
+            Weight::Bf16(w) => {
+                Some(self.forward_packed(&xs, (rows, w.out()), |x, b| bf16::matmul(x, w, b, rows))?)
+            }
         };
         let ys = match on_cpu {
             Some(ys) => ys,
             None => {
                 let ys = match &self.weight {
                     Weight::Dense(weight) => xs.matmul(&weight.t()?)?,
-                    Weight::Packed(_) | Weight::Quantized(_) => {
+                    Weight::Packed(_) | Weight::Quantized(_) | Weight::Bf16(_) => {
                         unreachable!("packed layers always run on the CPU")
                     }
                 };

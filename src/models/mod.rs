@@ -67,6 +67,10 @@ pub enum Quantization {
     /// float32's memory traffic. Each input row is quantized the same way inside each product,
     /// which then runs on integer dot products (`models::kernels::int8`).
     Q8,
+    /// bfloat16 weights, with each product's inputs rounded to bfloat16 and its sums in
+    /// float32 (`--dtype bf16` on the CPU, which is how it is asked for): half float32's
+    /// memory traffic, and Intel's AMX tiles where the CPU has them (`models::kernels::bf16`).
+    Bf16,
 }
 
 impl std::str::FromStr for Quantization {
@@ -78,7 +82,9 @@ impl std::str::FromStr for Quantization {
             _ => Err(crate::Error::InvalidOption {
                 option: "quantize",
                 value: name.to_string(),
-                expected: "q8 (the only quantization precis has)".into(),
+                expected: "q8 (the only quantization `--quantize` takes; for bfloat16 weights \
+                           on the CPU, use --dtype bf16)"
+                    .into(),
             }),
         }
     }
@@ -89,6 +95,7 @@ impl Quantization {
     pub fn as_str(self) -> &'static str {
         match self {
             Quantization::Q8 => "q8",
+            Quantization::Bf16 => "bf16",
         }
     }
 }

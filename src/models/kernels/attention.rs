@@ -258,7 +258,9 @@ fn attend_one_as<const D: usize>(
     match path {
         // SAFETY: the CPU supports the path's features (`path` is one it runs).
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx512 => unsafe { scores_avx512(q, k, offset, bias, &mut scores) },
+        KernelPath::Amx | KernelPath::Avx512 => unsafe {
+            scores_avx512(q, k, offset, bias, &mut scores)
+        },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe {
             scores_avx2(q, k, offset, bias, &mut scores)
@@ -269,7 +271,9 @@ fn attend_one_as<const D: usize>(
     match path {
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx512 => unsafe { weighted_sum_avx512::<D>(&scores, v, offset, out) },
+        KernelPath::Amx | KernelPath::Avx512 => unsafe {
+            weighted_sum_avx512::<D>(&scores, v, offset, out)
+        },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe {
             weighted_sum_avx2::<D>(&scores, v, offset, out)

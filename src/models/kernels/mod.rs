@@ -4,8 +4,10 @@
 //! and chooses a kernel only through small helpers like [`linear::Linear`](super::linear).
 //! Which compiled variant runs is decided once, in [`path`].
 
+mod amx;
 pub mod attention;
 pub(crate) mod awake;
+pub mod bf16;
 pub mod gelu;
 mod grid;
 pub mod int8;

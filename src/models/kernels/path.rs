@@ -27,11 +27,21 @@ pub enum KernelPath {
     /// AVX-512 F/BW/VL/DQ with AVX512-VNNI: 16-lane float32 and 512-bit `vpdpbusd`
     /// (Intel Xeon since Cascade Lake, AMD EPYC since Zen 4).
     Avx512,
+    /// The AVX-512 path plus Intel's AMX tiles with bfloat16 products (Intel Xeon since
+    /// Sapphire Rapids): `--dtype bf16` products run on the tiles ([`super::amx`]); float32
+    /// and int8 products run the `avx512` kernels, so their results are those of `avx512`.
+    Amx,
 }
 
 impl KernelPath {
     /// Every path, fastest first.
-    pub const ALL: [KernelPath; 4] = [Self::Avx512, Self::Avx2Vnni, Self::Avx2, Self::Portable];
+    pub const ALL: [KernelPath; 5] = [
+        Self::Amx,
+        Self::Avx512,
+        Self::Avx2Vnni,
+        Self::Avx2,
+        Self::Portable,
+    ];
 
     /// The name `PRECIS_CPU_KERNELS` takes and reports use.
     pub fn as_str(self) -> &'static str {
@@ -40,6 +50,7 @@ impl KernelPath {
             Self::Avx2 => "avx2",
             Self::Avx2Vnni => "avx2-vnni",
             Self::Avx512 => "avx512",
+            Self::Amx => "amx",
         }
     }
 
@@ -58,6 +69,17 @@ impl KernelPath {
                 "avx512vl",
                 "avx512dq",
                 "avx512vnni",
+            ],
+            Self::Amx => &[
+                "avx2",
+                "fma",
+                "f16c",
+                "avx512f",
+                "avx512bw",
+                "avx512vl",
+                "avx512dq",
+                "avx512vnni",
+                "amx-bf16",
             ],
         }
     }
@@ -147,6 +169,8 @@ fn cpu_has(feature: &str) -> bool {
         "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
         "avx512dq" => std::arch::is_x86_feature_detected!("avx512dq"),
         "avx512vnni" => std::arch::is_x86_feature_detected!("avx512vnni"),
+        // The tiles, with the kernel's leave to use them (asked for once, here).
+        "amx-bf16" => super::amx::usable(),
         _ => false,
     }
 }
@@ -218,7 +242,7 @@ mod tests {
         assert!(
             message.contains(KERNELS_ENV)
                 && message.contains("sse9")
-                && message.contains("avx512, avx2-vnni, avx2, portable"),
+                && message.contains("amx, avx512, avx2-vnni, avx2, portable"),
             "{message}"
         );
     }

@@ -1,0 +1,569 @@
+//! bfloat16 weights packed once at load for `x · Wᵀ` (`--dtype bf16` on the CPU), and the
+//! product over them.
+//!
+//! Each product multiplies bfloat16 weights by its inputs rounded to bfloat16 and sums in
+//! float32, as Intel's AMX and AVX512-BF16 instructions (and oneDNN's bf16 products in
+//! PyTorch) do; everything between the products (norms, attention, residuals) stays float32.
+//! Rounding both sides keeps the products' meaning the same on every path; only the tiles
+//! sum in their own order ([`super::amx`]).
+//!
+//! On the `amx` path the products run on the tiles: 16 × 16 × 32 multiply-adds an
+//! instruction. Elsewhere each weight is widened to float32 (a shift) and multiplied with
+//! FMAs; the product of two bfloat16 values is exact in float32, so an FMA and a multiply
+//! then an add give the same bits, and `avx512`, `avx2-vnni`, `avx2` and `portable` agree bit
+//! for bit. There the speed comes from reading half float32's bytes, which is what a decoder
+//! step waits for.
+//!
+//! Layout: features in panels of [`PANEL`]; in a panel, for each pair of inputs, the
+//! features' two values side by side (one 64-byte row of an AMX weight tile, one 512-bit
+//! register). The input width is padded with zeros to a multiple of [`CHUNK`], the feature
+//! count to a whole panel.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::grid::Grid;
+use super::packed::{SharedOut, output_of, written_by};
+use super::path::{self, KernelPath};
+
+/// Features per panel: one AMX tile's 16 float32 columns, one 512-bit register.
+pub const PANEL: usize = 16;
+/// Inputs per AMX step (16 pairs: one 64-byte row of an input tile).
+const CHUNK: usize = 32;
+/// Rows of inputs the widening kernels take at once (each keeps a row's 16 sums in
+/// registers).
+const TILE_ROWS: usize = 8;
+/// Rows of inputs the AMX kernel takes at once: two input tiles.
+const AMX_ROWS: usize = 32;
+
+/// An `(out, in)` float32 weight rounded to bfloat16 and packed (see the module header).
+/// Cloning shares the values.
+#[derive(Debug, Clone)]
+pub struct PackedBf16 {
+    // `Arc<Vec>`: an `Arc<[T]>` made from the vector would copy it (see `PackedF32`).
+    panels: Arc<Vec<u16>>,
+    out: usize,
+    inner: usize,
+}
+
+impl PackedBf16 {
+    /// Rounds the row-major `(out, inner)` float32 matrix `w` to bfloat16 and packs it.
+    pub fn pack(w: &[f32], out: usize, inner: usize) -> Self {
+        assert_eq!(w.len(), out * inner, "pack: a {out}x{inner} weight");
+        let padded = padded_inner(inner);
+        let mut panels = vec![0u16; out.div_ceil(PANEL) * PANEL * padded];
+        panels
+            .par_chunks_mut(PANEL * padded)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                for j in 0..PANEL.min(out - p * PANEL) {
+                    let f = p * PANEL + j;
+                    for (k, &v) in w[f * inner..(f + 1) * inner].iter().enumerate() {
+                        panel[k / 2 * 2 * PANEL + 2 * j + k % 2] = to_bf16(v);
+                    }
+                }
+            });
+        Self {
+            panels: Arc::new(panels),
+            out,
+            inner,
+        }
+    }
+
+    pub fn out(&self) -> usize {
+        self.out
+    }
+
+    fn panel_count(&self) -> usize {
+        self.out.div_ceil(PANEL)
+    }
+
+    fn panel_len(&self) -> usize {
+        PANEL * padded_inner(self.inner)
+    }
+
+    /// The weights as float32 (each exactly its bfloat16 value), row-major `(out, inner)`.
+    #[cfg(test)]
+    fn unpack(&self) -> Vec<f32> {
+        let mut w = vec![0f32; self.out * self.inner];
+        for (f, row) in w.chunks_exact_mut(self.inner).enumerate() {
+            let panel = &self.panels[f / PANEL * self.panel_len()..];
+            for (k, value) in row.iter_mut().enumerate() {
+                *value = from_bf16(panel[k / 2 * 2 * PANEL + 2 * (f % PANEL) + k % 2]);
+            }
+        }
+        w
+    }
+}
+
+fn padded_inner(inner: usize) -> usize {
+    inner.div_ceil(CHUNK) * CHUNK
+}
+
+/// `v` rounded to the nearest bfloat16 (ties to even). A NaN stays a (quiet) NaN; a
+/// subnormal becomes a zero of its sign, which is how the AMX tiles read one anyway, so every
+/// path sees the same values.
+pub fn to_bf16(v: f32) -> u16 {
+    let bits = v.to_bits();
+    let exponent = bits & 0x7f80_0000;
+    if exponent == 0 {
+        return ((bits >> 16) & 0x8000) as u16;
+    }
+    if v.is_nan() {
+        return ((bits >> 16) | 0x0040) as u16;
+    }
+    let rounded = bits + 0x7fff + ((bits >> 16) & 1);
+    (rounded >> 16) as u16
+}
+
+/// The float32 value of the bfloat16 `b` (exact).
+pub fn from_bf16(b: u16) -> f32 {
+    f32::from_bits(u32::from(b) << 16)
+}
+
+/// `x (rows, inner) · Wᵀ (+ bias)`, row-major, on the kernel path in use.
+pub fn matmul(x: &[f32], w: &PackedBf16, bias: Option<&[f32]>, rows: usize) -> Vec<f32> {
+    matmul_on(path::active(), x, w, bias, rows)
+}
+
+/// [`matmul`] on a given path, which the CPU must support.
+pub(crate) fn matmul_on(
+    path: KernelPath,
+    x: &[f32],
+    w: &PackedBf16,
+    bias: Option<&[f32]>,
+    rows: usize,
+) -> Vec<f32> {
+    // SAFETY: `product_on` writes every one of the `rows x out` floats, and nothing past them.
+    unsafe { written_by(rows * w.out, |y| product_on(path, x, w, bias, rows, y)) }
+}
+
+/// [`matmul`] into `y` (`rows x out`, every value overwritten), so that a caller going over a
+/// big input in chunks of rows writes each chunk's product in place.
+pub fn matmul_into(x: &[f32], w: &PackedBf16, bias: Option<&[f32]>, rows: usize, y: &mut [f32]) {
+    let y = output_of(y, rows, w.out);
+    // SAFETY: `y` holds the `rows x out` floats the product writes; the active path is one
+    // the CPU supports.
+    unsafe { product_on(path::active(), x, w, bias, rows, y) };
+}
+
+/// Writes every one of the `rows x out` floats at `y` (never reading them) with the product.
+///
+/// # Safety
+/// `y` must be valid for `rows * w.out` writes, and `path` one the CPU supports.
+unsafe fn product_on(
+    path: KernelPath,
+    x: &[f32],
+    w: &PackedBf16,
+    bias: Option<&[f32]>,
+    rows: usize,
+    y: *mut f32,
+) {
+    assert_eq!(
+        x.len(),
+        rows * w.inner,
+        "matmul: {rows} rows of {}",
+        w.inner
+    );
+    if let Some(b) = bias {
+        assert_eq!(b.len(), w.out, "matmul: bias of {}", w.out);
+    }
+    let dst = Output {
+        y: SharedOut(y),
+        out: w.out,
+        bias,
+    };
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if path == KernelPath::Amx {
+        // SAFETY: the path is supported, so the tiles are usable.
+        unsafe { amx_product(x, w, rows, &dst) };
+        return;
+    }
+    let padded = padded_inner(w.inner);
+    let xs = converted_rows(x, rows, w.inner, padded, 1, |v| from_bf16(to_bf16(v)));
+    let grid = Grid::new(rows, w.panel_count());
+    (0..grid.tasks()).into_par_iter().for_each(|task| {
+        let (row_range, panels) = grid.task(task);
+        let mut sums = [[0f32; PANEL]; TILE_ROWS];
+        for p in panels {
+            let panel = &w.panels[p * w.panel_len()..(p + 1) * w.panel_len()];
+            for r0 in row_range.clone().step_by(TILE_ROWS) {
+                let tokens = TILE_ROWS.min(row_range.end - r0);
+                let x = &xs[r0 * padded..(r0 + tokens) * padded];
+                widened_tile(path, x, padded, panel, &mut sums[..tokens]);
+                // SAFETY: each (panel, row) pair is visited by exactly one task.
+                unsafe { dst.write(r0, p * PANEL, &sums[..tokens], PANEL) };
+            }
+        }
+    });
+}
+
+/// Where a product's sums go: the output rows, with the bias added on the way.
+struct Output<'a> {
+    y: SharedOut,
+    out: usize,
+    bias: Option<&'a [f32]>,
+}
+
+impl Output<'_> {
+    /// Writes `sums` (one row of `width` sums per input row from `first_row`, for features
+    /// from `first_feature`; the ones past the last feature are padding and dropped).
+    ///
+    /// # Safety
+    /// No other task writes these rows' features, and the rows are inside the product.
+    unsafe fn write<const N: usize>(
+        &self,
+        first_row: usize,
+        first_feature: usize,
+        sums: &[[f32; N]],
+        width: usize,
+    ) {
+        let columns = width.min(self.out - first_feature);
+        let bias = self
+            .bias
+            .map(|b| &b[first_feature..first_feature + columns]);
+        for (r, row) in sums.iter().enumerate() {
+            let y = self.y.at((first_row + r) * self.out + first_feature);
+            for (j, &sum) in row[..columns].iter().enumerate() {
+                let value = bias.map_or(sum, |b| sum + b[j]);
+                // SAFETY: inside the product's `rows x out` (the caller's promise and
+                // `columns`); written, never read, so `y` may be uninitialised.
+                unsafe { y.add(j).write(value) };
+            }
+        }
+    }
+}
+
+/// The `rows` rows of `x` (`inner` wide) converted by `convert` into rows `padded` wide, the
+/// padding zero, and `row_multiple`-aligned with zero rows.
+fn converted_rows<T: Copy + Default + Send + Sync>(
+    x: &[f32],
+    rows: usize,
+    inner: usize,
+    padded: usize,
+    row_multiple: usize,
+    convert: impl Fn(f32) -> T + Sync,
+) -> Vec<T> {
+    let mut xs = vec![T::default(); rows.div_ceil(row_multiple) * row_multiple * padded];
+    xs.par_chunks_mut(padded)
+        .zip(x.par_chunks(inner))
+        .with_min_len(16)
+        .for_each(|(to, from)| {
+            for (t, &v) in to.iter_mut().zip(from) {
+                *t = convert(v);
+            }
+        });
+    xs
+}
+
+/// Sums of up to [`TILE_ROWS`] rows `x` (each `padded` wide, rounded to bfloat16) with one
+/// panel of weights, into `sums` (one row of [`PANEL`] per input row).
+fn widened_tile(
+    path: KernelPath,
+    x: &[f32],
+    padded: usize,
+    panel: &[u16],
+    sums: &mut [[f32; PANEL]],
+) {
+    assert!(x.len() == sums.len() * padded && panel.len() == PANEL * padded);
+    assert!(!sums.is_empty() && sums.len() <= TILE_ROWS);
+    macro_rules! by_rows {
+        ($kernel:ident) => {
+            match sums.len() {
+                1 => $kernel::<1>(x, padded, panel, sums),
+                2 => $kernel::<2>(x, padded, panel, sums),
+                3 => $kernel::<3>(x, padded, panel, sums),
+                4 => $kernel::<4>(x, padded, panel, sums),
+                5 => $kernel::<5>(x, padded, panel, sums),
+                6 => $kernel::<6>(x, padded, panel, sums),
+                7 => $kernel::<7>(x, padded, panel, sums),
+                _ => $kernel::<8>(x, padded, panel, sums),
+            }
+        };
+    }
+    // SAFETY (each arm): the sizes are checked above, and the caller's path is one the CPU
+    // supports.
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Amx | KernelPath::Avx512 => unsafe { by_rows!(tile_avx512) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2Vnni | KernelPath::Avx2 => unsafe { by_rows!(tile_avx2) },
+        _ => by_rows!(tile_portable),
+    }
+}
+
+/// The widening kernel in plain Rust: each feature's sum over the input pairs in order, the
+/// even input then the odd one. Exact products make `s + x · w` the FMA's result.
+fn tile_portable<const R: usize>(
+    x: &[f32],
+    padded: usize,
+    panel: &[u16],
+    sums: &mut [[f32; PANEL]],
+) {
+    let mut acc = [[0f32; PANEL]; R];
+    for (pair, weights) in panel.chunks_exact(2 * PANEL).enumerate() {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let (even, odd) = (x[r * padded + 2 * pair], x[r * padded + 2 * pair + 1]);
+            for (j, acc) in acc.iter_mut().enumerate() {
+                *acc += even * from_bf16(weights[2 * j]);
+                *acc += odd * from_bf16(weights[2 * j + 1]);
+            }
+        }
+    }
+    sums[..R].copy_from_slice(&acc);
+}
+
+/// The widening kernel on 16 lanes: a panel row is one register; shifting each 32-bit lane
+/// left by 16 gives the even inputs' weights as float32, masking the low half the odd ones'.
+///
+/// # Safety
+/// The CPU must support AVX-512 F; the sizes are the caller's checked ones.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512<const R: usize>(
+    x: &[f32],
+    padded: usize,
+    panel: &[u16],
+    sums: &mut [[f32; PANEL]],
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); R];
+    let high = _mm512_set1_epi32(0xffff_0000_u32 as i32);
+    let (x, w) = (x.as_ptr(), panel.as_ptr());
+    for pair in 0..padded / 2 {
+        // SAFETY: `pair < padded / 2`, so the 64 bytes of this panel row and input
+        // `2 * pair + 1` of each of the `R` rows are inside the slices.
+        unsafe {
+            let both = _mm512_loadu_si512(w.add(pair * 2 * PANEL).cast());
+            let even = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(both));
+            let odd = _mm512_castsi512_ps(_mm512_and_si512(both, high));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let row = x.add(r * padded + 2 * pair);
+                *acc = _mm512_fmadd_ps(_mm512_set1_ps(*row), even, *acc);
+                *acc = _mm512_fmadd_ps(_mm512_set1_ps(*row.add(1)), odd, *acc);
+            }
+        }
+    }
+    for (sums, acc) in sums.iter_mut().zip(acc) {
+        // SAFETY: a row of sums is 16 floats.
+        unsafe { _mm512_storeu_ps(sums.as_mut_ptr(), acc) };
+    }
+}
+
+/// The widening kernel on 8 lanes: a panel row is two registers (features 0–7, 8–15).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; the sizes are the caller's checked ones.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const R: usize>(
+    x: &[f32],
+    padded: usize,
+    panel: &[u16],
+    sums: &mut [[f32; PANEL]],
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    let high = _mm256_set1_epi32(0xffff_0000_u32 as i32);
+    let (x, w) = (x.as_ptr(), panel.as_ptr());
+    for pair in 0..padded / 2 {
+        // SAFETY: as in `tile_avx512`.
+        unsafe {
+            let row_of_w = w.add(pair * 2 * PANEL);
+            let halves = [
+                _mm256_loadu_si256(row_of_w.cast()),
+                _mm256_loadu_si256(row_of_w.add(PANEL).cast()),
+            ];
+            let even = halves.map(|h| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(h)));
+            let odd = halves.map(|h| _mm256_castsi256_ps(_mm256_and_si256(h, high)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let row = x.add(r * padded + 2 * pair);
+                let (xe, xo) = (_mm256_set1_ps(*row), _mm256_set1_ps(*row.add(1)));
+                for half in 0..2 {
+                    acc[half] = _mm256_fmadd_ps(xe, even[half], acc[half]);
+                    acc[half] = _mm256_fmadd_ps(xo, odd[half], acc[half]);
+                }
+            }
+        }
+    }
+    for (sums, acc) in sums.iter_mut().zip(acc) {
+        // SAFETY: a row of sums is 16 floats.
+        unsafe {
+            _mm256_storeu_ps(sums.as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(sums.as_mut_ptr().add(8), acc[1]);
+        }
+    }
+}
+
+/// The product on AMX tiles: the inputs as bfloat16 rows (zero rows up to a whole tile), each
+/// task taking its rows 32 at a time against its panels two at a time.
+///
+/// # Safety
+/// [`super::amx::usable`] must hold.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+unsafe fn amx_product(x: &[f32], w: &PackedBf16, rows: usize, dst: &Output) {
+    const TILE: usize = AMX_ROWS / 2;
+    let padded = padded_inner(w.inner);
+    let xs = converted_rows(x, rows, w.inner, padded, TILE, to_bf16);
+    let grid = Grid::new(rows, w.panel_count());
+    let panel_bytes = w.panel_len() * size_of::<u16>();
+    (0..grid.tasks()).into_par_iter().for_each(|task| {
+        let (row_range, panels) = grid.task(task);
+        // SAFETY: the caller checked that the tiles are usable.
+        let tiles = unsafe { super::amx::Tiles::configure() };
+        let mut sums = [0f32; AMX_ROWS * AMX_ROWS];
+        for p in panels.clone().step_by(2) {
+            let features = if p + 1 < panels.end { 2 * PANEL } else { PANEL };
+            for r0 in row_range.clone().step_by(AMX_ROWS) {
+                let tokens = AMX_ROWS.min(row_range.end - r0);
+                // Grid blocks start at multiples of 256 rows, so `r0` is a whole tile in and
+                // the zero rows after the last one fill its tile.
+                let tile_rows = if tokens > TILE { AMX_ROWS } else { TILE };
+                // SAFETY: the input tiles read rows r0..r0 + tile_rows (inside `xs`, which is
+                // whole tiles long) over `padded` values; the weight tiles read panels p and
+                // (for 32 features) p + 1, each `padded / 32` tiles long.
+                unsafe {
+                    tiles.product(
+                        xs.as_ptr().add(r0 * padded),
+                        padded * size_of::<u16>(),
+                        tile_rows,
+                        w.panels.as_ptr().add(p * w.panel_len()),
+                        panel_bytes,
+                        features,
+                        padded / CHUNK,
+                        &mut sums,
+                    );
+                }
+                let rows_of_sums: &[[f32; AMX_ROWS]] = sums.as_chunks::<AMX_ROWS>().0;
+                // SAFETY: each (panel pair, row) pair is visited by exactly one task.
+                unsafe { dst.write(r0, p * PANEL, &rows_of_sums[..tokens], features) };
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_values as values;
+    use super::*;
+
+    /// `x · Wᵀ (+ bias)` in float64 from the values the products see (both rounded to
+    /// bfloat16), row-major.
+    fn reference(x: &[f32], w: &PackedBf16, bias: Option<&[f32]>, rows: usize) -> Vec<f64> {
+        let weights = w.unpack();
+        let mut y = Vec::with_capacity(rows * w.out);
+        for row in x.chunks_exact(w.inner) {
+            for (f, weights) in weights.chunks_exact(w.inner).enumerate() {
+                let sum: f64 = row
+                    .iter()
+                    .zip(weights)
+                    .map(|(&x, &w)| f64::from(from_bf16(to_bf16(x))) * f64::from(w))
+                    .sum();
+                y.push(sum + bias.map_or(0.0, |b| f64::from(b[f])));
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn rounding_to_bfloat16_is_to_nearest_even_and_keeps_specials() {
+        assert_eq!(to_bf16(1.0), 0x3f80);
+        // 1 + 2⁻⁸ lies halfway between 1 and 1 + 2⁻⁷: to even, down. 1 + 3·2⁻⁸: up.
+        assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3f80);
+        assert_eq!(to_bf16(1.0 + 3.0 / 256.0), 0x3f82);
+        assert_eq!(to_bf16(-2.5), 0xc020);
+        assert_eq!(to_bf16(f32::INFINITY), 0x7f80);
+        assert_eq!(
+            to_bf16(f32::MAX),
+            0x7f80,
+            "past bfloat16's largest: infinity"
+        );
+        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+        assert_eq!(to_bf16(-1e-40), 0x8000, "a subnormal is a zero of its sign");
+        for v in values(1000, 3) {
+            let b = from_bf16(to_bf16(v));
+            assert!((b - v).abs() <= v.abs() / 256.0, "{v} -> {b}");
+        }
+    }
+
+    #[test]
+    fn packing_keeps_every_weight_as_its_bfloat16() {
+        // 70 inputs, 20 features: padding on both sides.
+        let (out, inner) = (20, 70);
+        let w = values(out * inner, 5);
+        let packed = PackedBf16::pack(&w, out, inner);
+        let want: Vec<f32> = w.iter().map(|&v| from_bf16(to_bf16(v))).collect();
+        assert_eq!(packed.unpack(), want);
+    }
+
+    #[test]
+    fn every_path_is_close_to_the_exact_sum_of_the_rounded_values() {
+        // 300 inputs: not a whole chunk; 200 features: a partial panel, and enough panels
+        // (13) that the tasks take them two at a time, with one left alone.
+        let (inner, out) = (300, 200);
+        let w = PackedBf16::pack(&values(out * inner, 1), out, inner);
+        let bias = values(out, 2);
+        for path in KernelPath::supported() {
+            for rows in [1, 7, 16, 17, 40, 300] {
+                let x = values(rows * inner, rows as u32);
+                for bias in [None, Some(bias.as_slice())] {
+                    let got = matmul_on(path, &x, &w, bias, rows);
+                    let want = reference(&x, &w, bias, rows);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        // float32 sums of 300 products of magnitude up to 3.3.
+                        assert!(
+                            (f64::from(*g) - w).abs() < 1e-3,
+                            "{path}, {rows} rows, output {i}: {g} against {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_widening_paths_agree_bit_for_bit() {
+        let (inner, out) = (200, 40);
+        let w = PackedBf16::pack(&values(out * inner, 3), out, inner);
+        for rows in [1, 9, 33] {
+            let x = values(rows * inner, 4);
+            let want = matmul_on(KernelPath::Portable, &x, &w, None, rows);
+            for path in KernelPath::supported() {
+                if path == KernelPath::Amx {
+                    continue; // the tiles sum in their own order (module header)
+                }
+                let got = matmul_on(path, &x, &w, None, rows);
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{path}, {rows} rows");
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_gets_the_same_bits_in_a_batch_of_any_size_on_every_path() {
+        let (inner, out) = (300, 200);
+        let w = PackedBf16::pack(&values(out * inner, 6), out, inner);
+        for path in KernelPath::supported() {
+            super::super::assert_rows_independent(path.as_str(), inner, |x, rows| {
+                matmul_on(path, x, &w, None, rows)
+            });
+        }
+    }
+
+    #[test]
+    fn a_product_overwrites_whatever_its_output_held() {
+        let (inner, out) = (70, 20);
+        let w = PackedBf16::pack(&values(out * inner, 7), out, inner);
+        super::super::assert_overwrites_its_output(
+            (inner, out),
+            &[1, 5, 40],
+            |path, x, bias, rows| matmul_on(path, x, &w, bias, rows),
+            |path, x, bias, rows, y| {
+                let y = output_of(y, rows, w.out);
+                // SAFETY: `y` holds the product; the path is a supported one.
+                unsafe { product_on(path, x, &w, bias, rows, y) }
+            },
+        );
+    }
+}
