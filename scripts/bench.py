@@ -55,11 +55,24 @@ INPUT_TOKENS = {
     "bart-large-cnn": 1024,
     "pegasus-cnn_dailymail": 1024,
 }
-ENGINES = ["precis", "precis-q8", "transformers", "ct2-float32", "ct2-int8"]
+ENGINES = [
+    "precis",
+    "precis-q8",
+    "precis-bf16",
+    "transformers",
+    "transformers-bf16",
+    "ct2-float32",
+    "ct2-int8",
+]
+# Run only when asked (--engines): bfloat16 is opt-in in precis, and CTranslate2 has no
+# bfloat16 on the CPU.
+OPT_IN_ENGINES = {"precis-bf16", "transformers-bf16"}
 LABELS = {
     "precis": "precis",
     "precis-q8": "precis q8",
+    "precis-bf16": "precis bf16",
     "transformers": "transformers",
+    "transformers-bf16": "transformers bf16",
     "ct2-float32": "CT2 f32",
     "ct2-int8": "CT2 int8",
 }
@@ -207,14 +220,19 @@ def run_engine(engine: str, dirs: dict[str, Path], case: dict, args, precis: Pat
         "--num-beams", str(case["num_beams"]), "--batch", str(case["batch"]),
         "--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(args.threads),
     ]  # fmt: skip
-    if engine in ("precis", "precis-q8"):
+    if engine.startswith("precis"):
         command = [str(precis), "-q", "bench", "--model", str(dirs["hf"]), "--format", "json", *common]
         if engine == "precis-q8":
             command += ["--quantize", "q8"]
+        if engine == "precis-bf16":
+            command += ["--dtype", "bf16"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     else:
         worker = [sys.executable, str(SCRIPTS / "bench_engines.py")]
-        kind = ["transformers"] if engine == "transformers" else ["ct2", "--ct2-model", str(dirs[engine])]
+        if engine.startswith("transformers"):
+            kind = ["transformers", "--dtype", "bfloat16" if engine == "transformers-bf16" else "float32"]
+        else:
+            kind = ["ct2", "--ct2-model", str(dirs[engine])]
         command = [*worker, *kind, "--model", str(dirs["hf"]), *common]
         # One process per engine; keep torch / CTranslate2 to the asked threads and no spinning
         # OpenMP workers between calls.
@@ -310,7 +328,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--models", nargs="+", choices=SHAPES + OTHER_SHAPES, default=SHAPES)
     ap.add_argument("--beams", nargs="+", type=int, default=[1, 4])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
-    ap.add_argument("--engines", nargs="+", choices=ENGINES, default=ENGINES)
+    ap.add_argument(
+        "--engines", nargs="+", choices=ENGINES, default=[e for e in ENGINES if e not in OPT_IN_ENGINES]
+    )
     ap.add_argument("--input-tokens", type=int, help="input length for every shape (default: 512 t5-small, 1024 distilbart)")
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)

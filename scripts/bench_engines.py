@@ -87,7 +87,8 @@ def bench_transformers(args, rows) -> dict:
 
     torch.set_num_threads(args.threads)
     baseline = peak_rss_mib()
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(args.model), dtype=torch.float32).eval()
+    dtype = getattr(torch, args.dtype)
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(args.model), dtype=dtype).eval()
     spec = bench_inputs.decoder_spec(json.loads((args.model / "config.json").read_text()))
     # A fresh config replaces the checkpoint's summarisation defaults (forced BOS/EOS, n-gram
     # blocking, length penalty), so that generate runs plain greedy / beam search like precis.
@@ -190,6 +191,7 @@ def main() -> None:
     ap.add_argument("engine", choices=["transformers", "ct2"])
     ap.add_argument("--model", type=Path, required=True, help="the Hugging Face model folder (ids come from it)")
     ap.add_argument("--ct2-model", type=Path, help="the converted CTranslate2 folder (ct2 only)")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="transformers only")
     ap.add_argument("--input-tokens", type=int, default=512)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--num-beams", type=int, default=1)

@@ -19,6 +19,7 @@
 //! register). The input width is padded with zeros to a multiple of [`CHUNK`], the feature
 //! count to a whole panel.
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -32,7 +33,7 @@ pub const PANEL: usize = 16;
 /// Inputs per AMX step (16 pairs: one 64-byte row of an input tile).
 const CHUNK: usize = 32;
 /// Rows of inputs the widening kernels take at once (each keeps a row's 16 sums in
-/// registers).
+/// registers): at most this many, [`tile_rows`] on a path.
 const TILE_ROWS: usize = 8;
 /// Rows of inputs the AMX kernel takes at once: two input tiles.
 const AMX_ROWS: usize = 32;
@@ -104,17 +105,22 @@ fn padded_inner(inner: usize) -> usize {
 /// `v` rounded to the nearest bfloat16 (ties to even). A NaN stays a (quiet) NaN; a
 /// subnormal becomes a zero of its sign, which is how the AMX tiles read one anyway, so every
 /// path sees the same values.
+#[inline(always)]
 pub fn to_bf16(v: f32) -> u16 {
     let bits = v.to_bits();
-    let exponent = bits & 0x7f80_0000;
-    if exponent == 0 {
-        return ((bits >> 16) & 0x8000) as u16;
-    }
-    if v.is_nan() {
-        return ((bits >> 16) | 0x0040) as u16;
-    }
-    let rounded = bits + 0x7fff + ((bits >> 16) & 1);
-    (rounded >> 16) as u16
+    let magnitude = bits & 0x7fff_ffff;
+    // Branch-free (selects), so that converting a row vectorises.
+    let nearest = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
+    let quiet_nan = (bits >> 16) | 0x0040;
+    let signed_zero = (bits >> 16) & 0x8000;
+    let b = if magnitude > 0x7f80_0000 {
+        quiet_nan
+    } else if magnitude < 0x0080_0000 {
+        signed_zero
+    } else {
+        nearest
+    };
+    b as u16
 }
 
 /// The float32 value of the bfloat16 `b` (exact).
@@ -181,15 +187,18 @@ unsafe fn product_on(
         return;
     }
     let padded = padded_inner(w.inner);
-    let xs = converted_rows(x, rows, w.inner, padded, 1, |v| from_bf16(to_bf16(v)));
+    let xs = converted_rows(path, x, (rows, w.inner), padded, 1, |v| {
+        from_bf16(to_bf16(v))
+    });
     let grid = Grid::new(rows, w.panel_count());
     (0..grid.tasks()).into_par_iter().for_each(|task| {
         let (row_range, panels) = grid.task(task);
         let mut sums = [[0f32; PANEL]; TILE_ROWS];
+        let step = tile_rows(path);
         for p in panels {
             let panel = &w.panels[p * w.panel_len()..(p + 1) * w.panel_len()];
-            for r0 in row_range.clone().step_by(TILE_ROWS) {
-                let tokens = TILE_ROWS.min(row_range.end - r0);
+            for r0 in row_range.clone().step_by(step) {
+                let tokens = step.min(row_range.end - r0);
                 let x = &xs[r0 * padded..(r0 + tokens) * padded];
                 widened_tile(path, x, padded, panel, &mut sums[..tokens]);
                 // SAFETY: each (panel, row) pair is visited by exactly one task.
@@ -238,26 +247,89 @@ impl Output<'_> {
 /// The `rows` rows of `x` (`inner` wide) converted by `convert` into rows `padded` wide, the
 /// padding zero, and `row_multiple`-aligned with zero rows.
 fn converted_rows<T: Copy + Default + Send + Sync>(
+    path: KernelPath,
     x: &[f32],
-    rows: usize,
-    inner: usize,
+    (rows, inner): (usize, usize),
     padded: usize,
     row_multiple: usize,
-    convert: impl Fn(f32) -> T + Sync,
+    convert: impl Fn(f32) -> T + Sync + Copy,
 ) -> Vec<T> {
-    let mut xs = vec![T::default(); rows.div_ceil(row_multiple) * row_multiple * padded];
-    xs.par_chunks_mut(padded)
-        .zip(x.par_chunks(inner))
+    let len = rows.div_ceil(row_multiple) * row_multiple * padded;
+    let mut xs = Vec::with_capacity(len);
+    // Written in parallel, never zeroed first (fresh pages cost the kernel's zeroing too):
+    // each row writes its values and its padding, the rows past the input zeros.
+    xs.spare_capacity_mut()[..len]
+        .par_chunks_mut(padded)
+        .enumerate()
         .with_min_len(16)
-        .for_each(|(to, from)| {
-            for (t, &v) in to.iter_mut().zip(from) {
-                *t = convert(v);
-            }
+        .for_each(|(r, to)| {
+            let from = x.get(r * inner..(r + 1) * inner).unwrap_or(&[]);
+            convert_row(path, from, to, convert);
         });
+    // SAFETY: every row was written, values and padding.
+    unsafe { xs.set_len(len) };
     xs
 }
 
-/// Sums of up to [`TILE_ROWS`] rows `x` (each `padded` wide, rounded to bfloat16) with one
+/// Writes `convert` of each of `from` at the start of `to` and `T::default()` after them,
+/// compiled for the path's vector width (the conversion is branch-free, so it vectorises).
+fn convert_row<T: Copy + Default>(
+    path: KernelPath,
+    from: &[f32],
+    to: &mut [MaybeUninit<T>],
+    convert: impl Fn(f32) -> T + Copy,
+) {
+    #[inline(always)]
+    fn each<T: Copy + Default>(
+        from: &[f32],
+        to: &mut [MaybeUninit<T>],
+        convert: impl Fn(f32) -> T,
+    ) {
+        let (values, padding) = to.split_at_mut(from.len());
+        for (t, &v) in values.iter_mut().zip(from) {
+            t.write(convert(v));
+        }
+        padding.fill(MaybeUninit::new(T::default()));
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn avx512<T: Copy + Default>(
+        from: &[f32],
+        to: &mut [MaybeUninit<T>],
+        convert: impl Fn(f32) -> T,
+    ) {
+        each(from, to, convert)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2<T: Copy + Default>(
+        from: &[f32],
+        to: &mut [MaybeUninit<T>],
+        convert: impl Fn(f32) -> T,
+    ) {
+        each(from, to, convert)
+    }
+    // SAFETY (each arm): the caller's path is one the CPU supports.
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Amx | KernelPath::Avx512 => unsafe { avx512(from, to, convert) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2Vnni | KernelPath::Avx2 => unsafe { avx2(from, to, convert) },
+        _ => each(from, to, convert),
+    }
+}
+
+/// Rows the widening kernel of `path` takes at once: as many as keep its sums, a panel row
+/// of weights and an input in registers (8 × 2 sums + 2 + 1 of the 16 AVX2 registers would
+/// spill).
+fn tile_rows(path: KernelPath) -> usize {
+    match path {
+        KernelPath::Avx2Vnni | KernelPath::Avx2 => 6,
+        _ => TILE_ROWS,
+    }
+}
+
+/// Sums of up to [`tile_rows`] rows `x` (each `padded` wide, rounded to bfloat16) with one
 /// panel of weights, into `sums` (one row of [`PANEL`] per input row).
 fn widened_tile(
     path: KernelPath,
@@ -267,7 +339,7 @@ fn widened_tile(
     sums: &mut [[f32; PANEL]],
 ) {
     assert!(x.len() == sums.len() * padded && panel.len() == PANEL * padded);
-    assert!(!sums.is_empty() && sums.len() <= TILE_ROWS);
+    assert!(!sums.is_empty() && sums.len() <= tile_rows(path));
     macro_rules! by_rows {
         ($kernel:ident) => {
             match sums.len() {
@@ -351,7 +423,9 @@ unsafe fn tile_avx512<const R: usize>(
     }
 }
 
-/// The widening kernel on 8 lanes: a panel row is two registers (features 0–7, 8–15).
+/// The widening kernel on 8 lanes: a panel row is two registers (features 0–7, 8–15). Each
+/// sum still takes the even input before the odd one, but all rows take their even inputs
+/// first, so only two widened registers are live.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; the sizes are the caller's checked ones.
@@ -376,12 +450,16 @@ unsafe fn tile_avx2<const R: usize>(
                 _mm256_loadu_si256(row_of_w.add(PANEL).cast()),
             ];
             let even = halves.map(|h| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(h)));
-            let odd = halves.map(|h| _mm256_castsi256_ps(_mm256_and_si256(h, high)));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let row = x.add(r * padded + 2 * pair);
-                let (xe, xo) = (_mm256_set1_ps(*row), _mm256_set1_ps(*row.add(1)));
+                let xe = _mm256_set1_ps(*x.add(r * padded + 2 * pair));
                 for half in 0..2 {
                     acc[half] = _mm256_fmadd_ps(xe, even[half], acc[half]);
+                }
+            }
+            let odd = halves.map(|h| _mm256_castsi256_ps(_mm256_and_si256(h, high)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let xo = _mm256_set1_ps(*x.add(r * padded + 2 * pair + 1));
+                for half in 0..2 {
                     acc[half] = _mm256_fmadd_ps(xo, odd[half], acc[half]);
                 }
             }
@@ -405,7 +483,7 @@ unsafe fn tile_avx2<const R: usize>(
 unsafe fn amx_product(x: &[f32], w: &PackedBf16, rows: usize, dst: &Output) {
     const TILE: usize = AMX_ROWS / 2;
     let padded = padded_inner(w.inner);
-    let xs = converted_rows(x, rows, w.inner, padded, TILE, to_bf16);
+    let xs = converted_rows(KernelPath::Amx, x, (rows, w.inner), padded, TILE, to_bf16);
     let grid = Grid::new(rows, w.panel_count());
     let panel_bytes = w.panel_len() * size_of::<u16>();
     (0..grid.tasks()).into_par_iter().for_each(|task| {
