@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""How often `--quantize q8` gives the float32 summary, on a small *trained* model.
+"""How often `--quantize q8` and `--dtype bf16` give the float32 summary, on a small *trained* model.
 
 Random models, like the test fixtures, amplify any change to their weights: rounding them to
 8 bits changes every fixture summary after a few tokens, which says nothing about trained
 checkpoints. This script trains a small T5 (fixture tokenizer, d_model 128) for a few minutes
 on a toy summarisation task (the summary of a shuffled document is its first sentence), saves
-it, and runs `precis summarize` on held-out documents with and without `--quantize q8`,
-greedy and beam-4. It prints the parity-of-text rate and the token agreement.
+it, and runs `precis summarize` on held-out documents in float32 and with each of `--quantize
+q8` and `--dtype bf16` (bfloat16 products on the CPU), greedy and beam-4. It prints, per
+variant, the parity-of-text rate and the word agreement with float32.
 
     cargo build --release
     .venv/bin/python scripts/q8_quality.py [--steps 1500] [--docs 60] [--out target/q8-model]
@@ -36,6 +37,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 from fixture_texts import training_corpus  # noqa: E402
 
 TOKENIZER_DIR = REPO / "tests" / "fixtures" / "t5-tiny"
+# The precis options of each variant compared with float32.
+VARIANTS = {"q8": ["--quantize", "q8"], "bf16": ["--dtype", "bf16"]}
 
 
 def sentences() -> list[str]:
@@ -101,6 +104,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--reuse", action="store_true", help="summarise with the model already at --out (trained by an earlier run with the same --steps and --seed)")
     ap.add_argument("--train-only", action="store_true", help="train and save the model, summarise nothing")
+    ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=sorted(VARIANTS, reverse=True))
     args = ap.parse_args()
     torch.set_num_threads(2)
     if not (args.reuse and args.out.exists()):
@@ -114,20 +118,22 @@ def main() -> int:
     docs = [document(rng, held_out) for _ in range(args.docs)]
     for label, search in [("greedy", ["--num-beams", "1"]), ("beam-4", ["--num-beams", "4"])]:
         base = ["--max-new-tokens", "48", "--min-length", "0", "--no-repeat-ngram-size", "0", *search]
-        same = correct = 0
-        agree = total = 0
-        for text, first in docs:
-            f32 = summarize(args.precis, args.out, text, base)
-            q8 = summarize(args.precis, args.out, text, [*base, "--quantize", "q8"])
-            same += f32 == q8
-            correct += f32 == first
-            a, b = f32.split(), q8.split()
-            agree += sum(x == y for x, y in zip(a, b))
-            total += max(len(a), len(b))
-        print(
-            f"{label}: q8 summary == float32 summary for {same}/{len(docs)} documents; "
-            f"words agreeing {agree}/{total}; float32 solves the task on {correct}/{len(docs)}"
-        )
+        float32 = [summarize(args.precis, args.out, text, base) for text, _ in docs]
+        correct = sum(f32 == first for f32, (_, first) in zip(float32, docs))
+        print(f"{label}: float32 solves the task on {correct}/{len(docs)} documents")
+        for variant in args.variants:
+            same = agree = total = 0
+            for f32, (text, _) in zip(float32, docs):
+                other = summarize(args.precis, args.out, text, [*base, *VARIANTS[variant]])
+                same += f32 == other
+                a, b = f32.split(), other.split()
+                agree += sum(x == y for x, y in zip(a, b))
+                total += max(len(a), len(b))
+            print(
+                f"{label}: {variant} summary == float32 summary for {same}/{len(docs)} documents; "
+                f"words agreeing {agree}/{total}",
+                flush=True,
+            )
     return 0
 
 

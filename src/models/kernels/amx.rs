@@ -85,38 +85,50 @@ mod tiles {
             Tiles(())
         }
 
-        /// Sums `x · Wᵀ` for `rows` (16 or 32) input rows and `features` (16 or 32) features
-        /// over `chunks` chunks of 32 inputs into `out` (row-major, 32 floats a row).
+        /// `bias + x · Wᵀ` for `rows` (16 or 32) input rows and `features` (16 or 32)
+        /// features over `chunks` chunks of 32 inputs, stored at `out` (rows `out_stride`
+        /// bytes apart).
         ///
         /// `x`: bfloat16 input rows, `x_stride` bytes apart, `chunks * 32` values each; `w`:
         /// the first feature panel's weights (`chunks` weight tiles in a row), the second
-        /// panel (when `features` is 32) `panel_bytes` further.
+        /// panel (when `features` is 32) `panel_bytes` further; `bias`: the features' biases
+        /// (16 or 32 floats), which every row's sums start from, or none (zeros).
         ///
         /// # Safety
-        /// Those reads must be inside the caller's buffers.
+        /// Those reads must be inside the caller's buffers, and `out` valid for writes of
+        /// `rows` rows of `features` floats.
         #[allow(clippy::too_many_arguments)]
         pub unsafe fn product(
             &self,
-            x: *const u16,
-            x_stride: usize,
+            (x, x_stride): (*const u16, usize),
             rows: usize,
-            w: *const u16,
-            panel_bytes: usize,
+            (w, panel_bytes): (*const u16, usize),
             features: usize,
             chunks: usize,
-            out: &mut [f32; 32 * 32],
+            bias: Option<*const f32>,
+            (out, out_stride): (*mut f32, usize),
         ) {
             // SAFETY (every block below): the tiles are configured (`self`); the loads read
-            // 16 rows of 64 bytes inside the caller's buffers (its promise), the stores write
-            // 16 rows of 64 bytes inside `out`.
+            // 16 rows of 64 bytes inside the caller's buffers (its promise; a bias row is
+            // read 16 times, stride 0), the stores write 16 rows of 64 bytes inside `out`.
             unsafe {
-                asm!(
-                    "tilezero tmm0",
-                    "tilezero tmm1",
-                    "tilezero tmm2",
-                    "tilezero tmm3",
-                    options(nostack, nomem)
-                );
+                match bias {
+                    Some(b) => {
+                        asm!("tileloadd tmm0, [{}+{}*1]", in(reg) b, in(reg) 0usize, options(nostack, readonly));
+                        asm!("tileloadd tmm2, [{}+{}*1]", in(reg) b, in(reg) 0usize, options(nostack, readonly));
+                        if features == 32 {
+                            asm!("tileloadd tmm1, [{}+{}*1]", in(reg) b.add(16), in(reg) 0usize, options(nostack, readonly));
+                            asm!("tileloadd tmm3, [{}+{}*1]", in(reg) b.add(16), in(reg) 0usize, options(nostack, readonly));
+                        }
+                    }
+                    None => asm!(
+                        "tilezero tmm0",
+                        "tilezero tmm1",
+                        "tilezero tmm2",
+                        "tilezero tmm3",
+                        options(nostack, nomem)
+                    ),
+                }
                 let (x, w) = (x.cast::<u8>(), w.cast::<u8>());
                 for chunk in 0..chunks {
                     let x0 = x.add(chunk * 64);
@@ -138,16 +150,15 @@ mod tiles {
                         }
                     }
                 }
-                let stride = 32 * size_of::<f32>();
-                let base = out.as_mut_ptr();
-                asm!("tilestored [{}+{}*1], tmm0", in(reg) base, in(reg) stride, options(nostack));
+                let lower = out.byte_add(16 * out_stride);
+                asm!("tilestored [{}+{}*1], tmm0", in(reg) out, in(reg) out_stride, options(nostack));
                 if features == 32 {
-                    asm!("tilestored [{}+{}*1], tmm1", in(reg) base.add(16), in(reg) stride, options(nostack));
+                    asm!("tilestored [{}+{}*1], tmm1", in(reg) out.add(16), in(reg) out_stride, options(nostack));
                 }
                 if rows == 32 {
-                    asm!("tilestored [{}+{}*1], tmm2", in(reg) base.add(16 * 32), in(reg) stride, options(nostack));
+                    asm!("tilestored [{}+{}*1], tmm2", in(reg) lower, in(reg) out_stride, options(nostack));
                     if features == 32 {
-                        asm!("tilestored [{}+{}*1], tmm3", in(reg) base.add(16 * 32 + 16), in(reg) stride, options(nostack));
+                        asm!("tilestored [{}+{}*1], tmm3", in(reg) lower.add(16), in(reg) out_stride, options(nostack));
                     }
                 }
             }

@@ -8,10 +8,11 @@
 //! sum in their own order ([`super::amx`]).
 //!
 //! On the `amx` path the products run on the tiles: 16 × 16 × 32 multiply-adds an
-//! instruction. Elsewhere each weight is widened to float32 (a shift) and multiplied with
+//! instruction, the sums starting from the bias (as the float32 product's do), and the tiles
+//! storing every whole block straight into the output. Elsewhere each weight is widened to float32 (a shift) and multiplied with
 //! FMAs; the product of two bfloat16 values is exact in float32, so an FMA and a multiply
 //! then an add give the same bits, and `avx512`, `avx2-vnni`, `avx2` and `portable` agree bit
-//! for bit. There the speed comes from reading half float32's bytes, which is what a decoder
+//! for bit (the bias is added after the sums there). There the speed comes from reading half float32's bytes, which is what a decoder
 //! step waits for.
 //!
 //! Layout: features in panels of [`PANEL`]; in a panel, for each pair of inputs, the
@@ -209,6 +210,7 @@ unsafe fn product_on(
 }
 
 /// Where a product's sums go: the output rows, with the bias added on the way.
+#[derive(Clone, Copy)]
 struct Output<'a> {
     y: SharedOut,
     out: usize,
@@ -475,7 +477,9 @@ unsafe fn tile_avx2<const R: usize>(
 }
 
 /// The product on AMX tiles: the inputs as bfloat16 rows (zero rows up to a whole tile), each
-/// task taking its rows 32 at a time against its panels two at a time.
+/// task taking its rows 32 at a time against its panels two at a time. The sums start from
+/// the bias, as the float32 product's do; a block wholly inside the output is stored there
+/// by the tiles, a ragged one (the last rows, a partial panel) through a buffer.
 ///
 /// # Safety
 /// [`super::amx::usable`] must hold.
@@ -484,13 +488,20 @@ unsafe fn amx_product(x: &[f32], w: &PackedBf16, rows: usize, dst: &Output) {
     const TILE: usize = AMX_ROWS / 2;
     let padded = padded_inner(w.inner);
     let xs = converted_rows(KernelPath::Amx, x, (rows, w.inner), padded, TILE, to_bf16);
+    // The bias of every panel's 16 features, the padding's zero, for the tiles to load.
+    let bias = dst.bias.map(|b| {
+        let mut whole = b.to_vec();
+        whole.resize(w.panel_count() * PANEL, 0.0);
+        whole
+    });
+    let ragged = Output { bias: None, ..*dst };
     let grid = Grid::new(rows, w.panel_count());
     let panel_bytes = w.panel_len() * size_of::<u16>();
     (0..grid.tasks()).into_par_iter().for_each(|task| {
         let (row_range, panels) = grid.task(task);
         // SAFETY: the caller checked that the tiles are usable.
         let tiles = unsafe { super::amx::Tiles::configure() };
-        let mut sums = [0f32; AMX_ROWS * AMX_ROWS];
+        let mut buffer = [[0f32; AMX_ROWS]; AMX_ROWS];
         for p in panels.clone().step_by(2) {
             let features = if p + 1 < panels.end { 2 * PANEL } else { PANEL };
             for r0 in row_range.clone().step_by(AMX_ROWS) {
@@ -498,24 +509,32 @@ unsafe fn amx_product(x: &[f32], w: &PackedBf16, rows: usize, dst: &Output) {
                 // Grid blocks start at multiples of 256 rows, so `r0` is a whole tile in and
                 // the zero rows after the last one fill its tile.
                 let tile_rows = if tokens > TILE { AMX_ROWS } else { TILE };
+                let inside = r0 + tile_rows <= rows && p * PANEL + features <= w.out;
+                let out = if inside {
+                    (dst.y.at(r0 * w.out + p * PANEL), w.out * size_of::<f32>())
+                } else {
+                    (buffer.as_mut_ptr().cast(), AMX_ROWS * size_of::<f32>())
+                };
                 // SAFETY: the input tiles read rows r0..r0 + tile_rows (inside `xs`, which is
                 // whole tiles long) over `padded` values; the weight tiles read panels p and
-                // (for 32 features) p + 1, each `padded / 32` tiles long.
+                // (for 32 features) p + 1, each `padded / 32` tiles long, and the bias their
+                // features (`bias` covers every panel). The stores go to this task's own
+                // (rows, features) block of the output, wholly inside it, or to the buffer.
                 unsafe {
                     tiles.product(
-                        xs.as_ptr().add(r0 * padded),
-                        padded * size_of::<u16>(),
+                        (xs.as_ptr().add(r0 * padded), padded * size_of::<u16>()),
                         tile_rows,
-                        w.panels.as_ptr().add(p * w.panel_len()),
-                        panel_bytes,
+                        (w.panels.as_ptr().add(p * w.panel_len()), panel_bytes),
                         features,
                         padded / CHUNK,
-                        &mut sums,
+                        bias.as_ref().map(|b| b[p * PANEL..].as_ptr()),
+                        out,
                     );
                 }
-                let rows_of_sums: &[[f32; AMX_ROWS]] = sums.as_chunks::<AMX_ROWS>().0;
-                // SAFETY: each (panel pair, row) pair is visited by exactly one task.
-                unsafe { dst.write(r0, p * PANEL, &rows_of_sums[..tokens], features) };
+                if !inside {
+                    // SAFETY: each (panel pair, row) pair is visited by exactly one task.
+                    unsafe { ragged.write(r0, p * PANEL, &buffer[..tokens], features) };
+                }
             }
         }
     });

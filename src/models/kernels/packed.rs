@@ -358,6 +358,7 @@ fn pack_group(path: KernelPath, x: &[f32], inner: usize, group: &mut [MaybeUnini
 
 /// The output's base pointer, shared by tasks that write disjoint parts of it (this file's
 /// panels' columns; `int8`'s (block, row) parts).
+#[derive(Clone, Copy)]
 pub(super) struct SharedOut(pub(super) *mut f32);
 
 // SAFETY: every user gives each task its own disjoint part of the output (see the callers'
