@@ -54,33 +54,26 @@ impl KernelPath {
         }
     }
 
-    /// The CPU features this path's kernels are compiled for.
+    /// The CPU features this path's kernels are compiled for (`amx`: `avx512`'s, and the
+    /// tiles with bfloat16 products, which the process may use).
     fn features(self) -> &'static [&'static str] {
+        const AVX512_AND_AMX: [&str; 9] = [
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512dq",
+            "avx512vnni",
+            "amx-bf16",
+        ];
         match self {
             Self::Portable => &[],
             Self::Avx2 => &["avx2", "fma", "f16c"],
             Self::Avx2Vnni => &["avx2", "fma", "f16c", "avxvnni"],
-            Self::Avx512 => &[
-                "avx2",
-                "fma",
-                "f16c",
-                "avx512f",
-                "avx512bw",
-                "avx512vl",
-                "avx512dq",
-                "avx512vnni",
-            ],
-            Self::Amx => &[
-                "avx2",
-                "fma",
-                "f16c",
-                "avx512f",
-                "avx512bw",
-                "avx512vl",
-                "avx512dq",
-                "avx512vnni",
-                "amx-bf16",
-            ],
+            Self::Avx512 => &AVX512_AND_AMX[..8],
+            Self::Amx => &AVX512_AND_AMX,
         }
     }
 
@@ -267,6 +260,18 @@ mod tests {
             KernelPath::requested_with("avx2", &avx2_only).unwrap(),
             KernelPath::Avx2
         );
+        // An AVX-512 CPU without AMX (AMD EPYC Zen 4): no `amx` path, and asking names why.
+        let zen4 = |feature: &str| feature != "amx-bf16" && feature != "avxvnni";
+        assert_eq!(
+            KernelPath::supported_with(&zen4),
+            [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Portable]
+        );
+        let message = KernelPath::requested_with("amx", &zen4)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("lacks amx-bf16"), "{message}");
+        let with_tiles = |feature: &str| feature != "avxvnni";
+        assert_eq!(KernelPath::supported_with(&with_tiles)[0], KernelPath::Amx);
         let nothing = |_: &str| false;
         assert_eq!(KernelPath::supported_with(&nothing), [KernelPath::Portable]);
     }
