@@ -10,7 +10,9 @@ use candle_core::{DType, Layout, Result, Storage, Tensor};
 
 use super::cache::SelfKvView;
 use super::kernels::attention::{self as kernel, KeyBias};
+pub use super::kernels::multi_query::Products;
 use super::kernels::multi_query::{self, Bias, Heads};
+use super::linear::Linear;
 
 /// `(batch, seq, heads * head_dim)` -> `(batch, heads, seq, head_dim)`, as a strided view: the
 /// CPU kernels read it in place, and the other paths make it contiguous where they need to.
@@ -24,8 +26,15 @@ pub fn split_heads(xs: &Tensor, heads: usize, head_dim: usize) -> Result<Tensor>
 /// `r` attends to key/value row `r / (rows / kv_rows)` (the beams of one input share its
 /// encoder keys and values). Each bias is broadcastable to `(rows or kv_rows, heads, queries,
 /// keys)`. Returns the context `(rows, queries, heads * head_dim)`. Scores are taken in float32
-/// for half-precision inputs, as transformers' kernels do.
-pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, biases: &[&Tensor]) -> Result<Tensor> {
+/// for half-precision inputs, as transformers' kernels do. `products`: how the encoder's
+/// products run on the CPU ([`products_of`] the attention's projections).
+pub fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    biases: &[&Tensor],
+    products: Products,
+) -> Result<Tensor> {
     let (rows, heads, queries, head_dim) = q.dims4()?;
     let kv_rows = k.dim(0)?;
     if kv_rows == 0 || rows % kv_rows != 0 {
@@ -34,7 +43,7 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, biases: &[&Tensor]) -> Result<
     let group = rows / kv_rows;
     if group == 1
         && queries > 1
-        && let Some(context) = attend_multi_query(q, k, v, biases)?
+        && let Some(context) = attend_multi_query(q, k, v, biases, products)?
     {
         return Ok(context);
     }
@@ -79,6 +88,16 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, biases: &[&Tensor]) -> Result<
         .reshape((rows, queries, heads * head_dim))
 }
 
+/// How an attention whose output projection is `projection` runs its products: in bfloat16
+/// when its projections are (`--dtype bf16` on the CPU), else float32.
+pub fn products_of(projection: &Linear) -> Products {
+    if projection.is_bf16() {
+        Products::Bf16
+    } else {
+        Products::Float32
+    }
+}
+
 /// The biases added into one tensor (broadcasting), for the paths that take a single bias.
 fn summed<'a>(biases: &[&'a Tensor]) -> Result<Option<Cow<'a, Tensor>>> {
     match biases {
@@ -101,6 +120,7 @@ fn attend_multi_query(
     k: &Tensor,
     v: &Tensor,
     biases: &[&Tensor],
+    products: Products,
 ) -> Result<Option<Tensor>> {
     let all_f32_cpu = [q, k, v]
         .into_iter()
@@ -150,7 +170,7 @@ fn attend_multi_query(
         data: views[i].0,
         strides: views[i].1,
     });
-    let context = multi_query::multi_query(q_heads, k_heads, v_heads, &bias_views, shape);
+    let context = multi_query::multi_query(q_heads, k_heads, v_heads, &bias_views, shape, products);
     Ok(Some(Tensor::from_vec(
         context,
         (rows, queries, heads * head_dim),
@@ -258,7 +278,8 @@ pub fn attend_cached(q: &Tensor, cache: SelfKvView, bias: Option<&Tensor>) -> Re
         return Ok(context);
     }
     let (k, v) = cache.gather()?;
-    attend(q, &k, &v, bias.as_slice())
+    // One query per row: the multi-query kernel, the only one `products` changes, never runs.
+    attend(q, &k, &v, bias.as_slice(), Products::Float32)
 }
 
 fn attend_cached_fused(
@@ -403,12 +424,20 @@ mod tests {
                 &repeat_rows(&k, group),
                 &repeat_rows(&v, group),
                 &[&repeat_rows(&bias, group)],
+                Products::Float32,
             )
             .unwrap();
             // float32 takes the fused kernel for one query; float64 always takes candle's path.
             for dtype in [DType::F32, DType::F64] {
                 let cast = |t: &Tensor| t.to_dtype(dtype).unwrap();
-                let shared = attend(&cast(&q), &cast(&k), &cast(&v), &[&cast(&bias)]).unwrap();
+                let shared = attend(
+                    &cast(&q),
+                    &cast(&k),
+                    &cast(&v),
+                    &[&cast(&bias)],
+                    Products::Float32,
+                )
+                .unwrap();
                 assert_eq!(shared.dims(), &[kv_rows * group, queries, heads * head_dim]);
                 assert!(
                     max_diff(&shared, &expected) < 1e-5,
@@ -429,12 +458,19 @@ mod tests {
             random(&[1, heads, 1, keys], 8),
             random(&[rows, 1, 1, keys], 9),
         ] {
-            let fused = attend(&q, &k, &v, &[&bias]).unwrap();
+            let fused = attend(&q, &k, &v, &[&bias], Products::Float32).unwrap();
             let f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
-            let reference = attend(&f64(&q), &f64(&k), &f64(&v), &[&f64(&bias)]).unwrap();
+            let reference = attend(
+                &f64(&q),
+                &f64(&k),
+                &f64(&v),
+                &[&f64(&bias)],
+                Products::Float32,
+            )
+            .unwrap();
             assert!(max_diff(&fused, &reference) < 1e-5);
         }
-        let without_bias = attend(&q, &k, &v, &[]).unwrap();
+        let without_bias = attend(&q, &k, &v, &[], Products::Float32).unwrap();
         assert_eq!(without_bias.i(0).unwrap().dims(), &[1, heads * head_dim]);
     }
 
@@ -457,10 +493,10 @@ mod tests {
             .unwrap()
             .reshape((rows, 1, 1, seq))
             .unwrap();
-        let fused = attend(&q, &k, &v, &[&positions, &padding]).unwrap();
+        let fused = attend(&q, &k, &v, &[&positions, &padding], Products::Float32).unwrap();
         let f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
         let biases = [&f64(&positions), &f64(&padding)];
-        let reference = attend(&f64(&q), &f64(&k), &f64(&v), &biases).unwrap();
+        let reference = attend(&f64(&q), &f64(&k), &f64(&v), &biases, Products::Float32).unwrap();
         assert_eq!(fused.dims(), &[rows, seq, heads * head_dim]);
         assert!(max_diff(&fused, &reference) < 1e-5);
     }

@@ -244,7 +244,8 @@ impl Attention {
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         // transformers passes `scale=head_dim^-0.5` to the attention kernel; scaling the queries
         // first is the same product up to float rounding (~1e-7).
-        let context = attention::attend(&(q * self.scaling)?, k, v, bias.as_slice())?;
+        let products = attention::products_of(&self.out_proj);
+        let context = attention::attend(&(q * self.scaling)?, k, v, bias.as_slice(), products)?;
         self.out_proj.forward(&context)
     }
 }

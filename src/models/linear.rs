@@ -81,6 +81,11 @@ impl Linear {
         }
     }
 
+    /// Whether the weight is bfloat16 for the CPU's bfloat16 products (`--dtype bf16`).
+    pub(crate) fn is_bf16(&self) -> bool {
+        matches!(self.weight, Weight::Bf16(_))
+    }
+
     /// Whether the weight is packed for the CPU kernels, float32, int8 or bfloat16
     /// ([`Self::packed_product_into`] applies).
     pub(crate) fn is_packed(&self) -> bool {

@@ -316,7 +316,9 @@ impl Attention {
     /// Scale-free dot-product attention (T5 folds the scale into its initialisation) with
     /// additive `biases` broadcastable to `(batch, heads, queries, keys)`.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, biases: &[&Tensor]) -> Result<Tensor> {
-        self.o.forward(&attention::attend(q, k, v, biases)?)
+        let products = attention::products_of(&self.o);
+        self.o
+            .forward(&attention::attend(q, k, v, biases, products)?)
     }
 }
 
