@@ -7,7 +7,8 @@
 //!
 //! The fixture models are tiny and very confident, so their tokens rarely move when a logit
 //! changes in the last bit: these tests compare the bits of the float32 values themselves, on
-//! every architecture, in float32 and `--quantize q8`, and on every kernel path the CPU has.
+//! every architecture, in float32, `--quantize q8` and `--dtype bf16` (bfloat16 products, on
+//! the AMX tiles where the CPU has them), and on every kernel path the CPU has.
 
 #[macro_use]
 mod common;
@@ -22,6 +23,8 @@ fixture_model_tests!(
     q8_decoder_logits_do_not_depend_on_the_batch => q8_decoder,
     float32_encoder_outputs_do_not_depend_on_the_batch => float32_encoder,
     q8_encoder_outputs_do_not_depend_on_the_batch => q8_encoder,
+    bf16_decoder_logits_do_not_depend_on_the_batch => bf16_decoder,
+    bf16_encoder_outputs_do_not_depend_on_the_batch => bf16_encoder,
 );
 on_every_kernel_path!();
 
@@ -33,7 +36,24 @@ fn float32_decoder(name: &str) {
 }
 
 fn q8_decoder(name: &str) {
-    check_decoder(q8_model(name).as_ref(), &format!("{name} q8"));
+    check_decoder(
+        quantized(name, Quantization::Q8).as_ref(),
+        &format!("{name} q8"),
+    );
+}
+
+fn bf16_decoder(name: &str) {
+    check_decoder(
+        quantized(name, Quantization::Bf16).as_ref(),
+        &format!("{name} bf16"),
+    );
+}
+
+fn bf16_encoder(name: &str) {
+    check_encoder(
+        quantized(name, Quantization::Bf16).as_ref(),
+        &format!("{name} bf16"),
+    );
 }
 
 fn float32_encoder(name: &str) {
@@ -41,15 +61,20 @@ fn float32_encoder(name: &str) {
 }
 
 fn q8_encoder(name: &str) {
-    check_encoder(q8_model(name).as_ref(), &format!("{name} q8"));
+    check_encoder(
+        quantized(name, Quantization::Q8).as_ref(),
+        &format!("{name} q8"),
+    );
 }
 
-fn q8_model(name: &str) -> Box<dyn Seq2Seq> {
+/// The fixture with its projections in `quantization`, as loading with `--quantize q8` or
+/// `--dtype bf16` on the CPU builds it.
+fn quantized(name: &str, quantization: Quantization) -> Box<dyn Seq2Seq> {
     let (cfg, vb) = (
         common::config(name),
         common::weights(&common::fixture_dir(name)),
     );
-    models::from_config_with(&cfg, vb, Some(Quantization::Q8)).unwrap()
+    models::from_config_with(&cfg, vb, Some(quantization)).unwrap()
 }
 
 /// A deterministic input of `len` tokens ending with EOS, different for each `seed`.
