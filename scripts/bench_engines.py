@@ -88,7 +88,18 @@ def bench_transformers(args, rows) -> dict:
     torch.set_num_threads(args.threads)
     baseline = peak_rss_mib()
     dtype = getattr(torch, args.dtype)
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(args.model), dtype=dtype).eval()
+    device = torch.device(args.device)
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(args.model), dtype=dtype).eval().to(device)
+    # On a GPU every mark waits for the queued kernels, so that each phase holds its own work
+    # (as `precis bench` synchronises after each phase).
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    marks: list[float] = []
+
+    def mark(*_):
+        sync()
+        marks.append(time.perf_counter())
+
     spec = bench_inputs.decoder_spec(json.loads((args.model / "config.json").read_text()))
     # A fresh config replaces the checkpoint's summarisation defaults (forced BOS/EOS, n-gram
     # blocking, length penalty), so that generate runs plain greedy / beam search like precis.
@@ -101,18 +112,22 @@ def bench_transformers(args, rows) -> dict:
         num_beams=args.num_beams,
         do_sample=False,
     )
-    ids = torch.tensor(rows, dtype=torch.long)
+    ids = torch.tensor(rows, dtype=torch.long, device=device)
     mask = torch.ones_like(ids)
     encoder = model.get_encoder()
-    marks: list[float] = []
     # generate() calls the encoder once; the hooks time that very call.
-    encoder.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
-    encoder.register_forward_hook(lambda *_: marks.append(time.perf_counter()))
+    encoder.register_forward_pre_hook(mark)
+    encoder.register_forward_hook(mark)
+
+    def generate():
+        out = model.generate(input_ids=ids, attention_mask=mask)
+        sync()
+        return out
 
     def one_run() -> dict:
         marks.clear()
         with torch.inference_mode():
-            out, generate_ms = timed(lambda: model.generate(input_ids=ids, attention_mask=mask))
+            out, generate_ms = timed(generate)
         if out.shape != (args.batch, args.new_tokens + 1):
             sys.exit(f"transformers generated shape {tuple(out.shape)}, expected {(args.batch, args.new_tokens + 1)}")
         if len(marks) != 2:
@@ -121,7 +136,10 @@ def bench_transformers(args, rows) -> dict:
 
     runs = run_all(args, one_run)
     versions = {"torch": torch.__version__, "transformers": transformers.__version__}
-    return report(args, rows, runs, {"versions": versions, "baseline_rss_mib": baseline})
+    extra = {"versions": versions, "baseline_rss_mib": baseline, "device": args.device, "dtype": args.dtype}
+    if device.type == "cuda":
+        extra["gpu"] = torch.cuda.get_device_name(device)
+    return report(args, rows, runs, extra)
 
 
 def bench_ct2(args, rows) -> dict:
@@ -192,6 +210,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, required=True, help="the Hugging Face model folder (ids come from it)")
     ap.add_argument("--ct2-model", type=Path, help="the converted CTranslate2 folder (ct2 only)")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="transformers only")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="transformers only")
     ap.add_argument("--input-tokens", type=int, default=512)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--num-beams", type=int, default=1)
@@ -202,6 +221,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.engine == "ct2" and (args.ct2_model is None or args.new_tokens < 2):
         ap.error("ct2 needs --ct2-model and --new-tokens >= 2")
+    if args.engine == "ct2" and args.device != "cpu":
+        ap.error("--device is for transformers only (CTranslate2 runs on the CPU here)")
     rows = bench_inputs.synthetic_inputs(args.model, args.batch, args.input_tokens)
     result = bench_transformers(args, rows) if args.engine == "transformers" else bench_ct2(args, rows)
     print(json.dumps(result))

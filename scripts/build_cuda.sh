@@ -7,8 +7,9 @@
 #   scripts/build_cuda.sh            # Hopper (H100/H200): compute capability 9.0
 #   CUDA_COMPUTE_CAP=80 scripts/build_cuda.sh   # Ampere (A100)
 #
-# Builds and links here (2026-11-27, 2 cores: ~35 min, mostly candle's CUDA kernels); not yet run
-# on a GPU (no device was lent). See README "GPU".
+# Builds and links here (2 cores: 8.5 to 35 min, mostly candle's CUDA kernels); run on an H200
+# on 2026-12-04 with the CUDA 13 libraries of that machine's Python wheels (scripts/gpu_check.sh
+# finds them). See README "GPU".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -13,6 +13,15 @@
 #                                     `precis summarize` per article; bf16 batched gives the
 #                                     one-by-one summaries on every path; bf16 and f16 summarise
 #
+# On the GPU machine the CUDA libraries may come from Python's NVIDIA wheels rather than the
+# system: their library folders are put on LD_LIBRARY_PATH. Without target/bench-models/, and
+# where python3 has torch and transformers, the benchmark models of $GPU_CHECK_BENCH_SHAPES
+# (default t5-small distilbart-cnn-12-6) are made there first (scripts/make_bench_model.py), and
+# transformers runs the same benchmark on the GPU where its torch sees one (bench-transformers.jsonl).
+# GPU_CHECK_CPU_PATHS="avx2 portable" (or "none") replaces the probed list of CPU kernel paths,
+# and GPU_CHECK_BENCH=0 leaves the benchmark out, to spend a short GPU lease on the GPU's
+# summaries rather than on checks CI already makes on the CPU.
+#
 # Every fixture folder is checked; a folder without weights (the tokenizer-only *-spiece ones)
 # is listed as skipped. Any mismatch or failed run sets a non-zero exit status; the last line
 # is one summary. Binary: $PRECIS_BIN (default target/release/precis). Results and the texts
@@ -179,13 +188,27 @@ has_weights() {
 if [ "$cpu_only" == 0 ]; then
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt" \
         || fail "nvidia-smi"
+    # cudarc opens cuBLAS, cuRAND and NVRTC at run time by their versioned names.
+    wheel_libs="$(python3 - 2> /dev/null <<'PY'
+import glob, os
+try:
+    import nvidia
+except ImportError:
+    raise SystemExit
+dirs = {os.path.dirname(p) for d in nvidia.__path__ for p in glob.glob(d + "/**/lib*.so*", recursive=True)}
+print(":".join(sorted(dirs)))
+PY
+)"
+    [ -n "$wheel_libs" ] && export LD_LIBRARY_PATH="$wheel_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 # The CPU kernel paths this CPU can run (PRECIS_CPU_KERNELS; an error naming the variable
 # means the CPU lacks that instruction set).
 kernel_paths=()
 unsupported=()
 probe="tests/fixtures/t5-tiny"
-for path in amx avx512 avx2-vnni avx2 portable; do
+candidates="${GPU_CHECK_CPU_PATHS:-amx avx512 avx2-vnni avx2 portable}"
+[ "$candidates" == "none" ] && candidates=""
+for path in $candidates; do
     if PRECIS_CPU_KERNELS="$path" summarize cpu f32 "$probe" 1 "$out/articles/short.txt" \
         > /dev/null 2> "$out/probe.txt"; then
         kernel_paths+=("$path")
@@ -195,7 +218,7 @@ for path in amx avx512 avx2-vnni avx2 portable; do
         fail "cpu kernels $path: $(tail -1 "$out/probe.txt")"
     fi
 done
-[ "${#kernel_paths[@]}" -gt 0 ] || fail "no CPU kernel path runs"
+[ "${#kernel_paths[@]}" -gt 0 ] || [ -z "$candidates" ] || fail "no CPU kernel path runs"
 
 models=0
 skipped=()
@@ -211,13 +234,39 @@ for model in tests/fixtures/*/; do
 done
 [ "$models" -gt 0 ] || fail "no loadable fixture under tests/fixtures"
 
-if [ "$cpu_only" == 0 ] && [ -d target/bench-models ]; then
-    for model in target/bench-models/*/; do
+bench_models=target/bench-models
+bench="${GPU_CHECK_BENCH:-1}"
+[ "$cpu_only" == 1 ] && bench=0
+python_ml=0
+[ "$bench" == 1 ] && python3 -c 'import torch, transformers, sentencepiece' 2> /dev/null \
+    && python_ml=1
+if [ "$bench" == 1 ] && [ ! -d "$bench_models" ] && [ "$python_ml" == 1 ]; then
+    for shape in ${GPU_CHECK_BENCH_SHAPES:-t5-small distilbart-cnn-12-6}; do
+        python3 scripts/make_bench_model.py --shape "$shape" --out "$bench_models/$shape" \
+            >> "$log" 2>&1 || fail "make bench model $shape"
+    done
+fi
+gpu_torch=0
+[ "$python_ml" == 1 ] && python3 -c 'import torch; assert torch.cuda.is_available()' 2> /dev/null \
+    && gpu_torch=1
+if [ "$bench" == 1 ] && [ -d "$bench_models" ]; then
+    for model in "$bench_models"/*/; do
+        model="${model%/}"
+        # Each model's usual article window, as scripts/bench.py uses.
+        tokens=512
+        grep -q '"model_type": "t5"' "$model/config.json" || tokens=1024
         for batch in 1 8 32; do
             for beams in 1 4; do
-                "$bin" bench --device cuda --model "$model" --batch "$batch" --num-beams "$beams" \
-                    --format json >> "$out/bench.jsonl" \
+                # bfloat16, the GPU default, for both engines.
+                "$bin" bench --device cuda --dtype bf16 --model "$model" --batch "$batch" \
+                    --num-beams "$beams" --input-tokens "$tokens" --runs 3 --format json \
+                    >> "$out/bench.jsonl" 2>> "$log" \
                     || fail "bench $(basename "$model") batch=$batch beams=$beams"
+                [ "$gpu_torch" == 1 ] || continue
+                python3 scripts/bench_engines.py transformers --device cuda --dtype bfloat16 \
+                    --model "$model" --batch "$batch" --num-beams "$beams" \
+                    --input-tokens "$tokens" --runs 3 >> "$out/bench-transformers.jsonl" 2>> "$log" \
+                    || fail "transformers bench $(basename "$model") batch=$batch beams=$beams"
             done
         done
     done

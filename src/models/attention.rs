@@ -47,9 +47,11 @@ pub fn attend(
     {
         return Ok(context);
     }
-    let bias = summed(biases)?;
-    if let Some(context) = attend_single_query(q, k, v, bias.as_deref(), group)? {
-        return Ok(context);
+    if fused_path_applies(q, queries) {
+        let bias = summed(biases)?;
+        if let Some(context) = attend_single_query(q, k, v, bias.as_deref(), group)? {
+            return Ok(context);
+        }
     }
     let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
     // A group of query rows sharing keys and values is one row with `group` times the queries.
@@ -60,7 +62,41 @@ pub fn attend(
             .transpose(1, 2)?
             .reshape((kv_rows, heads, group * queries, head_dim))?
     };
-    let bias = match bias.as_deref() {
+    let scores = grouped_q.matmul(&k.t()?)?;
+    #[cfg(feature = "cuda")]
+    let fused = if group == 1 {
+        super::kernels::cuda_softmax::softmax_with_biases(&scores, biases)?
+    } else {
+        None
+    };
+    #[cfg(not(feature = "cuda"))]
+    let fused = None;
+    let weights = match fused {
+        Some(weights) => weights,
+        None => {
+            let bias = grouped_bias(summed(biases)?, (rows, kv_rows, group, queries))?;
+            let scores = match &bias {
+                Some(bias) => scores.broadcast_add(bias)?,
+                None => scores,
+            };
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(q.dtype())?
+        }
+    };
+    // (kv_rows, heads, group * queries, head_dim) -> (rows, queries, heads * head_dim)
+    weights
+        .matmul(&v)?
+        .reshape((kv_rows, heads, group, queries, head_dim))?
+        .permute((0, 2, 3, 1, 4))?
+        .reshape((rows, queries, heads * head_dim))
+}
+
+/// The summed bias of an attention whose query rows come in groups of `group` sharing one
+/// key/value row, regrouped like the queries where it has a row per query row.
+fn grouped_bias(
+    bias: Option<Cow<'_, Tensor>>,
+    (rows, kv_rows, group, queries): (usize, usize, usize, usize),
+) -> Result<Option<Tensor>> {
+    Ok(match bias.as_deref() {
         Some(bias) if group > 1 && bias.dim(0)? == rows => {
             // Per-query-row bias: regroup it like the queries.
             let (_, bias_heads, _, keys) = bias.dims4()?;
@@ -72,20 +108,7 @@ pub fn attend(
             )
         }
         other => other.cloned(),
-    };
-    let dtype = q.dtype();
-    let mut scores = grouped_q.matmul(&k.t()?)?;
-    if let Some(bias) = &bias {
-        scores = scores.broadcast_add(bias)?;
-    }
-    let weights =
-        candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-    // (kv_rows, heads, group * queries, head_dim) -> (rows, queries, heads * head_dim)
-    weights
-        .matmul(&v)?
-        .reshape((kv_rows, heads, group, queries, head_dim))?
-        .permute((0, 2, 3, 1, 4))?
-        .reshape((rows, queries, heads * head_dim))
+    })
 }
 
 /// How an attention whose output projection is `projection` runs its products: in bfloat16

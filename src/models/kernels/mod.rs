@@ -1,4 +1,5 @@
-//! Hand-written CPU kernels for the decoder step, where candle's general kernels waste time.
+//! Hand-written CPU kernels for the decoder step, where candle's general kernels waste time,
+//! and (with the `cuda` feature) one CUDA kernel for the attention weights.
 //!
 //! Each takes plain slices and has a plain-loop fallback, so the model code stays tensor math
 //! and chooses a kernel only through small helpers like [`linear::Linear`](super::linear).
@@ -8,6 +9,8 @@ mod amx;
 pub mod attention;
 pub(crate) mod awake;
 pub mod bf16;
+#[cfg(feature = "cuda")]
+pub mod cuda_softmax;
 pub mod gelu;
 mod grid;
 pub mod int8;
