@@ -124,6 +124,56 @@ pub fn to_bf16(v: f32) -> u16 {
     b as u16
 }
 
+/// Writes each of `from` rounded to bfloat16 ([`to_bf16`]) at the start of `to`, and zeros
+/// after them. On the `amx` path by AVX512-BF16's conversion, which rounds the same way (ties
+/// to even, subnormals to zeros of their sign, NaNs quiet) 32 values an instruction.
+pub(super) fn bf16_row(path: KernelPath, from: &[f32], to: &mut [MaybeUninit<u16>]) {
+    assert!(
+        to.len() >= from.len(),
+        "bf16_row: {} into {}",
+        from.len(),
+        to.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if path == KernelPath::Amx {
+        // SAFETY: the amx path has AVX-512 F and BF16.
+        let done = unsafe { bf16_whole_vectors(from, to) };
+        convert_row(path, &from[done..], &mut to[done..], to_bf16);
+        return;
+    }
+    convert_row(path, from, to, to_bf16);
+}
+
+/// [`bf16_row`] over the values of `from` that fill whole 32-value vectors; returns how many.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BF16; `to` must be at least as long as `from`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn bf16_whole_vectors(from: &[f32], to: &mut [MaybeUninit<u16>]) -> usize {
+    use std::arch::x86_64::*;
+    let whole = from.len() / 32 * 32;
+    for i in (0..whole).step_by(32) {
+        // SAFETY: 32 values read from `from` and written to `to` at `i`, inside both.
+        unsafe {
+            let low = _mm512_loadu_ps(from.as_ptr().add(i));
+            let high = _mm512_loadu_ps(from.as_ptr().add(i + 16));
+            let rounded: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(high, low));
+            _mm512_storeu_si512(to.as_mut_ptr().add(i).cast(), rounded);
+        }
+    }
+    whole
+}
+
+/// `values` as memory to write bfloat16 rows into.
+///
+/// # Safety
+/// Only initialised values may be written through the result (as [`bf16_row`] does).
+pub(super) unsafe fn as_uninit(values: &mut [u16]) -> &mut [MaybeUninit<u16>] {
+    // SAFETY: the same layout; the caller writes only initialised values.
+    unsafe { &mut *(std::ptr::from_mut(values) as *mut [MaybeUninit<u16>]) }
+}
+
 /// The float32 value of the bfloat16 `b` (exact).
 pub fn from_bf16(b: u16) -> f32 {
     f32::from_bits(u32::from(b) << 16)
@@ -188,8 +238,8 @@ unsafe fn product_on(
         return;
     }
     let padded = padded_inner(w.inner);
-    let xs = converted_rows(path, x, (rows, w.inner), padded, 1, |v| {
-        from_bf16(to_bf16(v))
+    let xs = converted_rows(x, (rows, w.inner), padded, 1, |from, to| {
+        convert_row(path, from, to, |v| from_bf16(to_bf16(v)));
     });
     let grid = Grid::new(rows, w.panel_count());
     (0..grid.tasks()).into_par_iter().for_each(|task| {
@@ -246,15 +296,15 @@ impl Output<'_> {
     }
 }
 
-/// The `rows` rows of `x` (`inner` wide) converted by `convert` into rows `padded` wide, the
-/// padding zero, and `row_multiple`-aligned with zero rows.
+/// The `rows` rows of `x` (`inner` wide) converted by `convert_row` (which writes a row's
+/// values and zeros after them) into rows `padded` wide, and `row_multiple`-aligned with zero
+/// rows.
 fn converted_rows<T: Copy + Default + Send + Sync>(
-    path: KernelPath,
     x: &[f32],
     (rows, inner): (usize, usize),
     padded: usize,
     row_multiple: usize,
-    convert: impl Fn(f32) -> T + Sync + Copy,
+    convert_row: impl Fn(&[f32], &mut [MaybeUninit<T>]) + Sync,
 ) -> Vec<T> {
     let len = rows.div_ceil(row_multiple) * row_multiple * padded;
     let mut xs = Vec::with_capacity(len);
@@ -266,7 +316,7 @@ fn converted_rows<T: Copy + Default + Send + Sync>(
         .with_min_len(16)
         .for_each(|(r, to)| {
             let from = x.get(r * inner..(r + 1) * inner).unwrap_or(&[]);
-            convert_row(path, from, to, convert);
+            convert_row(from, to);
         });
     // SAFETY: every row was written, values and padding.
     unsafe { xs.set_len(len) };
@@ -487,7 +537,9 @@ unsafe fn tile_avx2<const R: usize>(
 unsafe fn amx_product(x: &[f32], w: &PackedBf16, rows: usize, dst: &Output) {
     const TILE: usize = AMX_ROWS / 2;
     let padded = padded_inner(w.inner);
-    let xs = converted_rows(KernelPath::Amx, x, (rows, w.inner), padded, TILE, to_bf16);
+    let xs = converted_rows(x, (rows, w.inner), padded, TILE, |from, to| {
+        bf16_row(KernelPath::Amx, from, to);
+    });
     // The bias of every panel's 16 features, the padding's zero, for the tiles to load.
     let bias = dst.bias.map(|b| {
         let mut whole = b.to_vec();
@@ -581,6 +633,39 @@ mod tests {
         for v in values(1000, 3) {
             let b = from_bf16(to_bf16(v));
             assert!((b - v).abs() <= v.abs() / 256.0, "{v} -> {b}");
+        }
+    }
+
+    #[test]
+    fn rows_round_like_to_bf16_on_every_path() {
+        // Ties both ways, specials, subnormals, and bit patterns from all over the range; 77
+        // values, so the vector paths have a tail, then padding.
+        let mut from = vec![
+            1.0 + 1.0 / 256.0,
+            1.0 + 3.0 / 256.0,
+            -0.0,
+            1e-40,
+            -1e-40,
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0x7f80_0001),
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+        ];
+        let mut bits = 0x9e37_79b9u32;
+        while from.len() < 77 {
+            bits = bits.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            from.push(f32::from_bits(bits));
+        }
+        let want: Vec<u16> = from.iter().map(|&v| to_bf16(v)).chain([0; 19]).collect();
+        for path in KernelPath::supported() {
+            let mut to = vec![MaybeUninit::new(0xdead); want.len()];
+            bf16_row(path, &from, &mut to);
+            // SAFETY: every value was initialised above.
+            let got: Vec<u16> = to.iter().map(|v| unsafe { v.assume_init() }).collect();
+            assert_eq!(got, want, "{path:?}");
         }
     }
 

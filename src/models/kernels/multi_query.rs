@@ -361,8 +361,9 @@ mod tiles {
     use rayon::prelude::*;
 
     use super::super::amx::Tiles;
-    use super::super::bf16::to_bf16;
+    use super::super::bf16::{as_uninit, bf16_row};
     use super::super::softmax::exp_columns_on;
+    use super::super::transpose::{Write, transpose};
     use super::{Bias, Heads, PANEL, Shape, SharedOut, Task};
     use crate::models::kernels::path::KernelPath;
 
@@ -392,18 +393,45 @@ mod tiles {
             2 * self.keys_padded() * self.dims_padded()
         }
 
-        fn pack(&self, k: Heads, v: Heads, (row, head): (usize, usize), buffer: &mut [u16]) {
+        /// Packs one row's head into `buffer`, whose padding (keys past the last, dimensions
+        /// past the head's) is zero and stays so; `transposed` is room for the values
+        /// transposed in float32 before they are rounded row by row.
+        fn pack(
+            &self,
+            (k, v): (Heads, Heads),
+            (row, head): (usize, usize),
+            buffer: &mut [u16],
+            transposed: &mut Vec<f32>,
+        ) {
+            let (keys, head_dim) = (self.keys, self.head_dim);
             let (kp, dp) = (self.keys_padded(), self.dims_padded());
             let (packed_k, packed_v) = buffer.split_at_mut(kp * dp);
-            for s in 0..self.keys {
-                let key = k.token(row, head, s, self.head_dim);
-                for (d, &x) in key.iter().enumerate() {
-                    packed_k[s * dp + d] = to_bf16(x);
-                }
-                let value = v.token(row, head, s, self.head_dim);
-                for (d, &x) in value.iter().enumerate() {
-                    packed_v[d * kp + s] = to_bf16(x);
-                }
+            for s in 0..keys {
+                let key = k.token(row, head, s, head_dim);
+                // SAFETY: bf16_row writes only initialised values.
+                bf16_row(KernelPath::Amx, key, unsafe {
+                    as_uninit(&mut packed_k[s * dp..s * dp + head_dim])
+                });
+            }
+            transposed.resize(head_dim * keys, 0.0);
+            let (values, block) = v.tokens((row, head), 0, keys, head_dim);
+            // SAFETY: `values` holds the block (`tokens` checked it), `transposed` its
+            // `head_dim` rows of `keys`.
+            unsafe {
+                transpose(
+                    KernelPath::Amx,
+                    values,
+                    block,
+                    transposed.as_mut_ptr(),
+                    keys,
+                    Write::Store,
+                )
+            };
+            for (d, values) in transposed.chunks_exact(keys).enumerate() {
+                // SAFETY: as above.
+                bf16_row(KernelPath::Amx, values, unsafe {
+                    as_uninit(&mut packed_v[d * kp..d * kp + keys])
+                });
             }
         }
     }
@@ -451,26 +479,88 @@ mod tiles {
     ///
     /// # Safety
     /// The CPU must support AVX-512 F and BW.
-    #[target_feature(enable = "avx512f,avx512bw")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     unsafe fn as_weight_panels(x: &[f32], valid: usize, pairs: usize, w: &mut [u16]) {
+        use std::arch::x86_64::*;
         const ZEROS: [f32; PANEL] = [0.0; PANEL];
+        // Where each of the 32 outputs comes from in [16 even-row values, 16 odd-row values].
+        const INTERLEAVE: [u16; 2 * TILE_FEATURES] = {
+            let mut index = [0; 2 * TILE_FEATURES];
+            let mut j = 0;
+            while j < TILE_FEATURES {
+                index[2 * j] = j as u16;
+                index[2 * j + 1] = (TILE_FEATURES + j) as u16;
+                j += 1;
+            }
+            index
+        };
         let panel = 2 * pairs * TILE_FEATURES;
         assert!(w.len() == 3 * panel && x.len() >= valid * PANEL && valid <= 2 * pairs);
         let row = |k: usize| x.get(k * PANEL..(k + 1) * PANEL).filter(|_| k < valid);
+        // SAFETY: 32 u16 read from the index array.
+        let interleave = unsafe { _mm512_loadu_si512(INTERLEAVE.as_ptr().cast()) };
         for pair in 0..pairs {
             let even = row(2 * pair).unwrap_or(&ZEROS);
             let odd = row(2 * pair + 1).unwrap_or(&ZEROS);
             for p in 0..3 {
                 let out = &mut w[p * panel + pair * 2 * TILE_FEATURES..][..2 * TILE_FEATURES];
-                let features = p * TILE_FEATURES..(p + 1) * TILE_FEATURES;
-                for (j, (e, o)) in even[features.clone()]
-                    .iter()
-                    .zip(&odd[features])
-                    .enumerate()
-                {
-                    out[2 * j] = to_bf16(*e);
-                    out[2 * j + 1] = to_bf16(*o);
+                let first = p * TILE_FEATURES;
+                // SAFETY: 16 floats read at `first` of each 48-float row; 32 u16 written to
+                // `out`, which holds them. The conversion rounds as `to_bf16` does.
+                unsafe {
+                    let rounded = _mm512_cvtne2ps_pbh(
+                        _mm512_loadu_ps(odd[first..].as_ptr()),
+                        _mm512_loadu_ps(even[first..].as_ptr()),
+                    );
+                    let rounded = std::mem::transmute::<__m512bh, __m512i>(rounded);
+                    let pairs = _mm512_permutexvar_epi16(interleave, rounded);
+                    _mm512_storeu_si512(out.as_mut_ptr().cast(), pairs);
                 }
+            }
+        }
+    }
+
+    /// One task's buffers, reused from task to task on a thread (fresh ones cost a zeroing
+    /// each). The query rows past the head's dimensions are zero and stay so.
+    struct Scratch {
+        query_rows: Vec<f32>,
+        query_panels: Vec<u16>,
+        weights: Vec<f32>,
+        weight_panels: Vec<u16>,
+        context: Vec<f32>,
+    }
+
+    impl Scratch {
+        fn new(packing: Packing) -> Self {
+            let (kp, dp) = (packing.keys_padded(), packing.dims_padded());
+            Self {
+                query_rows: vec![0.0; dp * PANEL],
+                query_panels: vec![0; 3 * dp * TILE_FEATURES],
+                weights: vec![0.0; kp * PANEL],
+                weight_panels: vec![0; 3 * kp * TILE_FEATURES],
+                context: vec![0.0; dp * PANEL],
+            }
+        }
+
+        /// The task's `count` queries of its head, transposed: `head_dim` rows of [`PANEL`],
+        /// zeros past the last query.
+        fn transpose_queries(&mut self, q: Heads, task: &Task, count: usize) {
+            let head_dim = task.shape.head_dim;
+            let (queries, block) = q.tokens((task.row, task.head), task.first, count, head_dim);
+            // SAFETY: `queries` holds the block (`tokens` checked it); `query_rows` holds
+            // `head_dim` rows of PANEL, and the block writes `count` <= PANEL of each.
+            unsafe {
+                transpose(
+                    KernelPath::Amx,
+                    queries,
+                    block,
+                    self.query_rows.as_mut_ptr(),
+                    PANEL,
+                    Write::Store,
+                )
+            };
+            for row in self.query_rows.chunks_exact_mut(PANEL).take(head_dim) {
+                row[count..].fill(0.0);
             }
         }
     }
@@ -505,47 +595,51 @@ mod tiles {
             packed
                 .par_chunks_mut(packing.len())
                 .enumerate()
-                .for_each(|(head, buffer)| packing.pack(k, v, (row, head), buffer));
-            (0..heads * panels).into_par_iter().for_each(|task| {
-                let (head, panel) = (task / panels, task % panels);
-                let buffer = &packed[head * packing.len()..(head + 1) * packing.len()];
-                let (keys_in, values_in) = buffer.split_at(kp * dp);
-                let task = Task {
-                    path: KernelPath::Amx,
-                    row,
-                    head,
-                    first: panel * PANEL,
-                    shape,
-                };
-                let count = PANEL.min(queries - task.first);
-                // The panel's queries as three weight panels over the head dimensions.
-                let mut query_rows = vec![0f32; dp * PANEL];
-                for i in 0..count {
-                    let query = q.token(row, head, task.first + i, head_dim);
-                    for (d, &x) in query.iter().enumerate() {
-                        query_rows[d * PANEL + i] = x;
-                    }
-                }
-                let mut query_panels = vec![0u16; 3 * dp * TILE_FEATURES];
-                // SAFETY: the `amx` path has AVX-512.
-                unsafe { as_weight_panels(&query_rows, dp, dp / 2, &mut query_panels) };
-                // SAFETY: the caller checked that the tiles are usable.
-                let tiles = unsafe { Tiles::configure() };
-                let mut weights = vec![0f32; kp * PANEL];
-                // SAFETY: configured tiles; `keys_in` is `kp` rows of `dp`, the panels `dp / 2`
-                // pairs each, `weights` `kp` rows of PANEL.
-                unsafe { panel_product(&tiles, keys_in, dp, &query_panels, &mut weights) };
-                let weights = &mut weights[..keys * PANEL];
-                task.add_biases(biases, count, weights);
-                let sums = exp_columns_on(KernelPath::Amx, weights);
-                let mut weight_panels = vec![0u16; 3 * kp * TILE_FEATURES];
-                // SAFETY: as above.
-                unsafe { as_weight_panels(weights, keys, kp / 2, &mut weight_panels) };
-                let mut context = vec![0f32; dp * PANEL];
-                // SAFETY: as above, over `values_in` (`dp` rows of `kp`).
-                unsafe { panel_product(&tiles, values_in, kp, &weight_panels, &mut context) };
-                task.write_context(&context, &sums, &dst);
-            });
+                .for_each_init(Vec::new, |transposed, (head, buffer)| {
+                    packing.pack((k, v), (row, head), buffer, transposed);
+                });
+            let tasks = (0..heads * panels).into_par_iter();
+            tasks.for_each_init(
+                || Scratch::new(packing),
+                |scratch, task| {
+                    let (head, panel) = (task / panels, task % panels);
+                    let buffer = &packed[head * packing.len()..(head + 1) * packing.len()];
+                    let (keys_in, values_in) = buffer.split_at(kp * dp);
+                    let task = Task {
+                        path: KernelPath::Amx,
+                        row,
+                        head,
+                        first: panel * PANEL,
+                        shape,
+                    };
+                    let count = PANEL.min(queries - task.first);
+                    // The panel's queries as three weight panels over the head dimensions.
+                    scratch.transpose_queries(q, &task, count);
+                    let Scratch {
+                        query_rows,
+                        query_panels,
+                        weights,
+                        weight_panels,
+                        context,
+                    } = scratch;
+                    // SAFETY: the `amx` path has AVX-512 F, BW and BF16.
+                    unsafe { as_weight_panels(query_rows, dp, dp / 2, query_panels) };
+                    // SAFETY: the caller checked that the tiles are usable.
+                    let tiles = unsafe { Tiles::configure() };
+                    // SAFETY: configured tiles; `keys_in` is `kp` rows of `dp`, the panels
+                    // `dp / 2` pairs each, `weights` `kp` rows of PANEL (all written).
+                    unsafe { panel_product(&tiles, keys_in, dp, query_panels, weights) };
+                    let weights = &mut weights[..keys * PANEL];
+                    task.add_biases(biases, count, weights);
+                    let sums = exp_columns_on(KernelPath::Amx, weights);
+                    // SAFETY: as above.
+                    unsafe { as_weight_panels(weights, keys, kp / 2, weight_panels) };
+                    // SAFETY: as above, over `values_in` (`dp` rows of `kp`); `context` is
+                    // `dp` rows of PANEL (all written).
+                    unsafe { panel_product(&tiles, values_in, kp, weight_panels, context) };
+                    task.write_context(context, &sums, &dst);
+                },
+            );
         }
         out
     }

@@ -54,10 +54,11 @@ impl KernelPath {
         }
     }
 
-    /// The CPU features this path's kernels are compiled for (`amx`: `avx512`'s, and the
-    /// tiles with bfloat16 products, which the process may use).
+    /// The CPU features this path's kernels are compiled for (`amx`: `avx512`'s, the
+    /// conversion to bfloat16 of AVX512-BF16, which every CPU with the tiles has, and the tiles
+    /// with bfloat16 products, which the process may use).
     fn features(self) -> &'static [&'static str] {
-        const AVX512_AND_AMX: [&str; 9] = [
+        const AVX512_AND_AMX: [&str; 10] = [
             "avx2",
             "fma",
             "f16c",
@@ -66,6 +67,7 @@ impl KernelPath {
             "avx512vl",
             "avx512dq",
             "avx512vnni",
+            "avx512bf16",
             "amx-bf16",
         ];
         match self {
@@ -162,6 +164,7 @@ fn cpu_has(feature: &str) -> bool {
         "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
         "avx512dq" => std::arch::is_x86_feature_detected!("avx512dq"),
         "avx512vnni" => std::arch::is_x86_feature_detected!("avx512vnni"),
+        "avx512bf16" => std::arch::is_x86_feature_detected!("avx512bf16"),
         // The tiles, with the kernel's leave to use them (asked for once, here).
         "amx-bf16" => super::amx::usable(),
         _ => false,
