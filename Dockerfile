@@ -6,9 +6,11 @@
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+# Compiled in: the preset catalogue and NLTK's Punkt parameters (precis eval).
 COPY models ./models
+COPY data ./data
 RUN cargo build --release --locked --bin precis
 
 FROM debian:bookworm-slim
