@@ -1,33 +1,25 @@
 //! With the `cuda` feature, compiles the CUDA kernels under `src/models/kernels/*.cu` to PTX
-//! (loaded by the driver at run time) with nvcc, as candle's own kernels are: for compute
-//! capability `CUDA_COMPUTE_CAP` (default 80, Ampere; PTX also runs on every later GPU).
-//! Without it, nothing.
-
-use std::path::PathBuf;
-use std::process::Command;
-
-const KERNELS: &[&str] = &["cuda_softmax"];
+//! (which the driver compiles for the GPU at run time) through cudaforge, as candle's own
+//! kernels are: nvcc from the CUDA toolkit, for the compute capability in `CUDA_COMPUTE_CAP`
+//! or the one nvidia-smi reports. Without the feature, nothing.
 
 fn main() {
-    println!("cargo::rerun-if-env-changed=CUDA_COMPUTE_CAP");
-    println!("cargo::rerun-if-env-changed=NVCC");
-    if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
-        return;
-    }
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "80".to_string());
-    let cap: String = cap.chars().filter(char::is_ascii_digit).collect();
-    let nvcc = std::env::var("NVCC").unwrap_or_else(|_| "nvcc".to_string());
-    for kernel in KERNELS {
-        let source = format!("src/models/kernels/{kernel}.cu");
-        println!("cargo::rerun-if-changed={source}");
-        let ptx = out.join(format!("{kernel}.ptx"));
-        let status = Command::new(&nvcc)
-            .args(["--ptx", "-O3", &format!("-arch=compute_{cap}"), "-o"])
-            .arg(&ptx)
-            .arg(&source)
-            .status()
-            .unwrap_or_else(|e| panic!("the cuda feature needs nvcc ({nvcc}: {e})"));
-        assert!(status.success(), "nvcc failed on {source}");
+    #[cfg(feature = "cuda")]
+    cuda::compile_kernels();
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    const KERNELS: &[&str] = &["src/models/kernels/cuda_softmax.cu"];
+
+    pub fn compile_kernels() {
+        for kernel in KERNELS {
+            println!("cargo::rerun-if-changed={kernel}");
+        }
+        cudaforge::KernelBuilder::new()
+            .source_files(KERNELS.iter().copied())
+            .arg("-O3")
+            .build_ptx()
+            .unwrap_or_else(|e| panic!("the cuda feature compiles {KERNELS:?} with nvcc: {e}"));
     }
 }
