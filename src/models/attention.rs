@@ -63,15 +63,7 @@ pub fn attend(
             .reshape((kv_rows, heads, group * queries, head_dim))?
     };
     let scores = grouped_q.matmul(&k.t()?)?;
-    #[cfg(feature = "cuda")]
-    let fused = if group == 1 {
-        super::kernels::cuda_softmax::softmax_with_biases(&scores, biases)?
-    } else {
-        None
-    };
-    #[cfg(not(feature = "cuda"))]
-    let fused = None;
-    let weights = match fused {
+    let weights = match fused_weights(&scores, biases, group)? {
         Some(weights) => weights,
         None => {
             let bias = grouped_bias(summed(biases)?, (rows, kv_rows, group, queries))?;
@@ -88,6 +80,17 @@ pub fn attend(
         .reshape((kv_rows, heads, group, queries, head_dim))?
         .permute((0, 2, 3, 1, 4))?
         .reshape((rows, queries, heads * head_dim))
+}
+
+/// The attention weights `softmax(scores + Σ biases)` from the CUDA kernel of
+/// `kernels::cuda_softmax`, where it applies (on a GPU, one query row per key/value row).
+fn fused_weights(scores: &Tensor, biases: &[&Tensor], group: usize) -> Result<Option<Tensor>> {
+    #[cfg(feature = "cuda")]
+    if group == 1 {
+        return super::kernels::cuda_softmax::softmax_with_biases(scores, biases);
+    }
+    let _ = (scores, biases, group);
+    Ok(None)
 }
 
 /// The summed bias of an attention whose query rows come in groups of `group` sharing one

@@ -20,7 +20,7 @@ const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/cuda_softmax.ptx"));
 /// The name candle caches the loaded PTX under.
 const MODULE: &str = "precis_softmax_biased";
 
-/// Biases one kernel call takes; more are summed first.
+/// Biases one kernel call takes; with more, attention uses candle's kernels.
 const MAX_BIASES: usize = 2;
 
 /// Rows per block of threads: one warp each.
@@ -142,14 +142,14 @@ impl SoftmaxBiased {
         let func = device.get_or_load_custom_func(kernel, MODULE, PTX)?;
         // SAFETY: the kernel writes every one of the `rows x keys` values.
         let out = unsafe { device.alloc::<T>(rows * keys)? };
-        let (as_i64, none) = (|n: usize| n as i64, &scores);
-        let (rows_arg, keys_arg) = (as_i64(rows), as_i64(keys));
-        let (heads_arg, queries_arg) = (as_i64(heads), as_i64(queries));
+        // The kernel's int64_t sizes.
+        let [rows_arg, keys_arg, heads_arg, queries_arg] =
+            [rows, keys, heads, queries].map(|n| n as i64);
         let mut builder = func.builder();
         builder.arg(&scores);
         // An absent bias is never read: any pointer of the type will do.
-        builder.arg(views.first().unwrap_or(none));
-        builder.arg(views.get(1).unwrap_or(none));
+        builder.arg(views.first().unwrap_or(&scores));
+        builder.arg(views.get(1).unwrap_or(&scores));
         builder.arg(&out);
         builder.arg(&rows_arg);
         builder.arg(&keys_arg);
