@@ -165,13 +165,11 @@ unsafe fn bf16_whole_vectors(from: &[f32], to: &mut [MaybeUninit<u16>]) -> usize
     whole
 }
 
-/// `values` as memory to write bfloat16 rows into.
-///
-/// # Safety
-/// Only initialised values may be written through the result (as [`bf16_row`] does).
-pub(super) unsafe fn as_uninit(values: &mut [u16]) -> &mut [MaybeUninit<u16>] {
-    // SAFETY: the same layout; the caller writes only initialised values.
-    unsafe { &mut *(std::ptr::from_mut(values) as *mut [MaybeUninit<u16>]) }
+/// [`bf16_row`] into values already initialised.
+pub(super) fn bf16_row_into(path: KernelPath, from: &[f32], to: &mut [u16]) {
+    // SAFETY: the same layout, and `bf16_row` writes only initialised values through it.
+    let to = unsafe { &mut *(std::ptr::from_mut(to) as *mut [MaybeUninit<u16>]) };
+    bf16_row(path, from, to);
 }
 
 /// The float32 value of the bfloat16 `b` (exact).

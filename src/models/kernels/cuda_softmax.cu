@@ -19,7 +19,7 @@ __device__ __forceinline__ void narrow(float x, float *out) { *out = x; }
 __device__ __forceinline__ void narrow(float x, __nv_bfloat16 *out) { *out = __float2bfloat16_rn(x); }
 __device__ __forceinline__ void narrow(float x, __half *out) { *out = __float2half_rn(x); }
 
-// A bias: its first element and its (batch, head, query, key) strides; `present` 0 for none.
+// A bias's (batch, head, query, key) strides in elements; `present` 0 for none.
 struct Bias {
     int64_t strides[4];
     int32_t present;

@@ -361,7 +361,7 @@ mod tiles {
     use rayon::prelude::*;
 
     use super::super::amx::Tiles;
-    use super::super::bf16::{as_uninit, bf16_row};
+    use super::super::bf16::bf16_row_into;
     use super::super::softmax::exp_columns_on;
     use super::super::transpose::{Write, transpose};
     use super::{Bias, Heads, PANEL, Shape, SharedOut, Task};
@@ -408,10 +408,11 @@ mod tiles {
             let (packed_k, packed_v) = buffer.split_at_mut(kp * dp);
             for s in 0..keys {
                 let key = k.token(row, head, s, head_dim);
-                // SAFETY: bf16_row writes only initialised values.
-                bf16_row(KernelPath::Amx, key, unsafe {
-                    as_uninit(&mut packed_k[s * dp..s * dp + head_dim])
-                });
+                bf16_row_into(
+                    KernelPath::Amx,
+                    key,
+                    &mut packed_k[s * dp..s * dp + head_dim],
+                );
             }
             transposed.resize(head_dim * keys, 0.0);
             let (values, block) = v.tokens((row, head), 0, keys, head_dim);
@@ -428,10 +429,11 @@ mod tiles {
                 )
             };
             for (d, values) in transposed.chunks_exact(keys).enumerate() {
-                // SAFETY: as above.
-                bf16_row(KernelPath::Amx, values, unsafe {
-                    as_uninit(&mut packed_v[d * kp..d * kp + keys])
-                });
+                bf16_row_into(
+                    KernelPath::Amx,
+                    values,
+                    &mut packed_v[d * kp..d * kp + keys],
+                );
             }
         }
     }
