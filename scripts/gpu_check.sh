@@ -206,7 +206,7 @@ fi
 kernel_paths=()
 unsupported=()
 probe="tests/fixtures/t5-tiny"
-candidates="${GPU_CHECK_CPU_PATHS:-amx avx512 avx2-vnni avx2 portable}"
+candidates="${GPU_CHECK_CPU_PATHS:-amx avx512-bf16 avx512 avx2-vnni avx2 portable}"
 [ "$candidates" == "none" ] && candidates=""
 for path in $candidates; do
     if PRECIS_CPU_KERNELS="$path" summarize cpu f32 "$probe" 1 "$out/articles/short.txt" \

@@ -258,7 +258,7 @@ fn attend_one_as<const D: usize>(
     match path {
         // SAFETY: the CPU supports the path's features (`path` is one it runs).
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512 => unsafe {
+        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
             scores_avx512(q, k, offset, bias, &mut scores)
         },
         #[cfg(target_arch = "x86_64")]
@@ -271,7 +271,7 @@ fn attend_one_as<const D: usize>(
     match path {
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512 => unsafe {
+        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
             weighted_sum_avx512::<D>(&scores, v, offset, out)
         },
         #[cfg(target_arch = "x86_64")]

@@ -60,7 +60,9 @@ pub unsafe fn dots(path: KernelPath, tile: &Tile, acc: &mut [i32; TILE_TOKENS * 
     // (checked above), and the caller guarantees the CPU supports the path.
     match path {
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512 => unsafe { avx512::dots(tile, acc) },
+        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
+            avx512::dots(tile, acc)
+        },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2Vnni => unsafe { avx_vnni::dots(tile, acc) },
         #[cfg(target_arch = "x86_64")]

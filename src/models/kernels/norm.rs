@@ -34,7 +34,7 @@ pub(crate) fn rms_norm_on(path: KernelPath, x: &[f32], weight: &[f32], eps: f32)
                 match path {
                     // SAFETY: the CPU supports the path's features (`path` is one it runs).
                     #[cfg(target_arch = "x86_64")]
-                    KernelPath::Amx | KernelPath::Avx512 => unsafe {
+                    KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
                         row_avx512(x, weight, eps, out)
                     },
                     #[cfg(target_arch = "x86_64")]

@@ -27,6 +27,11 @@ pub enum KernelPath {
     /// AVX-512 F/BW/VL/DQ with AVX512-VNNI: 16-lane float32 and 512-bit `vpdpbusd`
     /// (Intel Xeon since Cascade Lake, AMD EPYC since Zen 4).
     Avx512,
+    /// The AVX-512 path plus AVX512-BF16 (AMD EPYC since Zen 4, Intel Xeon since Cooper Lake):
+    /// `--dtype bf16` products by `vdpbf16ps`, 32 multiply-adds an instruction, with the bits
+    /// of the widening kernels ([`super::bf16`]); float32 and int8 products run the `avx512`
+    /// kernels.
+    Avx512Bf16,
     /// The AVX-512 path plus Intel's AMX tiles with bfloat16 products (Intel Xeon since
     /// Sapphire Rapids): `--dtype bf16` products run on the tiles ([`super::amx`]); float32
     /// and int8 products run the `avx512` kernels, so their results are those of `avx512`.
@@ -35,8 +40,9 @@ pub enum KernelPath {
 
 impl KernelPath {
     /// Every path, fastest first.
-    pub const ALL: [KernelPath; 5] = [
+    pub const ALL: [KernelPath; 6] = [
         Self::Amx,
+        Self::Avx512Bf16,
         Self::Avx512,
         Self::Avx2Vnni,
         Self::Avx2,
@@ -50,13 +56,14 @@ impl KernelPath {
             Self::Avx2 => "avx2",
             Self::Avx2Vnni => "avx2-vnni",
             Self::Avx512 => "avx512",
+            Self::Avx512Bf16 => "avx512-bf16",
             Self::Amx => "amx",
         }
     }
 
-    /// The CPU features this path's kernels are compiled for (`amx`: `avx512`'s, the
-    /// conversion to bfloat16 of AVX512-BF16, which every CPU with the tiles has, and the tiles
-    /// with bfloat16 products, which the process may use).
+    /// The CPU features this path's kernels are compiled for (`avx512-bf16`: `avx512`'s and
+    /// AVX512-BF16; `amx`: those, which every CPU with the tiles has, and the tiles with
+    /// bfloat16 products, which the process may use).
     fn features(self) -> &'static [&'static str] {
         const AVX512_AND_AMX: [&str; 10] = [
             "avx2",
@@ -75,6 +82,7 @@ impl KernelPath {
             Self::Avx2 => &["avx2", "fma", "f16c"],
             Self::Avx2Vnni => &["avx2", "fma", "f16c", "avxvnni"],
             Self::Avx512 => &AVX512_AND_AMX[..8],
+            Self::Avx512Bf16 => &AVX512_AND_AMX[..9],
             Self::Amx => &AVX512_AND_AMX,
         }
     }
@@ -238,7 +246,7 @@ mod tests {
         assert!(
             message.contains(KERNELS_ENV)
                 && message.contains("sse9")
-                && message.contains("amx, avx512, avx2-vnni, avx2, portable"),
+                && message.contains("amx, avx512-bf16, avx512, avx2-vnni, avx2, portable"),
             "{message}"
         );
     }
@@ -267,7 +275,19 @@ mod tests {
         let zen4 = |feature: &str| feature != "amx-bf16" && feature != "avxvnni";
         assert_eq!(
             KernelPath::supported_with(&zen4),
-            [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Portable]
+            [
+                KernelPath::Avx512Bf16,
+                KernelPath::Avx512,
+                KernelPath::Avx2,
+                KernelPath::Portable
+            ]
+        );
+        // AVX-512 without AVX512-BF16 (Intel Xeon Cascade Lake): no `avx512-bf16` either.
+        let cascade_lake =
+            |feature: &str| !matches!(feature, "amx-bf16" | "avx512bf16" | "avxvnni");
+        assert_eq!(
+            KernelPath::supported_with(&cascade_lake)[0],
+            KernelPath::Avx512
         );
         let message = KernelPath::requested_with("amx", &zen4)
             .unwrap_err()

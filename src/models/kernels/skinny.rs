@@ -76,7 +76,9 @@ fn dot_block(path: KernelPath, x: &[f32], w: &[f32], rows: usize, inner: usize, 
     match path {
         // SAFETY (both arms): the CPU supports the path's features (`path` is one it runs).
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512 => unsafe { avx512::dot_block(x, w, rows, inner, yt) },
+        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
+            avx512::dot_block(x, w, rows, inner, yt)
+        },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe {
             avx2::dot_block(x, w, rows, inner, yt)

@@ -17,7 +17,9 @@ pub(crate) fn softmax_on(path: KernelPath, row: &mut [f32]) {
     match path {
         // SAFETY: the CPU supports the path's features (`path` is one it runs).
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512 => unsafe { softmax_avx512(row) },
+        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
+            softmax_avx512(row)
+        },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe { softmax_avx2(row) },
         _ => softmax_with(row, exp_libm),
@@ -46,7 +48,9 @@ pub(crate) fn exp_columns_on(path: KernelPath, block: &mut [f32]) -> [f32; PANEL
     match path {
         // SAFETY: the CPU supports the path's features (`path` is one it runs).
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512 => unsafe { exp_columns_avx512(block) },
+        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
+            exp_columns_avx512(block)
+        },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe { exp_columns_avx2(block) },
         _ => exp_columns_with(block, exp_libm),
