@@ -43,7 +43,7 @@ const CHUNK: usize = 32;
 /// Rows of inputs the widening kernels take at once (each keeps a row's 16 sums in
 /// registers): at most this many, [`tile_rows`] on a path. The `vdpbf16ps` kernel takes as
 /// many against two panels (16 sums in registers, and each input pair read once for both).
-const TILE_ROWS: usize = 8;
+pub(super) const TILE_ROWS: usize = 8;
 /// Rows of inputs the AMX kernel takes at once: two input tiles.
 const AMX_ROWS: usize = 32;
 
@@ -584,7 +584,12 @@ unsafe fn dot_product(x: &[f32], w: &PackedBf16, rows: usize, dst: &Output) {
 /// The CPU must support AVX-512 F and BF16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn dot_tile(x: &[u16], padded: usize, weights: &[u16], sums: &mut [[f32; 2 * PANEL]]) {
+pub(super) unsafe fn dot_tile(
+    x: &[u16],
+    padded: usize,
+    weights: &[u16],
+    sums: &mut [[f32; 2 * PANEL]],
+) {
     let panels = weights.len() / (PANEL * padded);
     assert!(x.len() == sums.len() * padded && weights.len() == panels * PANEL * padded);
     assert!((1..=TILE_ROWS).contains(&sums.len()) && (1..=2).contains(&panels));

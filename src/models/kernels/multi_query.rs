@@ -17,11 +17,12 @@
 //! Each input row's keys and values are packed once per head, for all its query panels.
 //! Every sum runs over keys or head dimensions in a fixed order, whatever the batch.
 //!
-//! With [`Products::Bf16`] on the `amx` path (`--dtype bf16`), both products run on the AMX
-//! tiles instead ([`super::amx`]): queries, keys, values and the exponentiated scores are
-//! rounded to bfloat16 and summed in float32, as PyTorch's bfloat16 attention does; the
-//! biases, the softmax and the division stay float32. Elsewhere both products stay float32
-//! (the widening bfloat16 kernels would be no faster than these tiles).
+//! With [`Products::Bf16`] (`--dtype bf16`) on the `amx` path, both products run on the AMX
+//! tiles instead ([`super::amx`]), and on `avx512-bf16` on `vdpbf16ps` ([`super::bf16`]):
+//! queries, keys, values and the exponentiated scores are rounded to bfloat16 and summed in
+//! float32, as PyTorch's bfloat16 attention does; the biases, the softmax and the division
+//! stay float32. Elsewhere both products stay float32 (the widening bfloat16 kernels would
+//! be no faster than these tiles).
 
 use rayon::prelude::*;
 
@@ -108,9 +109,10 @@ pub fn multi_query(
 ) -> Vec<f32> {
     let path = path::active();
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    if products == Products::Bf16 && path == KernelPath::Amx {
-        // SAFETY: the `amx` path exists only where the tiles are usable.
-        return unsafe { tiles::multi_query((q, k, v), biases, shape) };
+    if products == Products::Bf16 && matches!(path, KernelPath::Amx | KernelPath::Avx512Bf16) {
+        // SAFETY: the `amx` path exists only where the tiles are usable, and both paths
+        // have AVX-512 F/BW and BF16.
+        return unsafe { tiles::multi_query(path, (q, k, v), biases, shape) };
     }
     let _ = products;
     multi_query_on(path, (q, k, v), biases, shape)
@@ -355,13 +357,14 @@ impl Task {
     }
 }
 
-/// Both products of attention on the AMX tiles (see the module header).
+/// Both products of attention in bfloat16, on the AMX tiles or by `vdpbf16ps` (see the
+/// module header).
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod tiles {
     use rayon::prelude::*;
 
     use super::super::amx::Tiles;
-    use super::super::bf16::bf16_row_into;
+    use super::super::bf16::{TILE_ROWS, bf16_row_into, dot_tile};
     use super::super::softmax::exp_columns_on;
     use super::super::transpose::{Write, transpose};
     use super::{Bias, Heads, PANEL, Shape, SharedOut, Task};
@@ -398,6 +401,7 @@ mod tiles {
         /// transposed in float32 before they are rounded row by row.
         fn pack(
             &self,
+            path: KernelPath,
             (k, v): (Heads, Heads),
             (row, head): (usize, usize),
             buffer: &mut [u16],
@@ -408,11 +412,7 @@ mod tiles {
             let (packed_k, packed_v) = buffer.split_at_mut(kp * dp);
             for s in 0..keys {
                 let key = k.token(row, head, s, head_dim);
-                bf16_row_into(
-                    KernelPath::Amx,
-                    key,
-                    &mut packed_k[s * dp..s * dp + head_dim],
-                );
+                bf16_row_into(path, key, &mut packed_k[s * dp..s * dp + head_dim]);
             }
             transposed.resize(head_dim * keys, 0.0);
             let (values, block) = v.tokens((row, head), 0, keys, head_dim);
@@ -420,7 +420,7 @@ mod tiles {
             // `head_dim` rows of `keys`.
             unsafe {
                 transpose(
-                    KernelPath::Amx,
+                    path,
                     values,
                     block,
                     transposed.as_mut_ptr(),
@@ -429,11 +429,7 @@ mod tiles {
                 )
             };
             for (d, values) in transposed.chunks_exact(keys).enumerate() {
-                bf16_row_into(
-                    KernelPath::Amx,
-                    values,
-                    &mut packed_v[d * kp..d * kp + keys],
-                );
+                bf16_row_into(path, values, &mut packed_v[d * kp..d * kp + keys]);
             }
         }
     }
@@ -474,13 +470,39 @@ mod tiles {
         }
     }
 
-    /// Writes the `rows` rows of [`PANEL`] floats `x` (the first `valid` of them, zeros for
-    /// the rest up to `pairs` × 2) as three weight panels of bfloat16 pairs into `w`.
-    /// Compiled for AVX-512 (the path has it), where the rounding and the interleaving of two
-    /// rows vectorise: this runs over every score of the attention.
+    /// [`panel_product`] by `vdpbf16ps`: 8 rows at a time against the first two panels, then
+    /// against the third.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F and BW.
+    /// The CPU must support AVX-512 F and BF16; the buffers must hold what is described.
+    unsafe fn dot_panel_product(x: &[u16], inner: usize, w: &[u16], out: &mut [f32]) {
+        let rows = x.len() / inner;
+        let panel = inner * TILE_FEATURES;
+        assert!(x.len() == rows * inner && rows.is_multiple_of(TILE_ROWS));
+        assert!(w.len() == 3 * panel && out.len() >= rows * PANEL);
+        let mut sums = [[0f32; 2 * TILE_FEATURES]; TILE_ROWS];
+        for r0 in (0..rows).step_by(TILE_ROWS) {
+            let x = &x[r0 * inner..(r0 + TILE_ROWS) * inner];
+            let out = &mut out[r0 * PANEL..(r0 + TILE_ROWS) * PANEL];
+            for (first, panels) in [(0, 0..2 * panel), (2 * TILE_FEATURES, 2 * panel..3 * panel)] {
+                // SAFETY: the CPU's features are the caller's promise; `x` is 8 rows of
+                // `inner`, `w[panels]` one or two whole panels over them.
+                unsafe { dot_tile(x, inner, &w[panels.clone()], &mut sums) };
+                let width = (panels.len() / panel) * TILE_FEATURES;
+                for (out, sums) in out.chunks_exact_mut(PANEL).zip(&sums) {
+                    out[first..first + width].copy_from_slice(&sums[..width]);
+                }
+            }
+        }
+    }
+
+    /// Writes the `rows` rows of [`PANEL`] floats `x` (the first `valid` of them, zeros for
+    /// the rest up to `pairs` × 2) as three weight panels of bfloat16 pairs into `w`.
+    /// Compiled for AVX-512 (both paths have it), where the rounding and the interleaving of
+    /// two rows vectorise: this runs over every score of the attention.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and BF16.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     unsafe fn as_weight_panels(x: &[f32], valid: usize, pairs: usize, w: &mut [u16]) {
         use std::arch::x86_64::*;
@@ -553,7 +575,7 @@ mod tiles {
             // `head_dim` rows of PANEL, and the block writes `count` <= PANEL of each.
             unsafe {
                 transpose(
-                    KernelPath::Amx,
+                    task.path,
                     queries,
                     block,
                     self.query_rows.as_mut_ptr(),
@@ -567,11 +589,13 @@ mod tiles {
         }
     }
 
-    /// [`super::multi_query`] on the tiles.
+    /// [`super::multi_query`] on the tiles (`path` `amx`) or by `vdpbf16ps` (`avx512-bf16`).
     ///
     /// # Safety
-    /// [`super::super::amx::usable`] must hold.
+    /// `path` is one of those two, and one the CPU supports (on `amx`,
+    /// [`super::super::amx::usable`] holds).
     pub(super) unsafe fn multi_query(
+        path: KernelPath,
         (q, k, v): (Heads, Heads, Heads),
         biases: &[Bias],
         shape: Shape,
@@ -598,7 +622,7 @@ mod tiles {
                 .par_chunks_mut(packing.len())
                 .enumerate()
                 .for_each_init(Vec::new, |transposed, (head, buffer)| {
-                    packing.pack((k, v), (row, head), buffer, transposed);
+                    packing.pack(path, (k, v), (row, head), buffer, transposed);
                 });
             let tasks = (0..heads * panels).into_par_iter();
             tasks.for_each_init(
@@ -608,7 +632,7 @@ mod tiles {
                     let buffer = &packed[head * packing.len()..(head + 1) * packing.len()];
                     let (keys_in, values_in) = buffer.split_at(kp * dp);
                     let task = Task {
-                        path: KernelPath::Amx,
+                        path,
                         row,
                         head,
                         first: panel * PANEL,
@@ -624,21 +648,26 @@ mod tiles {
                         weight_panels,
                         context,
                     } = scratch;
-                    // SAFETY: the `amx` path has AVX-512 F, BW and BF16.
+                    // SAFETY: both paths have AVX-512 F, BW and BF16.
                     unsafe { as_weight_panels(query_rows, dp, dp / 2, query_panels) };
-                    // SAFETY: the caller checked that the tiles are usable.
-                    let tiles = unsafe { Tiles::configure() };
-                    // SAFETY: configured tiles; `keys_in` is `kp` rows of `dp`, the panels
-                    // `dp / 2` pairs each, `weights` `kp` rows of PANEL (all written).
-                    unsafe { panel_product(&tiles, keys_in, dp, query_panels, weights) };
+                    // SAFETY: on `amx` the caller checked that the tiles are usable.
+                    let tiles = (path == KernelPath::Amx).then(|| unsafe { Tiles::configure() });
+                    let product = |x: &[u16], inner, w: &[u16], out: &mut [f32]| match &tiles {
+                        // SAFETY: configured tiles, or a CPU with AVX-512 F and BF16; `x` is
+                        // whole chunks of rows of `inner`, `w` three panels of `inner / 2`
+                        // pairs, `out` as many rows of PANEL (all written).
+                        Some(tiles) => unsafe { panel_product(tiles, x, inner, w, out) },
+                        None => unsafe { dot_panel_product(x, inner, w, out) },
+                    };
+                    // `keys_in` is `kp` rows of `dp`, `weights` `kp` rows of PANEL.
+                    product(keys_in, dp, query_panels, weights);
                     let weights = &mut weights[..keys * PANEL];
                     task.add_biases(biases, count, weights);
-                    let sums = exp_columns_on(KernelPath::Amx, weights);
+                    let sums = exp_columns_on(path, weights);
                     // SAFETY: as above.
                     unsafe { as_weight_panels(weights, keys, kp / 2, weight_panels) };
-                    // SAFETY: as above, over `values_in` (`dp` rows of `kp`); `context` is
-                    // `dp` rows of PANEL (all written).
-                    unsafe { panel_product(&tiles, values_in, kp, weight_panels, context) };
+                    // Over `values_in` (`dp` rows of `kp`); `context` is `dp` rows of PANEL.
+                    product(values_in, kp, weight_panels, context);
                     task.write_context(context, &sums, &dst);
                 },
             );
@@ -747,8 +776,9 @@ mod tests {
     }
 
     /// The largest error of `multi_query` with bfloat16 products against the formula, over
-    /// the largest output, for inputs scaled by `scale`; on a path without the tiles, checks
-    /// that the products stay float32 (the same bits as [`Products::Float32`]) and returns 0.
+    /// the largest output, for inputs scaled by `scale`; on a path with neither the tiles nor
+    /// `vdpbf16ps`, checks that the products stay float32 (the same bits as
+    /// [`Products::Float32`]) and returns 0.
     fn bf16_error(shape: Shape, scale: f32) -> f32 {
         let Shape {
             rows,
@@ -778,11 +808,11 @@ mod tests {
         );
         let run = |products| multi_query(inputs.0, inputs.1, inputs.2, &biases, shape, products);
         let ours = run(Products::Bf16);
-        if path::active() != KernelPath::Amx {
+        if !matches!(path::active(), KernelPath::Amx | KernelPath::Avx512Bf16) {
             assert_eq!(
                 ours,
                 run(Products::Float32),
-                "{shape:?}: float32 off the tiles"
+                "{shape:?}: float32 without the tiles or vdpbf16ps"
             );
             return 0.0;
         }
@@ -799,7 +829,7 @@ mod tests {
     }
 
     #[test]
-    fn bf16_products_stay_close_to_the_formula_on_the_tiles() {
+    fn bf16_products_stay_close_to_the_formula_on_the_tiles_and_vdpbf16ps() {
         // Head widths that are and are not whole chunks, keys and queries past whole tiles
         // and panels, and attention as sharp as a trained model's (scale 0.3: scores of a few
         // units) and sharper. Measured 0.24%, 0.25% and 0.6% of the largest output; a weight
