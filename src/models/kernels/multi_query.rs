@@ -238,18 +238,7 @@ impl Task {
         let count = PANEL.min(queries - self.first);
         // The panel's queries as a weight panel: row `d` holds dimension `d` of each query.
         let mut panel = vec![0f32; head_dim * PANEL];
-        let (src, block) = q.tokens((self.row, self.head), self.first, count, head_dim);
-        // SAFETY: `tokens` checked the reads; `panel` holds `head_dim` rows of PANEL >= count.
-        unsafe {
-            transpose(
-                self.path,
-                src,
-                block,
-                panel.as_mut_ptr(),
-                PANEL,
-                Write::Store,
-            )
-        };
+        self.transpose_queries(q, count, &mut panel);
         let mut weights = vec![0f32; keys * PANEL];
         let scores = Tile {
             w: &panel,
@@ -282,6 +271,29 @@ impl Task {
             unsafe { microkernel::f32_tile(self.path, &tile, context.as_mut_ptr()) };
         }
         self.write_context(&context, &sums, dst);
+    }
+
+    /// The task's `count` queries of its head, transposed into the first `head_dim` rows of
+    /// [`PANEL`] of `rows`, zeros past the last query (`rows` may be reused from another task).
+    fn transpose_queries(&self, q: Heads, count: usize, rows: &mut [f32]) {
+        let head_dim = self.shape.head_dim;
+        assert!(count <= PANEL && rows.len() >= head_dim * PANEL);
+        let (queries, block) = q.tokens((self.row, self.head), self.first, count, head_dim);
+        // SAFETY: `queries` holds the block (`tokens` checked it); `rows` holds `head_dim`
+        // rows of PANEL (checked above), and the block writes `count` <= PANEL of each.
+        unsafe {
+            transpose(
+                self.path,
+                queries,
+                block,
+                rows.as_mut_ptr(),
+                PANEL,
+                Write::Store,
+            )
+        };
+        for row in rows.chunks_exact_mut(PANEL).take(head_dim) {
+            row[count..].fill(0.0);
+        }
     }
 
     /// Writes the contextᵀ `context` (`head_dim` rows of [`PANEL`] queries, the first of them
@@ -565,28 +577,6 @@ mod tiles {
                 context: vec![0.0; dp * PANEL],
             }
         }
-
-        /// The task's `count` queries of its head, transposed: `head_dim` rows of [`PANEL`],
-        /// zeros past the last query.
-        fn transpose_queries(&mut self, q: Heads, task: &Task, count: usize) {
-            let head_dim = task.shape.head_dim;
-            let (queries, block) = q.tokens((task.row, task.head), task.first, count, head_dim);
-            // SAFETY: `queries` holds the block (`tokens` checked it); `query_rows` holds
-            // `head_dim` rows of PANEL, and the block writes `count` <= PANEL of each.
-            unsafe {
-                transpose(
-                    task.path,
-                    queries,
-                    block,
-                    self.query_rows.as_mut_ptr(),
-                    PANEL,
-                    Write::Store,
-                )
-            };
-            for row in self.query_rows.chunks_exact_mut(PANEL).take(head_dim) {
-                row[count..].fill(0.0);
-            }
-        }
     }
 
     /// [`super::multi_query`] on the tiles (`path` `amx`) or by `vdpbf16ps` (`avx512-bf16`).
@@ -640,7 +630,7 @@ mod tiles {
                     };
                     let count = PANEL.min(queries - task.first);
                     // The panel's queries as three weight panels over the head dimensions.
-                    scratch.transpose_queries(q, &task, count);
+                    task.transpose_queries(q, count, &mut scratch.query_rows);
                     let Scratch {
                         query_rows,
                         query_panels,
