@@ -99,15 +99,15 @@ def build_precis() -> Path:
     return (target if target.is_absolute() else REPO / target) / "release" / "precis"
 
 
-def ensure_models(shape: str, models_dir: Path) -> dict[str, Path]:
-    """The Hugging Face folder and its CTranslate2 conversions, made when missing."""
+def ensure_models(shape: str, models_dir: Path, engines: list[str]) -> dict[str, Path]:
+    """The Hugging Face folder and the CTranslate2 conversions `engines` use, made when missing."""
     hf = models_dir / shape
     if not (hf / "model.safetensors").exists():
         log(f"making {shape} in {hf}")
         run_checked([sys.executable, str(SCRIPTS / "make_bench_model.py"), "--shape", shape, "--out", str(hf)])
     dirs = {"hf": hf}
     converter = Path(sys.executable).parent / "ct2-transformers-converter"
-    for quantization in ("float32", "int8"):
+    for quantization in (e.removeprefix("ct2-") for e in engines if e.startswith("ct2-")):
         out = models_dir / f"{shape}-ct2-{quantization}"
         if not (out / "model.bin").exists():
             log(f"converting {shape} to CTranslate2 {quantization}")
@@ -380,7 +380,7 @@ def main() -> None:
     results, steps = [], {}
     report = Report(args, started, load_before, bandwidth, results, steps)
     for case in cases(args):
-        dirs = ensure_models(case["model"], args.models_dir)
+        dirs = ensure_models(case["model"], args.models_dir, args.engines)
         steps[case["model"]] = decode_step_bytes(dirs["hf"], case["input_tokens"])
         row = {**case, "engines": {}}
         results.append(row)

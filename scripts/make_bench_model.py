@@ -183,6 +183,12 @@ OTHER_SHAPES = {
             "eos_token_id": 1,
             "decoder_start_token_id": 0,
             "forced_eos_token_id": 1,
+            # Legacy keys the real checkpoint's config.json still carries (transformers ignores
+            # them); CTranslate2's converter reads the first two to lay Pegasus out.
+            "normalize_before": True,
+            "normalize_embedding": False,
+            "add_final_layer_norm": True,
+            "static_position_embeddings": True,
         },
     ),
 }
@@ -197,6 +203,8 @@ def make_other(shape: str, out_dir: Path, seed: int) -> None:
     model.save_pretrained(str(out_dir), safe_serialization=True)
     if family == "bart":
         save_bart_style_tokenizer(out_dir, config["vocab_size"])
+    elif family == "pegasus":
+        save_pegasus_style_tokenizer(out_dir, config["vocab_size"])
     else:
         mf.save_t5_tokenizer(out_dir)
 
@@ -228,6 +236,30 @@ def save_bart_style_tokenizer(out_dir: Path, vocab_size: int) -> None:
         unk_token="<unk>",
         pad_token="<pad>",
         mask_token="<mask>",
+        model_max_length=1024,
+    )
+    wrapped.save_pretrained(str(out_dir))
+
+
+def save_pegasus_style_tokenizer(out_dir: Path, vocab_size: int) -> None:
+    """The tiny Unigram vocab with Pegasus's special-token layout (`<pad>` 0, `</s>` 1, the two
+    mask tokens, then `<unk>`) and `$A </s>` template, padded to `vocab_size` like the BART one."""
+    vocab, charsmap = mf.t5_vocab()
+    pieces = [(p, s) for p, s in vocab[3:] if not p.startswith("<extra_id_")]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<mask_1>", 0.0), ("<mask_2>", 0.0), ("<unk>", 0.0)] + pieces
+    vocab += [(f"<filler_{i}>", -100.0) for i in range(vocab_size - len(vocab))]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=4, byte_fallback=False))
+    tok.normalizer = normalizers.Precompiled(charsmap)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A $B </s>", special_tokens=[("</s>", 1)])
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask_2>",
+        additional_special_tokens=["<mask_1>"],
         model_max_length=1024,
     )
     wrapped.save_pretrained(str(out_dir))
