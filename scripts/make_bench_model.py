@@ -210,14 +210,47 @@ def make_other(shape: str, out_dir: Path, seed: int) -> None:
 
 
 def save_bart_style_tokenizer(out_dir: Path, vocab_size: int) -> None:
-    """The tiny Unigram vocab with BART's special-token layout and `<s> $A </s>` template, padded
-    to `vocab_size` with filler pieces no text produces (CTranslate2's converter wants exactly
-    one token per row of the model's embedding, as a real BART tokenizer has), `<mask>` last."""
+    """BART's special-token layout (`<s>` `<pad>` `</s>` `<unk>`, `<mask>` last) and `<s> $A </s>`."""
+    save_padded_tokenizer(
+        out_dir,
+        vocab_size,
+        head=["<s>", "<pad>", "</s>", "<unk>"],
+        tail=["<mask>"],
+        template=("<s> $A </s>", "<s> $A </s> </s> $B </s>", [("<s>", 0), ("</s>", 2)]),
+        roles={"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>"},
+    )
+
+
+def save_pegasus_style_tokenizer(out_dir: Path, vocab_size: int) -> None:
+    """Pegasus's special-token layout (`<pad>` 0, `</s>` 1, the two mask tokens, `<unk>`) and `$A </s>`."""
+    save_padded_tokenizer(
+        out_dir,
+        vocab_size,
+        head=["<pad>", "</s>", "<mask_1>", "<mask_2>", "<unk>"],
+        tail=[],
+        template=("$A </s>", "$A $B </s>", [("</s>", 1)]),
+        roles={
+            "eos_token": "</s>",
+            "unk_token": "<unk>",
+            "pad_token": "<pad>",
+            "mask_token": "<mask_2>",
+            "additional_special_tokens": ["<mask_1>"],
+        },
+    )
+
+
+def save_padded_tokenizer(
+    out_dir: Path, vocab_size: int, head: list[str], tail: list[str], template: tuple, roles: dict
+) -> None:
+    """The tiny Unigram vocab between the special tokens `head` and `tail`, padded to
+    `vocab_size` with filler pieces no text produces (CTranslate2's converter wants exactly one
+    token per row of the model's embedding, as a real tokenizer has)."""
     vocab, charsmap = mf.t5_vocab()
     pieces = [(p, s) for p, s in vocab[3:] if not p.startswith("<extra_id_")]
-    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + pieces
-    vocab += [(f"<filler_{i}>", -100.0) for i in range(vocab_size - 1 - len(vocab))] + [("<mask>", 0.0)]
-    tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
+    vocab = [(token, 0.0) for token in head] + pieces
+    vocab += [(f"<filler_{i}>", -100.0) for i in range(vocab_size - len(tail) - len(vocab))]
+    vocab += [(token, 0.0) for token in tail]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=head.index("<unk>"), byte_fallback=False))
     tok.normalizer = normalizers.Precompiled(charsmap)
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -226,42 +259,9 @@ def save_bart_style_tokenizer(out_dir: Path, vocab_size: int) -> None:
         ]
     )
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
-    )
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        model_max_length=1024,
-    )
-    wrapped.save_pretrained(str(out_dir))
-
-
-def save_pegasus_style_tokenizer(out_dir: Path, vocab_size: int) -> None:
-    """The tiny Unigram vocab with Pegasus's special-token layout (`<pad>` 0, `</s>` 1, the two
-    mask tokens, then `<unk>`) and `$A </s>` template, padded to `vocab_size` like the BART one."""
-    vocab, charsmap = mf.t5_vocab()
-    pieces = [(p, s) for p, s in vocab[3:] if not p.startswith("<extra_id_")]
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<mask_1>", 0.0), ("<mask_2>", 0.0), ("<unk>", 0.0)] + pieces
-    vocab += [(f"<filler_{i}>", -100.0) for i in range(vocab_size - len(vocab))]
-    tok = Tokenizer(models.Unigram(vocab, unk_id=4, byte_fallback=False))
-    tok.normalizer = normalizers.Precompiled(charsmap)
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A $B </s>", special_tokens=[("</s>", 1)])
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask_2>",
-        additional_special_tokens=["<mask_1>"],
-        model_max_length=1024,
-    )
+    single, pair, special_tokens = template
+    tok.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=special_tokens)
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=1024, **roles)
     wrapped.save_pretrained(str(out_dir))
 
 
