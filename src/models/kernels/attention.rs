@@ -255,12 +255,10 @@ fn attend_one_as<const D: usize>(
     out: &mut [f32],
 ) {
     let mut scores = vec![0f32; keys];
-    match path {
+    match path.vector_kernels() {
         // SAFETY: the CPU supports the path's features (`path` is one it runs).
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
-            scores_avx512(q, k, offset, bias, &mut scores)
-        },
+        KernelPath::Avx512 => unsafe { scores_avx512(q, k, offset, bias, &mut scores) },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe {
             scores_avx2(q, k, offset, bias, &mut scores)
@@ -268,12 +266,10 @@ fn attend_one_as<const D: usize>(
         _ => scores_portable(q, k, offset, bias, &mut scores),
     }
     softmax_on(path, &mut scores);
-    match path {
+    match path.vector_kernels() {
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
-            weighted_sum_avx512::<D>(&scores, v, offset, out)
-        },
+        KernelPath::Avx512 => unsafe { weighted_sum_avx512::<D>(&scores, v, offset, out) },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe {
             weighted_sum_avx2::<D>(&scores, v, offset, out)

@@ -375,11 +375,9 @@ fn convert_row<T: Copy + Default>(
         each(from, to, convert)
     }
     // SAFETY (each arm): the caller's path is one the CPU supports.
-    match path {
+    match path.vector_kernels() {
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
-            avx512(from, to, convert)
-        },
+        KernelPath::Avx512 => unsafe { avx512(from, to, convert) },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2Vnni | KernelPath::Avx2 => unsafe { avx2(from, to, convert) },
         _ => each(from, to, convert),
@@ -423,11 +421,9 @@ fn widened_tile(
     }
     // SAFETY (each arm): the sizes are checked above, and the caller's path is one the CPU
     // supports.
-    match path {
+    match path.vector_kernels() {
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
-            by_rows!(tile_avx512)
-        },
+        KernelPath::Avx512 => unsafe { by_rows!(tile_avx512) },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2Vnni | KernelPath::Avx2 => unsafe { by_rows!(tile_avx2) },
         _ => by_rows!(tile_portable),

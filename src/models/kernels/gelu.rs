@@ -87,10 +87,10 @@ macro_rules! on_every_path {
                 map_lanes!(values, $lanes);
             }
 
-            match path {
+            match path.vector_kernels() {
                 // SAFETY: the CPU supports the path's features (`path` is one it runs).
                 #[cfg(target_arch = "x86_64")]
-                KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe { avx512(values) },
+                KernelPath::Avx512 => unsafe { avx512(values) },
                 #[cfg(target_arch = "x86_64")]
                 KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe { avx2(values) },
                 _ => map_lanes!(values, $lanes),

@@ -58,11 +58,9 @@ pub unsafe fn dots(path: KernelPath, tile: &Tile, acc: &mut [i32; TILE_TOKENS * 
     );
     // SAFETY (each arm): the reads stay inside `w`, `x` and `sums` and the writes inside `acc`
     // (checked above), and the caller guarantees the CPU supports the path.
-    match path {
+    match path.vector_kernels() {
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
-            avx512::dots(tile, acc)
-        },
+        KernelPath::Avx512 => unsafe { avx512::dots(tile, acc) },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2Vnni => unsafe { avx_vnni::dots(tile, acc) },
         #[cfg(target_arch = "x86_64")]

@@ -68,11 +68,9 @@ pub unsafe fn f32_tile(path: KernelPath, tile: &Tile, dst: *mut f32) {
     );
     // SAFETY (each arm): the reads stay inside `w` and `x` (checked above), the writes inside
     // what the caller guarantees, and the CPU supports the path.
-    match path {
+    match path.vector_kernels() {
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
-            avx512::tile(tile, dst)
-        },
+        KernelPath::Avx512 => unsafe { avx512::tile(tile, dst) },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe { avx2::tile(tile, dst) },
         _ => unsafe { portable_tile(tile, dst) },

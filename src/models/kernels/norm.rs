@@ -31,12 +31,10 @@ pub(crate) fn rms_norm_on(path: KernelPath, x: &[f32], weight: &[f32], eps: f32)
         .zip(x.par_chunks(ROWS_PER_TASK * width))
         .for_each(|(out, x)| {
             for (out, x) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
-                match path {
+                match path.vector_kernels() {
                     // SAFETY: the CPU supports the path's features (`path` is one it runs).
                     #[cfg(target_arch = "x86_64")]
-                    KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
-                        row_avx512(x, weight, eps, out)
-                    },
+                    KernelPath::Avx512 => unsafe { row_avx512(x, weight, eps, out) },
                     #[cfg(target_arch = "x86_64")]
                     KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe {
                         row_avx2(x, weight, eps, out)

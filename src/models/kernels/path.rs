@@ -61,6 +61,17 @@ impl KernelPath {
         }
     }
 
+    /// The path whose kernels run everything but the bfloat16 products: `amx` and
+    /// `avx512-bf16` add only those to `avx512`, so float32, int8 and the element-wise
+    /// kernels dispatch on this and run `avx512`'s. Its features are a subset of this path's,
+    /// so a CPU that supports this path supports that one.
+    pub(crate) fn vector_kernels(self) -> KernelPath {
+        match self {
+            Self::Amx | Self::Avx512Bf16 => Self::Avx512,
+            other => other,
+        }
+    }
+
     /// The CPU features this path's kernels are compiled for (`avx512-bf16`: `avx512`'s and
     /// AVX512-BF16; `amx`: those, which every CPU with the tiles has, and the tiles with
     /// bfloat16 products, which the process may use).
@@ -229,6 +240,21 @@ mod tests {
         assert_eq!(supported.last(), Some(&KernelPath::Portable));
         assert_eq!(KernelPath::detected(), supported[0]);
         assert!(supported.windows(2).all(|pair| pair[0] > pair[1]));
+    }
+
+    #[test]
+    fn the_bf16_paths_run_avx512s_other_kernels_which_their_cpus_support() {
+        for path in KernelPath::ALL {
+            let vector = path.vector_kernels();
+            let expected = match path {
+                KernelPath::Amx | KernelPath::Avx512Bf16 => KernelPath::Avx512,
+                other => other,
+            };
+            assert_eq!(vector, expected, "{path}");
+            // The dispatches run `vector`'s kernels on a CPU that supports `path`.
+            let has = |feature: &str| path.features().contains(&feature);
+            assert_eq!(vector.missing_features(&has), Vec::<&str>::new(), "{path}");
+        }
     }
 
     #[test]

@@ -73,12 +73,10 @@ pub(crate) fn matmul_transposed_on(
 
 /// `yt[f * rows + r] = dot(w[f], x[r])` for every feature row `f` of `w`.
 fn dot_block(path: KernelPath, x: &[f32], w: &[f32], rows: usize, inner: usize, yt: &mut [f32]) {
-    match path {
+    match path.vector_kernels() {
         // SAFETY (both arms): the CPU supports the path's features (`path` is one it runs).
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
-            avx512::dot_block(x, w, rows, inner, yt)
-        },
+        KernelPath::Avx512 => unsafe { avx512::dot_block(x, w, rows, inner, yt) },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe {
             avx2::dot_block(x, w, rows, inner, yt)

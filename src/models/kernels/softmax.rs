@@ -14,12 +14,10 @@ use super::path::KernelPath;
 /// `row` -> `softmax(row)` in place, on `path` (which the CPU must support): the kernels
 /// calling it pass theirs.
 pub(crate) fn softmax_on(path: KernelPath, row: &mut [f32]) {
-    match path {
+    match path.vector_kernels() {
         // SAFETY: the CPU supports the path's features (`path` is one it runs).
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
-            softmax_avx512(row)
-        },
+        KernelPath::Avx512 => unsafe { softmax_avx512(row) },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe { softmax_avx2(row) },
         _ => softmax_with(row, exp_libm),
@@ -45,12 +43,10 @@ unsafe fn softmax_avx2(row: &mut [f32]) {
 /// weight below `e^MIN_EXPONENT` (a masked key) is exactly 0, so keys past a row's real ones
 /// change nothing: the result does not depend on how wide the batch is padded.
 pub(crate) fn exp_columns_on(path: KernelPath, block: &mut [f32]) -> [f32; PANEL] {
-    match path {
+    match path.vector_kernels() {
         // SAFETY: the CPU supports the path's features (`path` is one it runs).
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Amx | KernelPath::Avx512Bf16 | KernelPath::Avx512 => unsafe {
-            exp_columns_avx512(block)
-        },
+        KernelPath::Avx512 => unsafe { exp_columns_avx512(block) },
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 | KernelPath::Avx2Vnni => unsafe { exp_columns_avx2(block) },
         _ => exp_columns_with(block, exp_libm),
