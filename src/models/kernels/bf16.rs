@@ -28,6 +28,7 @@
 //! count to a whole panel.
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -254,19 +255,40 @@ unsafe fn product_on(
     let xs = converted_rows(x, (rows, w.inner), padded, 1, |from, to| {
         convert_row(path, from, to, |v| from_bf16(to_bf16(v)));
     });
+    by_blocks::<PANEL>(w, rows, (tile_rows(path), 1), &dst, |rows, panel, sums| {
+        let x = &xs[rows.start * padded..rows.end * padded];
+        widened_tile(path, x, padded, panel, sums);
+    });
+}
+
+/// Runs `tile` over the product's blocks of at most `row_step` rows and `panel_step`
+/// panels, the grid's tasks in parallel, and writes each block's sums (per row, its panels'
+/// features in order) into `dst`. `tile` gets the block's rows, its panels' weights and
+/// one row of sums for each of those rows.
+fn by_blocks<const N: usize>(
+    w: &PackedBf16,
+    rows: usize,
+    (row_step, panel_step): (usize, usize),
+    dst: &Output,
+    tile: impl Fn(Range<usize>, &[u16], &mut [[f32; N]]) + Sync,
+) {
+    assert!(
+        row_step <= TILE_ROWS && panel_step * PANEL <= N,
+        "block of sums"
+    );
     let grid = Grid::new(rows, w.panel_count());
     (0..grid.tasks()).into_par_iter().for_each(|task| {
         let (row_range, panels) = grid.task(task);
-        let mut sums = [[0f32; PANEL]; TILE_ROWS];
-        let step = tile_rows(path);
-        for p in panels {
-            let panel = &w.panels[p * w.panel_len()..(p + 1) * w.panel_len()];
-            for r0 in row_range.clone().step_by(step) {
-                let tokens = step.min(row_range.end - r0);
-                let x = &xs[r0 * padded..(r0 + tokens) * padded];
-                widened_tile(path, x, padded, panel, &mut sums[..tokens]);
+        let mut sums = [[0f32; N]; TILE_ROWS];
+        for p in panels.clone().step_by(panel_step) {
+            let count = panel_step.min(panels.end - p);
+            let weights = &w.panels[p * w.panel_len()..(p + count) * w.panel_len()];
+            for r0 in row_range.clone().step_by(row_step) {
+                let block = r0..(r0 + row_step).min(row_range.end);
+                let sums = &mut sums[..block.len()];
+                tile(block, weights, sums);
                 // SAFETY: each (panel, row) pair is visited by exactly one task.
-                unsafe { dst.write(r0, p * PANEL, &sums[..tokens], PANEL) };
+                unsafe { dst.write(r0, p * PANEL, sums, count * PANEL) };
             }
         }
     });
@@ -552,23 +574,10 @@ unsafe fn dot_product(x: &[f32], w: &PackedBf16, rows: usize, dst: &Output) {
     let xs = converted_rows(x, (rows, w.inner), padded, 1, |from, to| {
         bf16_row(KernelPath::Avx512Bf16, from, to);
     });
-    let grid = Grid::new(rows, w.panel_count());
-    (0..grid.tasks()).into_par_iter().for_each(|task| {
-        let (row_range, panels) = grid.task(task);
-        let mut sums = [[0f32; 2 * PANEL]; TILE_ROWS];
-        for p in panels.clone().step_by(2) {
-            let pair = p + 1 < panels.end;
-            let weights = &w.panels[p * w.panel_len()..(p + 1 + usize::from(pair)) * w.panel_len()];
-            for r0 in row_range.clone().step_by(TILE_ROWS) {
-                let tokens = TILE_ROWS.min(row_range.end - r0);
-                let x = &xs[r0 * padded..(r0 + tokens) * padded];
-                let sums = &mut sums[..tokens];
-                // SAFETY: the CPU has AVX-512 F and BF16 (this function's promise).
-                unsafe { dot_tile(x, padded, weights, sums) };
-                // SAFETY: each (panel, row) pair is visited by exactly one task.
-                unsafe { dst.write(r0, p * PANEL, sums, PANEL << usize::from(pair)) };
-            }
-        }
+    by_blocks::<{ 2 * PANEL }>(w, rows, (TILE_ROWS, 2), dst, |rows, weights, sums| {
+        let x = &xs[rows.start * padded..rows.end * padded];
+        // SAFETY: the CPU has AVX-512 F and BF16 (this function's promise).
+        unsafe { dot_tile(x, padded, weights, sums) };
     });
 }
 
