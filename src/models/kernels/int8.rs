@@ -149,24 +149,47 @@ fn max_abs(values: &[f32]) -> f32 {
     rest.iter().chain(&lanes).fold(0f32, |m, v| m.max(v.abs()))
 }
 
-/// Input rows quantized for the kernels: `rows` rows of the padded width, and their scales.
+/// Input rows quantized for `path`'s kernels: `rows` rows of the padded width, the same in the
+/// path's unsigned form, and their scales.
 struct QuantizedRows {
     values: Vec<i8>,
+    /// [`int8_tile::unsigned_form`] of each value; empty on a path without one.
+    unsigned: Vec<u8>,
     scales: Vec<f32>,
 }
 
 impl QuantizedRows {
-    fn new(x: &[f32], rows: usize, inner: usize) -> Self {
+    fn new(path: KernelPath, x: &[f32], rows: usize, inner: usize) -> Self {
         let padded = padded_inner(inner);
+        let form = int8_tile::unsigned_form(path);
         let mut values = vec![0i8; rows * padded];
+        let mut unsigned = vec![0u8; form.map_or(0, |_| rows * padded)];
         let mut scales = vec![0f32; rows];
-        values
+        let quantize = |q: &mut [i8], scale: &mut f32, x: &[f32]| {
+            *scale = quantize_row(x, &mut q[..inner]);
+        };
+        let rows_of = values
             .par_chunks_mut(padded)
             .zip(scales.par_iter_mut())
             .zip(x.par_chunks(inner))
-            .with_min_len(64)
-            .for_each(|((q, scale), x)| *scale = quantize_row(x, &mut q[..inner]));
-        Self { values, scales }
+            .with_min_len(64);
+        // The unsigned form of a row right after it is quantized, while it is in cache.
+        match form {
+            Some(form) => {
+                rows_of
+                    .zip(unsigned.par_chunks_mut(padded))
+                    .for_each(|(((q, scale), x), u)| {
+                        quantize(q, scale, x);
+                        form.fill(q, u);
+                    })
+            }
+            None => rows_of.for_each(|((q, scale), x)| quantize(q, scale, x)),
+        }
+        Self {
+            values,
+            unsigned,
+            scales,
+        }
     }
 }
 
@@ -223,9 +246,9 @@ unsafe fn product_on(
     if let Some(b) = bias {
         assert_eq!(b.len(), out, "matmul: bias of {out}");
     }
-    let xq = QuantizedRows::new(x, rows, inner);
+    let xq = QuantizedRows::new(path, x, rows, inner);
     let dst = SharedOut(y);
-    for_each_tile(path, &xq.values, w, rows, |block, t0, tokens, acc| {
+    for_each_tile(path, &xq, w, rows, |block, t0, tokens, acc| {
         let first = block * BLOCK;
         let columns = BLOCK.min(out - first);
         let scales = &w.scales[first..first + columns];
@@ -246,11 +269,11 @@ unsafe fn product_on(
     });
 }
 
-/// Runs every tile of the product of the quantized rows `xq` with `w` in parallel, calling
-/// `done(block, first_row, rows_of_the_tile, sums)` with each tile's exact sums.
+/// Runs every tile of the product of the quantized rows `xq` (made for `path`) with `w` in
+/// parallel, calling `done(block, first_row, rows_of_the_tile, sums)` with each tile's exact sums.
 fn for_each_tile(
     path: KernelPath,
-    xq: &[i8],
+    xq: &QuantizedRows,
     w: &PackedI8,
     rows: usize,
     done: impl Fn(usize, usize, usize, &[i32; TILE_TOKENS * BLOCK]) + Sync,
@@ -264,9 +287,11 @@ fn for_each_tile(
             let (block, sums) = w.block(b);
             for t0 in row_range.clone().step_by(TILE_TOKENS) {
                 let tokens = TILE_TOKENS.min(row_range.end - t0);
+                let rows_of_tile = t0 * padded..(t0 + tokens) * padded;
                 let tile = Tile {
                     w: block,
-                    x: &xq[t0 * padded..(t0 + tokens) * padded],
+                    x: &xq.values[rows_of_tile.clone()],
+                    x_unsigned: xq.unsigned.get(rows_of_tile).unwrap_or_default(),
                     inner: padded,
                     tokens,
                     sums,
@@ -288,7 +313,12 @@ mod tests {
     use super::*;
 
     /// Every tile's sums of `x · Wᵀ` in integers, row-major `(rows, out)`.
-    fn integer_product(path: KernelPath, xq: &[i8], w: &PackedI8, rows: usize) -> Vec<i64> {
+    fn integer_product(
+        path: KernelPath,
+        xq: &QuantizedRows,
+        w: &PackedI8,
+        rows: usize,
+    ) -> Vec<i64> {
         let out = w.out;
         let y = Mutex::new(vec![0i64; rows * out]);
         for_each_tile(path, xq, w, rows, |block, t0, tokens, acc| {
@@ -324,18 +354,20 @@ mod tests {
     fn every_path_gives_the_exact_integer_sums() {
         for (rows, inner, out) in SHAPES {
             let w = PackedI8::quantize(&values(out * inner, 2), out, inner);
-            let x = QuantizedRows::new(&values(rows * inner, 1), rows, inner);
+            let x = values(rows * inner, 1);
+            let xq = QuantizedRows::new(KernelPath::Portable, &x, rows, inner);
             let padded = padded_inner(inner);
             let want: Vec<i64> = (0..rows * out)
                 .map(|i| {
                     let (r, f) = (i / out, i % out);
                     (0..inner)
-                        .map(|k| i64::from(x.values[r * padded + k]) * weight(&w, f, k))
+                        .map(|k| i64::from(xq.values[r * padded + k]) * weight(&w, f, k))
                         .sum()
                 })
                 .collect();
             for path in KernelPath::supported() {
-                let got = integer_product(path, &x.values, &w, rows);
+                let got =
+                    integer_product(path, &QuantizedRows::new(path, &x, rows, inner), &w, rows);
                 assert!(
                     got == want,
                     "{path} {rows}x{inner}x{out}: integer sums differ"
@@ -351,10 +383,11 @@ mod tests {
         let (rows, inner, out) = (2, 2048, 64);
         let w = PackedI8::quantize(&vec![-1.0; out * inner], out, inner);
         for sign in [1.0, -1.0] {
-            let x = QuantizedRows::new(&vec![sign; rows * inner], rows, inner);
+            let x = vec![sign; rows * inner];
             let want = (-sign as i64) * 127 * 127 * inner as i64;
             for path in KernelPath::supported() {
-                let got = integer_product(path, &x.values, &w, rows);
+                let got =
+                    integer_product(path, &QuantizedRows::new(path, &x, rows, inner), &w, rows);
                 assert!(
                     got.iter().all(|&s| s == want),
                     "{path}: {:?} vs {want}",
@@ -394,7 +427,7 @@ mod tests {
                     assert!((a - b).abs() <= 0.5 * packed.scales[f] * 1.0001);
                 }
             }
-            let xq = QuantizedRows::new(&x, rows, inner);
+            let xq = QuantizedRows::new(KernelPath::Portable, &x, rows, inner);
             let padded = padded_inner(inner);
             for bias in [None, Some(bias.as_slice())] {
                 let want: Vec<f64> = (0..rows * out)

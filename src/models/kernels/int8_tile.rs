@@ -12,6 +12,14 @@
 //!   `|x|` times `w` with the sign of `x`. With |x|, |w| ≤ 127 a pair is at most
 //!   2 · 127 · 127 = 32258 < 32767: never saturates. `vpmaddwd` by ones then widens to 32 bits.
 //! - Portable: plain loops over 32-bit sums.
+//!
+//! On the 256-bit paths the unsigned operand (`x + 128`, or `|x|`) is made once per product,
+//! in the pass that quantizes the inputs ([`unsigned_form`]), not in every tile: their tiles
+//! go over each token's inputs once per quarter block of features, and the in-register `vpxor`
+//! or `vpabsb` was one more vector instruction for every two products, on tiles bound by how
+//! many vector instructions issue a cycle (AVX2 products +11-16%, AVX-VNNI +4-11% on a Zen 5).
+//! The AVX-512 tile flips the sign bit in a register: there one `vpxor` serves four
+//! `vpdpbusd`, and writing the flipped rows cost more than it saved (-3-5%).
 
 // Register tiles are indexed by position on purpose: the loops unroll into fixed registers.
 #![allow(clippy::needless_range_loop)]
@@ -32,6 +40,8 @@ pub struct Tile<'a> {
     pub w: &'a [i8],
     /// `tokens` rows of `inner` quantized inputs (`inner` a multiple of [`GROUP`]).
     pub x: &'a [i8],
+    /// The same rows in the path's [`unsigned_form`]; empty on a path without one.
+    pub x_unsigned: &'a [u8],
     pub inner: usize,
     pub tokens: usize,
     /// `Σ_k w[f][k]` for each of the block's features (the `x + 128` correction).
@@ -41,15 +51,56 @@ pub struct Tile<'a> {
     pub first: bool,
 }
 
+/// How a tile takes the quantized inputs as unsigned bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsignedForm {
+    /// `x + 128`, the sign bit flipped (`vpdpbusd`).
+    Flipped,
+    /// `|x|` (AVX2's `vpmaddubsw`, which takes the sign from `x` itself).
+    Magnitude,
+}
+
+impl UnsignedForm {
+    /// `out[i]` = `x[i]` in this form.
+    pub fn fill(self, x: &[i8], out: &mut [u8]) {
+        assert_eq!(x.len(), out.len(), "unsigned form of {} bytes", x.len());
+        // One loop per form, so that each vectorises.
+        match self {
+            Self::Flipped => {
+                for (u, &x) in out.iter_mut().zip(x) {
+                    *u = x as u8 ^ 0x80;
+                }
+            }
+            Self::Magnitude => {
+                for (u, &x) in out.iter_mut().zip(x) {
+                    *u = x.unsigned_abs();
+                }
+            }
+        }
+    }
+}
+
+/// The unsigned form of the inputs that `path`'s tile reads, if it reads one (see the module
+/// header).
+pub fn unsigned_form(path: KernelPath) -> Option<UnsignedForm> {
+    match path.vector_kernels() {
+        KernelPath::Avx2Vnni => Some(UnsignedForm::Flipped),
+        KernelPath::Avx2 => Some(UnsignedForm::Magnitude),
+        _ => None,
+    }
+}
+
 /// `acc[t * BLOCK + f] = Σ_k x[t][k] · w[f][k]` for the tile's tokens and the block's features.
 ///
 /// # Safety
 /// `path` must be one the CPU supports.
 pub unsafe fn dots(path: KernelPath, tile: &Tile, acc: &mut [i32; TILE_TOKENS * BLOCK]) {
+    let unsigned_rows = unsigned_form(path).map_or(0, |_| tile.tokens);
     assert!(
         tile.inner.is_multiple_of(GROUP)
             && tile.w.len() == tile.inner * BLOCK
             && tile.x.len() >= tile.tokens * tile.inner
+            && tile.x_unsigned.len() >= unsigned_rows * tile.inner
             && tile.sums.len() == BLOCK
             && (1..=TILE_TOKENS).contains(&tile.tokens),
         "int8 tile: {} tokens of {} inputs",
@@ -139,17 +190,18 @@ unsafe fn prefetch_ahead(tile: &Tile, g: usize) {
     }
 }
 
-/// The 4 input bytes of group `g` of row `t`, as one 32-bit lane.
+/// The 4 bytes of group `g` of row `t` of `rows` (rows of `inner` bytes: `x` or its unsigned
+/// form), as one 32-bit lane.
 ///
 /// # Safety
-/// Row `t`'s group `g` must lie inside `tile.x`.
+/// Row `t`'s group `g` must lie inside `rows`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn input_group(tile: &Tile, t: usize, g: usize) -> i32 {
+unsafe fn input_group<B: Copy>(rows: &[B], inner: usize, t: usize, g: usize) -> i32 {
+    const { assert!(size_of::<B>() == 1, "rows of bytes") };
     unsafe {
-        tile.x
-            .as_ptr()
-            .add(t * tile.inner + g * GROUP)
+        rows.as_ptr()
+            .add(t * inner + g * GROUP)
             .cast::<i32>()
             .read_unaligned()
     }
@@ -178,8 +230,8 @@ mod avx512 {
                 std::array::from_fn(|v| unsafe { _mm512_loadu_si512(w.add(64 * v).cast()) });
             for t in 0..N {
                 // x + 128 as unsigned bytes: flipping the sign bit of each.
-                let x =
-                    _mm512_xor_si512(_mm512_set1_epi32(unsafe { input_group(tile, t, g) }), flip);
+                let x = _mm512_set1_epi32(unsafe { input_group(tile.x, tile.inner, t, g) });
+                let x = _mm512_xor_si512(x, flip);
                 for v in 0..4 {
                     sums[t][v] = _mm512_dpbusd_epi32(sums[t][v], x, wv[v]);
                 }
@@ -223,7 +275,6 @@ mod avx_vnni {
         quarter: usize,
         acc: &mut [i32; TILE_TOKENS * BLOCK],
     ) {
-        let flip = _mm256_set1_epi32(0x8080_8080_u32 as i32);
         let mut sums = [[_mm256_setzero_si256(); 2]; N];
         let first = QUARTER * quarter;
         for g in 0..tile.inner / GROUP {
@@ -235,8 +286,9 @@ mod avx_vnni {
             let wv: [__m256i; 2] =
                 std::array::from_fn(|v| unsafe { _mm256_loadu_si256(w.add(32 * v).cast()) });
             for t in 0..N {
+                // x + 128 as unsigned bytes.
                 let x =
-                    _mm256_xor_si256(_mm256_set1_epi32(unsafe { input_group(tile, t, g) }), flip);
+                    _mm256_set1_epi32(unsafe { input_group(tile.x_unsigned, tile.inner, t, g) });
                 for v in 0..2 {
                     sums[t][v] = _mm256_dpbusd_avx_epi32(sums[t][v], x, wv[v]);
                 }
@@ -300,8 +352,10 @@ mod avx2 {
             let wv: [__m256i; 2] =
                 std::array::from_fn(|v| unsafe { _mm256_loadu_si256(w.add(32 * v).cast()) });
             for t in 0..N {
-                let x = _mm256_set1_epi32(unsafe { input_group(tile, t0 + t, g) });
-                let magnitude = _mm256_abs_epi8(x);
+                let x = _mm256_set1_epi32(unsafe { input_group(tile.x, tile.inner, t0 + t, g) });
+                let magnitude = _mm256_set1_epi32(unsafe {
+                    input_group(tile.x_unsigned, tile.inner, t0 + t, g)
+                });
                 for v in 0..2 {
                     // |x| · (w with x's sign) = x · w; pairs stay within 16 bits (see header).
                     let signed = _mm256_sign_epi8(wv[v], x);
