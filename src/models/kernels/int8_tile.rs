@@ -17,7 +17,7 @@
 //! in the pass that quantizes the inputs ([`unsigned_form`]), not in every tile: their tiles
 //! go over each token's inputs once per quarter block of features, and the in-register `vpxor`
 //! or `vpabsb` was one more vector instruction for every two products, on tiles bound by how
-//! many vector instructions issue a cycle (AVX2 products +11-16%, AVX-VNNI +4-11% on a Zen 5).
+//! many vector instructions issue a cycle (AVX2 products +11-18%, AVX-VNNI +5-12% on a Zen 5).
 //! The AVX-512 tile flips the sign bit in a register: there one `vpxor` serves four
 //! `vpdpbusd`, and writing the flipped rows cost more than it saved (-3-5%).
 
