@@ -7,6 +7,10 @@ heads in the decoder than the encoder, inner attention width != d_model, one-lay
 odd feed-forward widths, other activations), runs transformers' generate() on them and
 `precis summarize` on the same folders, and compares the summaries (greedy and beam search).
 
+Every case runs on a short input and on a long one (as much of a multi-paragraph text as fits
+the model's input window): long inputs take other kernels (the encoder's attention over many
+keys, products over many groups of tokens) than a few dozen tokens do.
+
 It reuses the fixture tokenizers, so no download is needed. Nothing here runs in CI:
 
     .venv/bin/python scripts/shape_sweep.py [--precis target/release/precis] [--keep DIR]
@@ -19,6 +23,7 @@ legitimately pick the other token.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import subprocess
@@ -43,6 +48,30 @@ TEXT = (
     "to decide whether to raise the embankment or move the market uphill. Farmers argued for the "
     "embankment; shopkeepers wanted the move. After four hours the vote was tied."
 )
+
+# Sentences of a longer article; `long_text` keeps as many as the model's window holds.
+LONG_SENTENCES = [
+    "The regional water board published its review of the spring floods on Monday.",
+    "It found that the embankment along the lower town had been built for a smaller river.",
+    "Rainfall in March was the highest in sixty years, and the upland reservoirs were already full.",
+    "When the sluice gates opened, the water reached the market square within two hours.",
+    "Shopkeepers lost stock worth several million, and three schools closed for a fortnight.",
+    "The review recommends raising the embankment by a metre and widening the flood meadows.",
+    "It also proposes moving the weekly market to the old railway yard on higher ground.",
+    "Farmers downstream object that wider meadows would take their best grazing land.",
+    "The board says it will pay compensation at the rate set by the agricultural tribunal.",
+    "Engineers estimate that the works would take three summers and cost about forty million.",
+    "The national government has offered to pay half, if the county finds the rest.",
+    "County councillors will vote on the plan in September, after a public consultation.",
+    "Residents can read the full report in the library or on the board's website.",
+    "Several of them said the warnings had come too late for anyone to move their cars.",
+    "The board admitted that its text messages went out forty minutes after the gates opened.",
+    "A new alert system, linked to the river gauges, is due to start next winter.",
+    "Insurers have asked the board to publish the gauge readings every quarter of an hour.",
+    "The mayor called the review honest and said the town could not afford another spring like it.",
+    "Opposition members asked why the embankment had not been inspected since the last repair.",
+    "The chief engineer answered that the inspection budget had been cut twice in ten years.",
+]
 
 # (name, fixture whose tokenizer and base config are reused, config overrides)
 # T5 cases keep num_decoder_layers <= num_layers: transformers 5.24 sizes the T5 cache by the
@@ -116,10 +145,26 @@ def build(fixture: str, overrides: dict, out: Path, seed: int) -> None:
             shutil.copy(FIXTURES / fixture / name, out / name)
 
 
-def reference(out: Path, decoding: dict) -> tuple[str, float]:
+def long_text(out: Path) -> str:
+    """As many of LONG_SENTENCES as fit the model's input window, so that precis summarises the
+    text in one chunk, as transformers does."""
+    config = AutoConfig.from_pretrained(out)
+    window = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 512)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    text = ""
+    # Round the sentences again where a window holds more than all of them (BART's 1024).
+    for sentence in LONG_SENTENCES * 4:
+        longer = f"{text} {sentence}".strip()
+        if len(tokenizer(longer).input_ids) > window - 8:
+            break
+        text = longer
+    return text
+
+
+def reference(out: Path, text: str, decoding: dict) -> tuple[str, float]:
     model = AutoModelForSeq2SeqLM.from_pretrained(out).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
-    enc = tokenizer([TEXT], return_tensors="pt")
+    enc = tokenizer([text], return_tensors="pt")
     with torch.no_grad():
         result = model.generate(
             **enc,
@@ -142,7 +187,7 @@ def reference(out: Path, decoding: dict) -> tuple[str, float]:
     return text.strip(), margin
 
 
-def ours(precis: Path, out: Path, decoding: dict) -> str:
+def ours(precis: Path, out: Path, text: str, decoding: dict) -> str:
     args = [
         str(precis), "summarize", "-q", "--model", str(out), "--format", "json",
         "--max-new-tokens", str(NEW_TOKENS), "--min-length", "0", "--no-repeat-ngram-size", "0",
@@ -150,7 +195,7 @@ def ours(precis: Path, out: Path, decoding: dict) -> str:
     ]
     if decoding["num_beams"] > 1:
         args[-1:-1] = ["--length-penalty", "1.0", "--early-stopping", "true"]
-    run = subprocess.run(args, input=TEXT, capture_output=True, text=True, check=False)
+    run = subprocess.run(args, input=text, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise RuntimeError(f"precis failed on {out}: {run.stderr.strip()}")
     return json.loads(run.stdout)["summary"].strip()
@@ -170,9 +215,13 @@ def main() -> int:
         out = root / name
         out.mkdir(parents=True, exist_ok=True)
         build(fixture, overrides, out, seed)
-        for label, decoding in DECODING:
-            expected, margin = reference(out, decoding)
-            got = ours(args.precis, out, decoding)
+        texts = [("short", TEXT), ("long", long_text(out))]
+        for (length, text), (search, decoding) in itertools.product(texts, DECODING):
+            label = f"{length} {search}"
+            if length == "long":
+                label += f" ({len(AutoTokenizer.from_pretrained(out)(text).input_ids)} tokens)"
+            expected, margin = reference(out, text, decoding)
+            got = ours(args.precis, out, text, decoding)
             if got == expected:
                 status = "ok"
             elif margin < 1e-4:
@@ -181,7 +230,7 @@ def main() -> int:
                 status = "MISMATCH"
                 failures += 1
             shown = f"{margin:.3f}" if margin != float("inf") else "-"
-            print(f"{name:24} {label:7} margin {shown:>7}  {status}")
+            print(f"{name:24} {label:26} margin {shown:>7}  {status}")
             if status == "MISMATCH":
                 print(f"    transformers: {expected!r}\n    precis:       {got!r}")
     if not args.keep:
