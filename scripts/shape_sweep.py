@@ -8,8 +8,9 @@ odd feed-forward widths, other activations), runs transformers' generate() on th
 `precis summarize` on the same folders, and compares the summaries (greedy and beam search).
 
 Every case runs on a short input and on a long one (as much of a multi-paragraph text as fits
-the model's input window): long inputs take other kernels (the encoder's attention over many
-keys, products over many groups of tokens) than a few dozen tokens do.
+the model's input window): a long input reaches what a few dozen tokens do not, such as the
+encoder attention's many blocks of keys, products split over many groups of tokens and
+threads, T5's far relative-position buckets and BART's and Pegasus's late positions.
 
 It reuses the fixture tokenizers, so no download is needed. Nothing here runs in CI:
 
@@ -145,20 +146,21 @@ def build(fixture: str, overrides: dict, out: Path, seed: int) -> None:
             shutil.copy(FIXTURES / fixture / name, out / name)
 
 
-def long_text(out: Path) -> str:
-    """As many of LONG_SENTENCES as fit the model's input window, so that precis summarises the
-    text in one chunk, as transformers does."""
+def long_text(out: Path) -> tuple[str, int]:
+    """As many of LONG_SENTENCES as fit the model's input window (so that precis summarises the
+    text in one chunk, as transformers does), and its length in tokens."""
     config = AutoConfig.from_pretrained(out)
     window = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 512)
     tokenizer = AutoTokenizer.from_pretrained(out)
-    text = ""
+    text, tokens = "", 0
     # Round the sentences again where a window holds more than all of them (BART's 1024).
     for sentence in LONG_SENTENCES * 4:
         longer = f"{text} {sentence}".strip()
-        if len(tokenizer(longer).input_ids) > window - 8:
+        longer_tokens = len(tokenizer(longer).input_ids)
+        if longer_tokens > window - 8:
             break
-        text = longer
-    return text
+        text, tokens = longer, longer_tokens
+    return text, tokens
 
 
 def reference(out: Path, text: str, decoding: dict) -> tuple[str, float]:
@@ -215,11 +217,10 @@ def main() -> int:
         out = root / name
         out.mkdir(parents=True, exist_ok=True)
         build(fixture, overrides, out, seed)
-        texts = [("short", TEXT), ("long", long_text(out))]
+        long, long_tokens = long_text(out)
+        texts = [("short", TEXT), (f"long ({long_tokens} tokens)", long)]
         for (length, text), (search, decoding) in itertools.product(texts, DECODING):
-            label = f"{length} {search}"
-            if length == "long":
-                label += f" ({len(AutoTokenizer.from_pretrained(out)(text).input_ids)} tokens)"
+            label = f"{search} {length}"
             expected, margin = reference(out, text, decoding)
             got = ours(args.precis, out, text, decoding)
             if got == expected:
