@@ -145,8 +145,8 @@ pub(super) fn bf16_row(path: KernelPath, from: &[f32], to: &mut [MaybeUninit<u16
         to.len()
     );
     #[cfg(target_arch = "x86_64")]
-    if matches!(path, KernelPath::Amx | KernelPath::Avx512Bf16) {
-        // SAFETY: both paths have AVX-512 F and BF16.
+    if path.has_avx512_bf16() {
+        // SAFETY: such a path has AVX-512 F and BF16.
         let done = unsafe { bf16_whole_vectors(from, to) };
         convert_row(path, &from[done..], &mut to[done..], to_bf16);
         return;

@@ -109,9 +109,9 @@ pub fn multi_query(
 ) -> Vec<f32> {
     let path = path::active();
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    if products == Products::Bf16 && matches!(path, KernelPath::Amx | KernelPath::Avx512Bf16) {
-        // SAFETY: the `amx` path exists only where the tiles are usable, and both paths
-        // have AVX-512 F/BW and BF16.
+    if products == Products::Bf16 && path.has_avx512_bf16() {
+        // SAFETY: the `amx` path exists only where the tiles are usable, and every path with
+        // AVX512-BF16 has AVX-512 F/BW too.
         return unsafe { tiles::multi_query(path, (q, k, v), biases, shape) };
     }
     let _ = products;
@@ -798,7 +798,7 @@ mod tests {
         );
         let run = |products| multi_query(inputs.0, inputs.1, inputs.2, &biases, shape, products);
         let ours = run(Products::Bf16);
-        if !matches!(path::active(), KernelPath::Amx | KernelPath::Avx512Bf16) {
+        if !path::active().has_avx512_bf16() {
             assert_eq!(
                 ours,
                 run(Products::Float32),

@@ -72,6 +72,13 @@ impl KernelPath {
         }
     }
 
+    /// Whether this path has AVX512-BF16's instructions (`amx`, `avx512-bf16`): the bfloat16
+    /// conversions and products that take them instead of the widening kernels. Read off
+    /// [`Self::features`], so that a new path with the feature gets them too.
+    pub(crate) fn has_avx512_bf16(self) -> bool {
+        self.features().contains(&"avx512bf16")
+    }
+
     /// The CPU features this path's kernels are compiled for (`avx512-bf16`: `avx512`'s and
     /// AVX512-BF16; `amx`: those, which every CPU with the tiles has, and the tiles with
     /// bfloat16 products, which the process may use).
@@ -250,6 +257,11 @@ mod tests {
                 KernelPath::Amx | KernelPath::Avx512Bf16 => KernelPath::Avx512,
                 other => other,
             };
+            assert_eq!(
+                path.has_avx512_bf16(),
+                matches!(path, KernelPath::Amx | KernelPath::Avx512Bf16),
+                "{path}"
+            );
             assert_eq!(vector, expected, "{path}");
             // The dispatches run `vector`'s kernels on a CPU that supports `path`.
             let has = |feature: &str| path.features().contains(&feature);
