@@ -296,21 +296,34 @@ fn candle_element_wise_operations_stay_on_the_calling_kernel_thread_unless_told(
 }
 
 #[test]
-fn freed_memory_stays_with_the_process_after_loading_unless_the_environment_says() {
-    // The setting itself is checked against mimalloc in src/cli/allocator.rs; this checks that
-    // the commands make it once their model is loaded.
-    const KEPT: &str = "memory: freed buffers now stay with the process";
+fn memory_settings_follow_the_load_unless_the_environment_says() {
+    // The settings themselves are checked in src/cli/allocator.rs; this checks that the
+    // commands make each of them once their model is loaded, and leave the one whose mimalloc
+    // variable the environment sets.
+    let mut settings = vec![(
+        "memory: freed buffers now stay with the process",
+        "MIMALLOC_PURGE_DELAY",
+        "10",
+    )];
+    // Transparent huge pages, and the call that turns them off, are Linux's.
+    if cfg!(target_os = "linux") {
+        settings.push((
+            "memory: new buffers now come in 4 KiB pages",
+            "MIMALLOC_ALLOW_THP",
+            "1",
+        ));
+    }
     let dir = tempfile::tempdir().unwrap();
     let article = write(dir.path(), "article.txt", ARTICLE.as_bytes());
     let model = model();
-    let log = |command: &[&str], purge_delay: Option<&str>| -> String {
+    let log = |command: &[&str], set: Option<(&str, &str)>| -> String {
         let mut precis = precis();
-        precis
-            .arg("-v")
-            .args(command)
-            .env_remove("MIMALLOC_PURGE_DELAY");
-        if let Some(delay) = purge_delay {
-            precis.env("MIMALLOC_PURGE_DELAY", delay);
+        precis.arg("-v").args(command);
+        for (_, variable, _) in &settings {
+            precis.env_remove(variable);
+        }
+        if let Some((variable, value)) = set {
+            precis.env(variable, value);
         }
         let output = precis.output().expect("precis runs");
         assert!(output.status.success(), "{}", stderr(&output));
@@ -325,18 +338,25 @@ fn freed_memory_stays_with_the_process_after_loading_unless_the_environment_says
         let loading = by_default
             .find("CPU kernels:")
             .unwrap_or_else(|| panic!("{by_default}"));
-        let kept = by_default
-            .find(KEPT)
-            .unwrap_or_else(|| panic!("{command:?}: {by_default}"));
-        assert!(
-            kept > loading,
-            "set before the model was loaded: {by_default}"
-        );
-        let told = log(command, Some("10"));
-        assert!(
-            !told.contains(KEPT),
-            "{command:?} overrode the environment: {told}"
-        );
+        for &(line, variable, value) in &settings {
+            let made = by_default
+                .find(line)
+                .unwrap_or_else(|| panic!("{command:?}: no '{line}' in {by_default}"));
+            assert!(
+                made > loading,
+                "set before the model was loaded: {by_default}"
+            );
+            let told = log(command, Some((variable, value)));
+            assert!(
+                !told.contains(line),
+                "{command:?} overrode {variable}: {told}"
+            );
+            let others_made = settings
+                .iter()
+                .filter(|(_, other, _)| *other != variable)
+                .all(|(other_line, ..)| told.contains(other_line));
+            assert!(others_made, "{variable} stopped another setting: {told}");
+        }
     }
 }
 

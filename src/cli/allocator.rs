@@ -1,12 +1,13 @@
-//! The one setting the binary changes in its allocator, mimalloc (see `main.rs`): once a model
-//! is loaded, freed memory stays with the process.
+//! What the binary changes in how the process gets memory once a model is loaded (see
+//! `main.rs` for the allocator, mimalloc): freed memory stays with the process, and memory it
+//! maps from then on comes in 4 KiB pages.
 //!
-//! Why: an encoder pass allocates and frees buffers of megabytes per layer (packed inputs,
-//! products, attention blocks). By default mimalloc hands freed memory back to the OS about
-//! a second later (its purge delay, 1000 ms), so the next layer's buffers came back as fresh
-//! pages that the kernel had to zero first: on a t5-base encoder at batch 8 (Zen 4), 2-4 s of
-//! system time in every 4 passes and 19% of the encoder's wall time (median of 4 alternating
-//! runs: 6.67 s before, 5.39 s after).
+//! Freed memory stays. Why: an encoder pass allocates and frees buffers of megabytes per layer
+//! (packed inputs, products, attention blocks). By default mimalloc hands freed memory back to
+//! the OS about a second later (its purge delay, 1000 ms), so the next layer's buffers came
+//! back as fresh pages that the kernel had to zero first: on a t5-base encoder at batch 8 (Zen
+//! 4), 2-4 s of system time in every 4 passes and 19% of the encoder's wall time (median of 4
+//! alternating runs: 6.67 s before, 5.39 s after).
 //!
 //! Not before the model is loaded: loading frees the checkpoint's copies of the weights as it
 //! packs them, and returning those keeps the peak where it was (keeping them too cost 7% more
@@ -14,8 +15,17 @@
 //! +1-2% (t5-small, t5-base, distilbart-cnn-12-6 at batch 1 and 8; `--quantize q8` on
 //! distilbart at batch 8 since its feed-forward runs in chunks too).
 //!
-//! An explicit `MIMALLOC_PURGE_DELAY` in the environment wins: mimalloc reads it at start-up
-//! and this leaves it alone.
+//! Small pages after the load. mimalloc asks for transparent huge pages, which load the
+//! weights fast (one fault per 2 MiB instead of 512) and keep them in few TLB entries; the
+//! weights keep those pages. But the first model calls of a process take their buffers from
+//! the OS too, and there a huge page is zeroed whole for a buffer that may use a part of it:
+//! a t5-small encoder at batch 1 (512 tokens, AMD EPYC Zen 5) took 125-143 ms in each of its
+//! first two calls against 71-76 later, and 78-105 ms with 4 KiB pages after the load; at
+//! batch 8, 699-825 ms against 577-591 for the first call, and peak RSS 433-442 MiB against
+//! 453-468. distilbart-cnn-12-6, whose buffers fill whole huge pages, moved within the noise.
+//!
+//! An explicit `MIMALLOC_PURGE_DELAY` or `MIMALLOC_ALLOW_THP` in the environment wins: mimalloc
+//! reads them at start-up and this leaves the matching setting alone.
 
 use libmimalloc_sys::{mi_collect, mi_option_set, mi_option_t};
 
@@ -26,10 +36,15 @@ const PURGE_DELAY: mi_option_t = 15;
 /// The environment variable through which mimalloc reads [`PURGE_DELAY`].
 const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
 
-/// Keeps freed memory for reuse from now on (see the module header). Call it once the model is
-/// loaded.
-pub fn keep_freed_memory() {
+/// The environment variable through which mimalloc reads whether it may ask for transparent
+/// huge pages.
+const ALLOW_THP_ENV: &str = "MIMALLOC_ALLOW_THP";
+
+/// Sets how the process gets memory from now on (see the module header). Call it once the
+/// model is loaded.
+pub fn after_load() {
     keep_freed_memory_unless(std::env::var_os(PURGE_DELAY_ENV).is_some());
+    small_pages_from_now_on_unless(std::env::var_os(ALLOW_THP_ENV).is_some());
 }
 
 fn keep_freed_memory_unless(set_in_environment: bool) {
@@ -47,6 +62,27 @@ fn keep_freed_memory_unless(set_in_environment: bool) {
         mi_option_set(PURGE_DELAY, -1);
     }
     tracing::info!("memory: freed buffers now stay with the process for reuse");
+}
+
+/// Makes the memory the process maps from now on come in 4 KiB pages; what is already mapped
+/// (the weights) keeps its huge pages.
+fn small_pages_from_now_on_unless(set_in_environment: bool) {
+    if set_in_environment {
+        tracing::debug!("memory: {ALLOW_THP_ENV} is set, huge pages left as they are");
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `PR_SET_THP_DISABLE` reads no memory of ours; it sets a flag of this process
+        // that later page faults read (pages already mapped stay as they are).
+        let status = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        if status != 0 {
+            let error = std::io::Error::last_os_error();
+            tracing::debug!("memory: huge pages stay on for new memory: {error}");
+            return;
+        }
+        tracing::info!("memory: new buffers now come in 4 KiB pages");
+    }
 }
 
 #[cfg(test)]
@@ -80,5 +116,28 @@ mod tests {
         );
         keep_freed_memory_unless(false);
         assert_eq!(purge_delay(), -1);
+    }
+
+    /// Whether the process's new memory is kept out of transparent huge pages.
+    #[cfg(target_os = "linux")]
+    fn huge_pages_off() -> bool {
+        // SAFETY: `PR_GET_THP_DISABLE` only reads a flag of this process.
+        let flag = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        assert!(flag >= 0, "{}", std::io::Error::last_os_error());
+        flag == 1
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn new_memory_comes_in_small_pages_once_the_model_is_loaded_unless_the_environment_says() {
+        // No other test in this binary sets the flag, and a process starts without it.
+        assert!(
+            !huge_pages_off(),
+            "the test process started with huge pages off"
+        );
+        small_pages_from_now_on_unless(true);
+        assert!(!huge_pages_off(), "an explicit setting was overridden");
+        small_pages_from_now_on_unless(false);
+        assert!(huge_pages_off());
     }
 }

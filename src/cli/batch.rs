@@ -109,7 +109,7 @@ pub fn run(args: BatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::on_signals()?;
     let summarizer = Summarizer::load(&config.load)
         .with_context(|| format!("cannot load model '{}'", config.load.model))?;
-    allocator::keep_freed_memory();
+    allocator::after_load();
     let output_options = config
         .options
         .output_options(summarizer.dtype(), summarizer.quantization());

@@ -129,7 +129,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let loaded = loading::load_resolved(&files, &load)
         .with_context(|| format!("cannot load model '{}'", load.model))?;
-    allocator::keep_freed_memory();
+    allocator::after_load();
     let load_ms = millis(started.elapsed().as_secs_f64());
     let device = &loaded.device;
 

@@ -49,7 +49,7 @@ pub fn run(
 ) -> anyhow::Result<Vec<VariantRun>> {
     let summarizer = Summarizer::load(&model.load)
         .with_context(|| format!("cannot load model '{}'", model.load.model))?;
-    allocator::keep_freed_memory();
+    allocator::after_load();
     model
         .runs
         .iter()

@@ -108,7 +108,7 @@ pub fn run(args: ServeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 tracing::error!("cannot load model '{}': {e}", load.model);
                 e
             })?;
-            allocator::keep_freed_memory();
+            allocator::after_load();
             Ok(summarizer)
         };
         server::serve(listener, options, loader, shutdown_signal())

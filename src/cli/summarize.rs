@@ -41,7 +41,7 @@ pub fn run(args: SummarizeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 
     let summarizer =
         Summarizer::load(&load).with_context(|| format!("cannot load model '{}'", load.model))?;
-    allocator::keep_freed_memory();
+    allocator::after_load();
     let mut printer = Printer::new(args.format, inputs.len() > 1);
     for (document, text) in &inputs {
         let mut progress = ChunkProgress::new(&document.name, quiet);
