@@ -16,7 +16,7 @@
 //! distilbart at batch 8 since its feed-forward runs in chunks too).
 //!
 //! Small pages after the load. mimalloc asks for transparent huge pages, which load the
-//! weights fast (one fault per 2 MiB instead of 512) and keep them in few TLB entries; the
+//! weights fast (one page fault per 2 MiB, not 512) and keep them in few TLB entries; the
 //! weights keep those pages. But the first model calls of a process take their buffers from
 //! the OS too, and there a huge page is zeroed whole for a buffer that may use a part of it:
 //! a t5-small encoder at batch 1 (512 tokens, AMD EPYC Zen 5) took 125-143 ms in each of its
