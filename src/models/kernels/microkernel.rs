@@ -37,7 +37,7 @@ pub struct Tile<'a> {
     /// while it works, a share of the lines in each group of tokens, so that the next block is
     /// not pulled from memory by the FMAs that need it; without them (a decoder step's panels,
     /// streamed one after the other, or a task's last tile) its first group prefetches its own
-    /// rows [`PREFETCH_ROWS`] ahead. (The AVX2 tile prefetches its own block ahead on its
+    /// rows `PREFETCH_ROWS` ahead. (The AVX2 tile prefetches its own block ahead on its
     /// first pass always.)
     pub next_w: &'a [f32],
 }
@@ -48,6 +48,7 @@ pub struct Tile<'a> {
 /// several rows a step (2 threads, alternating runs): t5-small's step at batch 8 6.86-8.0 ms
 /// against 6.37-6.94 with it, at 4 beams 4.47-6.16 against 3.98-4.61, distilbart-cnn-12-6's
 /// at batch 4 16.4-17.6 against 15.1-15.4; batch 1 within the noise.
+#[cfg(target_arch = "x86_64")]
 const PREFETCH_ROWS: usize = 64;
 
 /// `dst[t * dst_stride + j] += Σ_k x[t][k] · w[k][j]` (or `= base[j] + Σ`, see
