@@ -191,7 +191,7 @@ mod avx512 {
             let prefetch = first..next_lines.min(first + share);
             // The first group's pass pulls the block from memory; the later ones hit the cache.
             let ahead = tile.next_w.is_empty() && t0 == 0;
-            group::<N>(tile, t0, dst, masks, (prefetch, ahead))
+            group::<N>(tile, t0, dst, masks, prefetch, ahead)
         });
     }
 
@@ -202,7 +202,8 @@ mod avx512 {
         t0: usize,
         dst: *mut f32,
         masks: [__mmask16; 3],
-        (prefetch, ahead): (std::ops::Range<usize>, bool),
+        prefetch: std::ops::Range<usize>,
+        ahead: bool,
     ) {
         let kc = tile.w.len() / PANEL;
         let w = tile.w.as_ptr();
